@@ -1,0 +1,209 @@
+/**
+ * The simulator and its dispatcher: the one path every C_* call takes, whichever face it came through.
+ *
+ *   validate shape → decide (pure, per function family) → evolve the write model with the facts
+ *   → append the call record to the event store → fold it into the read model → answer { rv, out }
+ *
+ * The shell lives here: the clock, the random source and the simulator key are read only in this file, and whatever
+ * they produce reaches the state only through recorded facts. So `Simulator.replay` can rebuild a simulator from its
+ * log without a clock or a random source, and the rebuilt state is the live one (test/property/replay).
+ *
+ * An `Application` is one C_Initialize…C_Finalize lifetime's caller: login state and sessions belong to it; tokens
+ * belong to the simulator and are shared by all its applications, like processes sharing a SoftHSM token directory.
+ */
+import { randomBytes as nodeRandomBytes } from "node:crypto";
+import type { Call, CallOut, FnName } from "../events/calls.js";
+import type { Answer, CallRecord, Fact } from "../events/types.js";
+import type { EventStore } from "../events/store.js";
+import { MemoryEventStore } from "../events/memory-store.js";
+import { invalidArgument, isKnownFunction, recordOut, redactArgs } from "../events/call-schema.js";
+import { CK } from "../pkcs11/constants.js";
+import { resolveProfile, type Profile, type ProfileOptions } from "../pkcs11/profiles.js";
+import { newSimState, type SimState } from "../model/state.js";
+import { evolve, type EvolveEnv } from "../model/evolve.js";
+import { ReadModel } from "../projections/read-model.js";
+import { deriveKeys, type SimulatorKeys } from "../crypto/keys.js";
+import { makePinVerifier, pinMatches } from "../crypto/pins.js";
+import { seal, unseal } from "../crypto/seal.js";
+import { digestMechanism } from "../crypto/digest.js";
+import { bytesToHex } from "../crypto/encoding.js";
+import type { DecideContext, Decision, Shell } from "../functions/context.js";
+import * as general from "../functions/general.js";
+import * as slotToken from "../functions/slot-token.js";
+import * as session from "../functions/session.js";
+import * as objects from "../functions/objects.js";
+import * as digest from "../functions/digest.js";
+
+type Decider = (ctx: DecideContext, args: never) => Decision;
+
+/** Every function the dispatcher knows, by its PKCS#11 name. */
+const DECIDERS: Record<FnName, Decider> = {
+  ...pick(general, ["C_Initialize", "C_Finalize", "C_GetInfo", "C_WaitForSlotEvent", "C_GetFunctionStatus", "C_CancelFunction"]),
+  ...pick(slotToken, ["C_GetSlotList", "C_GetSlotInfo", "C_GetTokenInfo", "C_InitToken", "C_InitPIN", "C_SetPIN"]),
+  ...pick(session, [
+    "C_OpenSession",
+    "C_CloseSession",
+    "C_CloseAllSessions",
+    "C_GetSessionInfo",
+    "C_GetOperationState",
+    "C_SetOperationState",
+    "C_Login",
+    "C_Logout",
+  ]),
+  ...pick(objects, [
+    "C_CreateObject",
+    "C_DestroyObject",
+    "C_GetAttributeValue",
+    "C_SetAttributeValue",
+    "C_FindObjectsInit",
+    "C_FindObjects",
+    "C_FindObjectsFinal",
+  ]),
+  ...pick(digest, ["C_DigestInit", "C_Digest", "C_DigestUpdate", "C_DigestFinal"]),
+} as Record<FnName, Decider>;
+
+function pick<M extends object, K extends keyof M & string>(m: M, keys: K[]): Record<K, Decider> {
+  return Object.fromEntries(keys.map((k) => [k, m[k] as Decider])) as Record<K, Decider>;
+}
+
+export interface SimulatorOptions extends ProfileOptions {
+  /** Token slots for the default profile's fixed numbering (default 1). SoftHSM numbering has no such option. */
+  slots?: number;
+  /** Where call records go (default: a new in-memory store). */
+  store?: EventStore;
+  /** 32 bytes. Keys PIN verifiers and sealed values; needed again to replay a log that holds sealed values. */
+  simulatorKey?: Uint8Array;
+  /** Milliseconds since the epoch (default Date.now). Read once per call, by the dispatcher only. */
+  clock?: () => number;
+  /** Random bytes (default node:crypto). Inject a seeded one to make whole runs repeatable. */
+  randomBytes?: (n: number) => Uint8Array;
+}
+
+export type Listener = (record: CallRecord) => void;
+
+export class Simulator {
+  readonly profile: Profile;
+  readonly store: EventStore;
+  readonly state: SimState;
+  readonly read: ReadModel;
+  private readonly keys: SimulatorKeys;
+  private readonly clock: () => number;
+  private readonly random: (n: number) => Uint8Array;
+  private readonly shell: Shell;
+  private readonly env: EvolveEnv;
+  private readonly listeners = new Set<Listener>();
+  private seq: number;
+
+  constructor(opts: SimulatorOptions = {}) {
+    this.profile = resolveProfile(opts);
+    const slots = opts.slots ?? 1;
+    if (opts.slots !== undefined && this.profile.slotNumbering !== "fixed") {
+      throw new RangeError(`"slots" is not available with profile softhsm2: SoftHSM always adds one uninitialised slot`);
+    }
+    if (!Number.isSafeInteger(slots) || slots < 1 || slots > 1024) {
+      throw new RangeError(`"slots" expected an integer from 1 to 1024, got ${opts.slots}`);
+    }
+    this.random = opts.randomBytes ?? ((n) => new Uint8Array(nodeRandomBytes(n)));
+    this.clock = opts.clock ?? Date.now;
+    this.keys = deriveKeys(opts.simulatorKey ?? this.random(32));
+    this.store = opts.store ?? new MemoryEventStore();
+    this.state = newSimState(this.profile, slots);
+    this.read = new ReadModel(this.profile, this.state.fixedSlots);
+    this.seq = this.store.lastSeq;
+    const keys = this.keys;
+    const random = this.random;
+    this.shell = {
+      pinMatches: (verifier, pin) => pinMatches(keys.pin, verifier, pin),
+      newPinVerifier: (pin) => makePinVerifier(keys.pin, pin, random(16)),
+      newSerial: () => bytesToHex(random(8)),
+      seal: (data) => seal(keys.seal, random(24), data),
+    };
+    this.env = {
+      openDigest: (m) => digestMechanism(m)!.create(),
+      unseal: (sealed) => unseal(keys.seal, sealed),
+    };
+  }
+
+  /** A new caller: an application once it calls C_Initialize. */
+  application(): Application {
+    return new Application(this);
+  }
+
+  /** Called with every record after it is stored and projected (audit views, the demo). */
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  /** The dispatcher. Never throws for bad input: every problem with the call is an rv. */
+  dispatch(caller: Application, call: Call): Answer {
+    const time = this.clock();
+    const appId = caller.appId;
+    let fn: FnName;
+    let decision: Decision;
+    if (!call || typeof call !== "object" || !isKnownFunction(call.fn)) {
+      fn = (call && typeof call === "object" && typeof call.fn === "string" ? call.fn : "unknown") as FnName;
+      decision = { rv: "CKR_FUNCTION_NOT_SUPPORTED", facts: [] };
+    } else {
+      fn = call.fn;
+      const bad = invalidArgument(call);
+      decision = bad
+        ? { rv: "CKR_ARGUMENTS_BAD", facts: [] }
+        : DECIDERS[fn]({ state: this.state, read: this.read, appId, app: this.state.apps.get(appId), time, shell: this.shell }, call.args as never);
+    }
+    const facts = decision.facts;
+    for (const f of facts) evolve(this.state, f, this.env);
+    const rv = CK[decision.rv];
+    const record: CallRecord = {
+      seq: ++this.seq,
+      time,
+      app: appId,
+      fn,
+      args: isKnownFunction(fn) && invalidArgument(call) === undefined ? redactArgs(call) : { invalid: true },
+      rv,
+      facts,
+    };
+    const out = isKnownFunction(fn) ? recordOut(fn, decision.out) : undefined;
+    if (out !== undefined) record.out = out;
+    this.store.append(record);
+    this.read.apply(record);
+    if (fn === "C_Initialize" && rv === CK.CKR_OK) caller.appId = (decision.out as { app: number }).app;
+    if (fn === "C_Finalize" && rv === CK.CKR_OK) caller.appId = 0;
+    for (const l of this.listeners) l(record);
+    return fn === "C_Initialize" ? { rv } : decision.out === undefined ? { rv } : { rv, out: decision.out };
+  }
+
+  /**
+   * Rebuild a simulator from a log: the same options (profile, slots, and the simulator key if the log holds sealed
+   * values), then every record's facts, in order. No call is decided again; nothing is drawn from a clock or a
+   * random source.
+   */
+  static replay(records: Iterable<CallRecord>, opts: SimulatorOptions = {}): Simulator {
+    const sim = new Simulator({ ...opts, store: new MemoryEventStore() });
+    for (const r of records) sim.ingest(r);
+    return sim;
+  }
+
+  /** Apply one recorded call (replay, or a follower of another simulator's log). */
+  ingest(record: CallRecord): void {
+    if (record.seq !== this.seq + 1) throw new RangeError(`"record.seq" expected ${this.seq + 1}, got ${record.seq}`);
+    for (const f of record.facts) evolve(this.state, f as Fact, this.env);
+    this.store.append(record);
+    this.read.apply(record);
+    this.seq = record.seq;
+  }
+}
+
+/** One caller of the simulator; its `appId` is the application it runs as (0 before C_Initialize). */
+export class Application {
+  appId = 0;
+  constructor(readonly simulator: Simulator) {}
+
+  call<F extends FnName>(call: Extract<Call, { fn: F }>): Answer<CallOut[F]> {
+    return this.simulator.dispatch(this, call) as Answer<CallOut[F]>;
+  }
+}

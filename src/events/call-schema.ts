@@ -1,0 +1,148 @@
+/**
+ * The shape of every call's arguments, as one table. It drives two things:
+ * - validation at the dispatcher's door: a value of the wrong JS type is not a crash but CKR_ARGUMENTS_BAD, recorded
+ *   like any other answer (non-negotiable 4);
+ * - redaction for the log: PINs become `{ len }`, data to digest becomes `{ len }`, template values become lengths
+ *   (the values that matter are in the facts), so a record can never carry a secret argument.
+ */
+import type { Bytes, Call, FnName, Template } from "./calls.js";
+import { bytesToHex } from "../crypto/encoding.js";
+
+type Kind =
+  | "ulong" // a CK_ULONG: handle, slot ID, flags, user type, count
+  | "ulong?" // a CK_ULONG or null (a NULL length pointer / size query)
+  | "bool"
+  | "pin" // Uint8Array | string | null (NULL)
+  | "bytes" // Uint8Array | null (NULL)
+  | "label" // Uint8Array | string | null
+  | "template" // Template[] | null
+  | "mechanism" // { mechanism, parameter? } | null
+  | "nullptr" // an output pointer: undefined (given) or null (NULL)
+  | "any"; // opaque (pReserved, init args)
+
+export const CALL_SCHEMA: { [F in FnName]: Record<string, Kind> } = {
+  C_Initialize: { pInitArgs: "any" },
+  C_Finalize: { pReserved: "any" },
+  C_GetInfo: { pInfo: "nullptr" },
+  C_GetSlotList: { tokenPresent: "bool", pSlotList: "ulong?", pulCount: "nullptr" },
+  C_GetSlotInfo: { slotID: "ulong", pInfo: "nullptr" },
+  C_GetTokenInfo: { slotID: "ulong", pInfo: "nullptr" },
+  C_InitToken: { slotID: "ulong", pin: "pin", label: "label" },
+  C_InitPIN: { hSession: "ulong", pin: "pin" },
+  C_SetPIN: { hSession: "ulong", oldPin: "pin", newPin: "pin" },
+  C_OpenSession: { slotID: "ulong", flags: "ulong", phSession: "nullptr" },
+  C_CloseSession: { hSession: "ulong" },
+  C_CloseAllSessions: { slotID: "ulong" },
+  C_GetSessionInfo: { hSession: "ulong", pInfo: "nullptr" },
+  C_GetOperationState: { hSession: "ulong" },
+  C_SetOperationState: { hSession: "ulong", state: "bytes", hEncryptionKey: "ulong", hAuthenticationKey: "ulong" },
+  C_Login: { hSession: "ulong", userType: "ulong", pin: "pin" },
+  C_Logout: { hSession: "ulong" },
+  C_WaitForSlotEvent: { flags: "ulong" },
+  C_GetFunctionStatus: { hSession: "ulong" },
+  C_CancelFunction: { hSession: "ulong" },
+  C_CreateObject: { hSession: "ulong", template: "template", phObject: "nullptr" },
+  C_DestroyObject: { hSession: "ulong", hObject: "ulong" },
+  C_GetAttributeValue: { hSession: "ulong", hObject: "ulong", template: "template" },
+  C_SetAttributeValue: { hSession: "ulong", hObject: "ulong", template: "template" },
+  C_FindObjectsInit: { hSession: "ulong", template: "template" },
+  C_FindObjects: { hSession: "ulong", maxCount: "ulong", phObject: "nullptr" },
+  C_FindObjectsFinal: { hSession: "ulong" },
+  C_DigestInit: { hSession: "ulong", mechanism: "mechanism" },
+  C_Digest: { hSession: "ulong", data: "bytes", outLen: "ulong?" },
+  C_DigestUpdate: { hSession: "ulong", data: "bytes" },
+  C_DigestFinal: { hSession: "ulong", outLen: "ulong?" },
+};
+
+/** Largest CK_ULONG a JS number carries exactly enough for hsmsim (handles and IDs are far below it). */
+const isUlong = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+const isBytes = (v: unknown): v is Bytes => v instanceof Uint8Array;
+
+function valid(kind: Kind, v: unknown): boolean {
+  switch (kind) {
+    case "ulong":
+      return isUlong(v);
+    case "ulong?":
+      return v === null || isUlong(v);
+    case "bool":
+      return typeof v === "boolean";
+    case "pin":
+    case "label":
+      return v === null || typeof v === "string" || isBytes(v);
+    case "bytes":
+      return v === null || isBytes(v);
+    case "template":
+      return (
+        v === null ||
+        (Array.isArray(v) &&
+          v.every((t) => t !== null && typeof t === "object" && isUlong((t as Template).type) && ((t as Template).value === null || isBytes((t as Template).value))))
+      );
+    case "mechanism":
+      return v === null || (typeof v === "object" && isUlong((v as { mechanism: unknown }).mechanism));
+    case "nullptr":
+      return v === undefined || v === null;
+    case "any":
+      return true;
+  }
+}
+
+export function isKnownFunction(fn: unknown): fn is FnName {
+  return typeof fn === "string" && Object.prototype.hasOwnProperty.call(CALL_SCHEMA, fn);
+}
+
+/** The first argument of the wrong shape, or undefined. */
+export function invalidArgument(call: Call): string | undefined {
+  const schema = CALL_SCHEMA[call.fn];
+  const args = (call.args ?? {}) as Record<string, unknown>;
+  if (typeof args !== "object") return "args";
+  for (const [name, kind] of Object.entries(schema)) if (!valid(kind, args[name])) return name;
+  return undefined;
+}
+
+const len = (v: unknown) => (v === null || v === undefined ? null : { len: typeof v === "string" ? new TextEncoder().encode(v).length : (v as Bytes).length });
+
+/** The arguments as the log may hold them. */
+export function redactArgs(call: Call): Record<string, unknown> {
+  const schema = CALL_SCHEMA[call.fn];
+  const args = (call.args ?? {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [name, kind] of Object.entries(schema)) {
+    const v = args[name];
+    if (v === undefined) continue;
+    switch (kind) {
+      case "pin":
+      case "bytes":
+        out[name] = len(v);
+        break;
+      case "label":
+        out[name] = v === null ? null : typeof v === "string" ? v : Buffer.from(v as Bytes).toString("latin1");
+        break;
+      case "template":
+        out[name] = v === null ? null : (v as Template[]).map((t) => ({ type: t.type, len: t.value === null ? null : t.value.length }));
+        break;
+      case "mechanism":
+        out[name] =
+          v === null ? null : { mechanism: (v as { mechanism: number }).mechanism, parameter: len((v as { parameter?: Bytes }).parameter) };
+        break;
+      case "any":
+        out[name] = v === null ? null : typeof v === "object" ? JSON.parse(JSON.stringify(v)) : String(v);
+        break;
+      default:
+        out[name] = v;
+    }
+  }
+  return out;
+}
+
+/** Outputs as the log holds them: bytes as hex; attribute values as lengths (the values are in the facts). */
+export function recordOut(fn: FnName, out: unknown): unknown {
+  if (out === undefined) return undefined;
+  if (fn === "C_GetAttributeValue") {
+    return { attrs: (out as { attrs: { type: number; length: number }[] }).attrs.map((a) => ({ type: a.type, length: a.length })) };
+  }
+  if (fn === "C_Digest" || fn === "C_DigestFinal") {
+    const d = out as { digest: Bytes | null; length: number };
+    return { digest: d.digest ? bytesToHex(d.digest) : null, length: d.length };
+  }
+  return out;
+}

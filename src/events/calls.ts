@@ -1,0 +1,149 @@
+/**
+ * Calls as data: `{ fn: "C_Login", args }`. Every face (typed API, pkcs11js drop-in, CLI, replay) builds these values
+ * and hands them to one dispatcher.
+ *
+ * Pointer arguments that the fact sheet checks for NULL are modelled explicitly: pass `null` for a NULL pointer; leave
+ * an output pointer out (undefined) for a normal call. PINs are byte strings (Uint8Array) or UTF-8 strings. Handles and
+ * slot IDs are plain numbers (CK_ULONG values).
+ */
+
+export type Bytes = Uint8Array;
+export type Pin = Bytes | string | null;
+
+export interface Template {
+  type: number;
+  /** Raw attribute bytes; `null` is a NULL pValue (for C_GetAttributeValue length queries). */
+  value: Bytes | null;
+}
+
+export interface InitArgs {
+  /** Any non-null value models pReserved != NULL. */
+  pReserved?: unknown;
+  flags?: number;
+  /** How many of the four mutex callbacks (Create, Destroy, Lock, Unlock) are set: 0 or 4 are valid. */
+  mutexCallbacks?: number;
+}
+
+export interface CallArgs {
+  C_Initialize: { pInitArgs?: InitArgs | null };
+  C_Finalize: { pReserved?: unknown };
+  C_GetInfo: { pInfo?: null };
+  C_GetSlotList: { tokenPresent: boolean; pSlotList: number | null; pulCount?: null };
+  C_GetSlotInfo: { slotID: number; pInfo?: null };
+  C_GetTokenInfo: { slotID: number; pInfo?: null };
+  C_InitToken: { slotID: number; pin: Pin; label: Bytes | string | null };
+  C_InitPIN: { hSession: number; pin: Pin };
+  C_SetPIN: { hSession: number; oldPin: Pin; newPin: Pin };
+  C_OpenSession: { slotID: number; flags: number; phSession?: null };
+  C_CloseSession: { hSession: number };
+  C_CloseAllSessions: { slotID: number };
+  C_GetSessionInfo: { hSession: number; pInfo?: null };
+  C_GetOperationState: { hSession: number };
+  C_SetOperationState: { hSession: number; state: Bytes | null; hEncryptionKey: number; hAuthenticationKey: number };
+  C_Login: { hSession: number; userType: number; pin: Pin };
+  C_Logout: { hSession: number };
+  C_WaitForSlotEvent: { flags: number };
+  C_GetFunctionStatus: { hSession: number };
+  C_CancelFunction: { hSession: number };
+  C_CreateObject: { hSession: number; template: Template[] | null; phObject?: null };
+  C_DestroyObject: { hSession: number; hObject: number };
+  C_GetAttributeValue: { hSession: number; hObject: number; template: Template[] | null };
+  C_SetAttributeValue: { hSession: number; hObject: number; template: Template[] | null };
+  C_FindObjectsInit: { hSession: number; template: Template[] | null };
+  C_FindObjects: { hSession: number; maxCount: number; phObject?: null };
+  C_FindObjectsFinal: { hSession: number };
+  C_DigestInit: { hSession: number; mechanism: { mechanism: number; parameter?: Bytes | null } | null };
+  C_Digest: { hSession: number; data: Bytes | null; outLen: number | null };
+  C_DigestUpdate: { hSession: number; data: Bytes | null };
+  C_DigestFinal: { hSession: number; outLen: number | null };
+}
+
+export type FnName = keyof CallArgs;
+export type Call<F extends FnName = FnName> = F extends FnName ? { fn: F; args: CallArgs[F] } : never;
+
+/** Output shapes (the `out` of an answer). */
+export interface Version {
+  major: number;
+  minor: number;
+}
+export interface ModuleInfo {
+  cryptokiVersion: Version;
+  manufacturerID: string;
+  flags: number;
+  libraryDescription: string;
+  libraryVersion: Version;
+}
+export interface SlotInfo {
+  slotDescription: string;
+  manufacturerID: string;
+  flags: number;
+  hardwareVersion: Version;
+  firmwareVersion: Version;
+}
+export interface TokenInfo {
+  label: string;
+  manufacturerID: string;
+  model: string;
+  serialNumber: string;
+  flags: number;
+  maxSessionCount: number;
+  sessionCount: number;
+  maxRwSessionCount: number;
+  rwSessionCount: number;
+  maxPinLen: number;
+  minPinLen: number;
+  totalPublicMemory: number;
+  freePublicMemory: number;
+  totalPrivateMemory: number;
+  freePrivateMemory: number;
+  hardwareVersion: Version;
+  firmwareVersion: Version;
+  utcTime: string;
+}
+export interface SessionInfo {
+  slotID: number;
+  state: number;
+  flags: number;
+  deviceError: number;
+}
+export interface AttributeOut {
+  type: number;
+  /** The value, or null when the caller asked for the length only (or the attribute is unavailable). */
+  value: Bytes | null;
+  /** ulValueLen as PKCS#11 reports it (CK_UNAVAILABLE_INFORMATION for an invalid or sensitive attribute). */
+  length: number;
+}
+
+export interface CallOut {
+  C_Initialize: undefined;
+  C_Finalize: undefined;
+  C_GetInfo: ModuleInfo;
+  C_GetSlotList: { slots: number[]; count: number };
+  C_GetSlotInfo: SlotInfo;
+  C_GetTokenInfo: TokenInfo;
+  C_InitToken: undefined;
+  C_InitPIN: undefined;
+  C_SetPIN: undefined;
+  C_OpenSession: { hSession: number };
+  C_CloseSession: undefined;
+  C_CloseAllSessions: undefined;
+  C_GetSessionInfo: SessionInfo;
+  C_GetOperationState: { state: Bytes };
+  C_SetOperationState: undefined;
+  C_Login: undefined;
+  C_Logout: undefined;
+  C_WaitForSlotEvent: { slotID: number };
+  C_GetFunctionStatus: undefined;
+  C_CancelFunction: undefined;
+  C_CreateObject: { hObject: number };
+  C_DestroyObject: undefined;
+  C_GetAttributeValue: { attrs: AttributeOut[] };
+  C_SetAttributeValue: undefined;
+  C_FindObjectsInit: undefined;
+  C_FindObjects: { handles: number[] };
+  C_FindObjectsFinal: undefined;
+  C_DigestInit: undefined;
+  C_Digest: { digest: Bytes | null; length: number };
+  C_DigestUpdate: undefined;
+  C_DigestFinal: { digest: Bytes | null; length: number };
+}

@@ -1,0 +1,90 @@
+/**
+ * The event vocabulary. One C_* call is one value (`Call`); the dispatcher answers it with `{ rv, out }` and records a
+ * `CallRecord`: the call with its secrets redacted, its CK_RV, its outputs, and the facts (past-tense `Fact`s) it caused.
+ * State is a fold of facts; call records without facts (reads, rejections) are there for the audit trail.
+ *
+ * Nothing here carries a PIN: PIN arguments become `{ len }` before a record is built, and PIN verifiers are keyed
+ * MACs under the simulator key (see crypto/pins.ts).
+ */
+
+export type Role = "so" | "user";
+export type Login = "public" | "user" | "so";
+
+/** A keyed PIN verifier: HMAC-SHA256(simulator key, salt || pin). Not the PIN, and useless without the key. */
+export interface PinVerifier {
+  salt: string; // hex
+  mac: string; // hex
+}
+
+/** An attribute as stored: type and raw bytes (hex in events), as SoftHSM stores them. */
+export interface StoredAttribute {
+  type: number;
+  value: string; // hex
+}
+
+export interface ObjectSnapshot {
+  /** Stable object id: `t<token>/<n>` for token objects, `a<app>/<n>` for session objects. */
+  id: string;
+  token: boolean;
+  private: boolean;
+  slotID: number;
+  /** The session that created a session object (SoftHSM destroys it when that session closes). */
+  creator?: number;
+  attrs: StoredAttribute[];
+}
+
+/** Facts: what happened. Each one is applied by `evolve` (model/evolve.ts) and by the projections. */
+export type Fact =
+  | { type: "ApplicationStarted"; app: number; slots: { slotID: number; token: string | null }[] }
+  | { type: "ApplicationFinalized"; app: number }
+  | { type: "SlotAdded"; app: number; slotID: number }
+  | {
+      type: "TokenInitialized";
+      app: number;
+      slotID: number;
+      token: string;
+      serial: string;
+      label: string;
+      soPin: PinVerifier;
+      reinit: boolean;
+    }
+  | { type: "PinRejected"; token: string; role: Role }
+  | { type: "UserPinSet"; token: string; pin: PinVerifier }
+  | { type: "SoPinSet"; token: string; pin: PinVerifier }
+  | { type: "LoggedIn"; app: number; slotID: number; token: string; role: Role }
+  | { type: "LoggedOut"; app: number; slotID: number }
+  | { type: "SessionOpened"; app: number; slotID: number; token: string; handle: number; rw: boolean }
+  | { type: "SessionClosed"; app: number; handle: number }
+  | { type: "ObjectHandlesInvalidated"; app: number; slotID: number; scope: "all" | "private" }
+  | { type: "ObjectCreated"; app: number; handle: number; session: number; object: ObjectSnapshot }
+  | { type: "ObjectDestroyed"; app: number; object: string }
+  | { type: "AttributesChanged"; object: string; attrs: StoredAttribute[] }
+  | { type: "ObjectHandleIssued"; app: number; handle: number; object: string; slotID: number }
+  | { type: "FindStarted"; app: number; session: number; handles: number[] }
+  | { type: "FindAdvanced"; app: number; session: number; count: number }
+  | { type: "DigestStarted"; app: number; session: number; mechanism: number }
+  /** The data fed to a digest, sealed under the simulator key: the log never holds the plaintext. */
+  | { type: "DigestUpdated"; app: number; session: number; sealed: string }
+  | { type: "OperationEnded"; app: number; session: number };
+
+export type FactType = Fact["type"];
+
+/** What the caller gets back. `out` is the function's output parameters (absent on failure, except size answers). */
+export interface Answer<O = unknown> {
+  rv: number;
+  out?: O;
+}
+
+/** One audited call: the unit of the event log. */
+export interface CallRecord {
+  seq: number;
+  /** Milliseconds since the epoch, taken by the shell before the call was decided. */
+  time: number;
+  app: number;
+  fn: string;
+  /** The call's arguments with secrets redacted (PINs become `{ len }`; data to digest becomes its length). */
+  args: Record<string, unknown>;
+  rv: number;
+  out?: unknown;
+  facts: Fact[];
+}

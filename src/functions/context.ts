@@ -1,0 +1,92 @@
+/**
+ * What every decider gets, and the shared checks of fact sheet §4 ("every session-taking function starts the same").
+ *
+ * A decider is `(ctx, args) => Decision`: it reads the write model (or, for the read calls, the read model), asks
+ * the slot and session charts, and returns an rv, outputs and facts. It changes nothing; the dispatcher applies the
+ * facts. Randomness (salts, serials, nonces) and time reach it only through `ctx.shell` and `ctx.time`, and
+ * whatever it draws lands in the facts, so replay never draws again.
+ */
+import type { Fact, PinVerifier } from "../events/types.js";
+import type { CkrName } from "../pkcs11/constants.js";
+import { CK } from "../pkcs11/constants.js";
+import type { AppSlotState, AppState, SessionState, SimState } from "../model/state.js";
+import type { ReadModel } from "../projections/read-model.js";
+
+export interface Decision {
+  rv: CkrName;
+  out?: unknown;
+  facts: Fact[];
+}
+
+/** The effectful helpers a decider may use; the dispatcher provides them and nothing they return escapes unrecorded. */
+export interface Shell {
+  pinMatches(verifier: PinVerifier | null, pin: Uint8Array): boolean;
+  newPinVerifier(pin: Uint8Array): PinVerifier;
+  /** A new token serial: 16 lowercase hex characters (SoftHSM takes them from a random UUID). */
+  newSerial(): string;
+  /** Seal bytes under the simulator key with a fresh nonce. */
+  seal(data: Uint8Array): string;
+}
+
+export interface DecideContext {
+  state: SimState;
+  read: ReadModel;
+  /** The calling application's id, 0 when the caller has not called C_Initialize. */
+  appId: number;
+  app: AppState | undefined;
+  time: number;
+  shell: Shell;
+}
+
+export type Check = readonly [failed: boolean | (() => boolean), rv: CkrName];
+
+/** The first failing check's rv, or undefined when all pass. Checks are written in the fact sheet's order. */
+export function firstFailure(checks: readonly Check[]): CkrName | undefined {
+  for (const [failed, rv] of checks) if (typeof failed === "function" ? failed() : failed) return rv;
+  return undefined;
+}
+
+export function answer(rv: CkrName, out?: unknown, facts: Fact[] = []): Decision {
+  return out === undefined ? { rv, facts } : { rv, out, facts };
+}
+
+export const reject = (rv: CkrName): Decision => ({ rv, facts: [] });
+
+/** PIN limits SoftHSM is built with (configure.ac: MIN_PIN_LEN 4, MAX_PIN_LEN 255). */
+export const MIN_PIN_LEN = 4;
+export const MAX_PIN_LEN = 255;
+
+export function pinLengthBad(pin: Uint8Array): boolean {
+  return pin.length < MIN_PIN_LEN || pin.length > MAX_PIN_LEN;
+}
+
+export interface SessionRef {
+  app: AppState;
+  session: SessionState;
+  slot: AppSlotState;
+}
+
+/** Look a session handle up: it must exist in this application and be a session handle (§4 step 3). */
+export function findSession(ctx: DecideContext, hSession: number): SessionRef | undefined {
+  const app = ctx.app;
+  if (!app) return undefined;
+  const session = app.sessions.get(hSession);
+  if (!session) return undefined;
+  return { app, session, slot: app.slots.get(session.slotID)! };
+}
+
+/** The slot's ID as SoftHSM derives it from a token serial: last 8 hex digits, masked to 31 bits (§5). */
+export function slotIdFromSerial(serial: string): number {
+  return parseInt(serial.slice(-8), 16) & 0x7fffffff;
+}
+
+/** The next handle for a new session or object, per the profile's counters (§8). */
+export function nextHandle(ctx: DecideContext, kind: "session" | "object", offset = 0): number {
+  const app = ctx.app!;
+  if (ctx.state.profile.sharedHandleCounter || kind === "session") return app.nextHandle + offset;
+  return app.nextObjectHandle + offset;
+}
+
+export const isUlong = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;
+
+export { CK };

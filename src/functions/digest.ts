@@ -1,0 +1,88 @@
+/**
+ * Message digesting (PKCS#11 v2.40 §5.10): C_DigestInit, C_Digest, C_DigestUpdate, C_DigestFinal with CKM_SHA256.
+ * Enough to exercise the session rules: one operation per session (the session chart, machines/session.ts),
+ * size queries and CKR_BUFFER_TOO_SMALL keep the operation, and closing the session ends it.
+ *
+ * Output buffers follow §5.2: `outLen === null` is a size query (NULL pDigest) answering the length, a buffer that
+ * is too small answers CKR_BUFFER_TOO_SMALL with the length, and neither ends the operation.
+ */
+import type { CallArgs } from "../events/calls.js";
+import { digestMechanism } from "../crypto/digest.js";
+import type { OperationState } from "../model/state.js";
+import { answer, findSession, firstFailure, reject, type DecideContext, type Decision, type SessionRef } from "./context.js";
+
+type DigestOp = Extract<OperationState, { kind: "digest" }>;
+
+/** C_DigestInit — §5.10.1. */
+export function C_DigestInit(ctx: DecideContext, args: CallArgs["C_DigestInit"]): Decision {
+  const ref = ctx.appId === 0 ? undefined : findSession(ctx, args.hSession);
+  const rv = firstFailure([
+    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
+    [args.mechanism === null, "CKR_ARGUMENTS_BAD"],
+    [!ref, "CKR_SESSION_HANDLE_INVALID"],
+  ]);
+  if (rv) return reject(rv);
+  const { session, slot } = ref!;
+  const started = slot.actor.decideForSession(session.handle, { type: "Start", kind: "digest" });
+  if (started.rv !== "CKR_OK") return reject(started.rv);
+  const mech = args.mechanism!;
+  if (!digestMechanism(mech.mechanism)) return reject("CKR_MECHANISM_INVALID");
+  return answer("CKR_OK", undefined, [
+    { type: "DigestStarted", app: ctx.appId, session: session.handle, mechanism: mech.mechanism },
+  ]);
+}
+
+/** The common opening of the step functions: init, pointers, session, then "a digest is running" (the chart). */
+function digestStep(ctx: DecideContext, hSession: number, nullArg: boolean): SessionRef | Decision {
+  const ref = ctx.appId === 0 ? undefined : findSession(ctx, hSession);
+  const rv = firstFailure([
+    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
+    [nullArg, "CKR_ARGUMENTS_BAD"],
+    [!ref, "CKR_SESSION_HANDLE_INVALID"],
+  ]);
+  if (rv) return reject(rv);
+  const step = ref!.slot.actor.decideForSession(hSession, { type: "Step", kind: "digest" });
+  if (step.rv !== "CKR_OK") return reject(step.rv);
+  return ref!;
+}
+
+const isDecision = (x: SessionRef | Decision): x is Decision => "rv" in x;
+
+function ended(ctx: DecideContext, hSession: number) {
+  return { type: "OperationEnded" as const, app: ctx.appId, session: hSession };
+}
+
+/** Finish a digest into the caller's buffer, or answer its size without ending the operation. */
+function finish(ctx: DecideContext, ref: SessionRef, outLen: number | null, data: Uint8Array | null): Decision {
+  const op = ref.session.op as DigestOp;
+  const size = digestMechanism(op.mechanism)!.size;
+  if (outLen === null) return answer("CKR_OK", { digest: null, length: size });
+  if (outLen < size) return answer("CKR_BUFFER_TOO_SMALL", { digest: null, length: size });
+  // Clone: deciding must not touch the live context (the operation ends by the fact, not here).
+  const h = (op.hash as unknown as { clone(): DigestOp["hash"] }).clone();
+  if (data) h.update(data);
+  return answer("CKR_OK", { digest: h.digest(), length: size }, [ended(ctx, ref.session.handle)]);
+}
+
+/** C_Digest — §5.10.2. Single-part: it ends the operation. */
+export function C_Digest(ctx: DecideContext, args: CallArgs["C_Digest"]): Decision {
+  const ref = digestStep(ctx, args.hSession, args.data === null);
+  if (isDecision(ref)) return ref;
+  return finish(ctx, ref, args.outLen, args.data);
+}
+
+/** C_DigestUpdate — §5.10.3. The data is sealed into the fact: replay needs it, the log must not show it. */
+export function C_DigestUpdate(ctx: DecideContext, args: CallArgs["C_DigestUpdate"]): Decision {
+  const ref = digestStep(ctx, args.hSession, args.data === null);
+  if (isDecision(ref)) return ref;
+  return answer("CKR_OK", undefined, [
+    { type: "DigestUpdated", app: ctx.appId, session: args.hSession, sealed: ctx.shell.seal(args.data!) },
+  ]);
+}
+
+/** C_DigestFinal — §5.10.5. */
+export function C_DigestFinal(ctx: DecideContext, args: CallArgs["C_DigestFinal"]): Decision {
+  const ref = digestStep(ctx, args.hSession, false);
+  if (isDecision(ref)) return ref;
+  return finish(ctx, ref, args.outLen, null);
+}

@@ -1,0 +1,176 @@
+/**
+ * Session management (PKCS#11 v2.40 §5.6): C_OpenSession, C_CloseSession, C_CloseAllSessions, C_GetSessionInfo,
+ * C_GetOperationState, C_SetOperationState, C_Login, C_Logout. Fact sheet §9-§15.
+ *
+ * The login / SO / RO rules are the slot chart's (machines/slot.ts); this file checks the arguments in SoftHSM's
+ * order, asks the chart, and turns its outcome into facts.
+ */
+import type { CallArgs, SessionInfo } from "../events/calls.js";
+import type { Fact, Role } from "../events/types.js";
+import { toBytes } from "../crypto/encoding.js";
+import type { PinCheck, SlotDecision } from "../machines/slot.js";
+import type { AppSlotState, SessionState, TokenState } from "../model/state.js";
+import { isLocked, sessionState } from "../projections/read-model.js";
+import { answer, CK, findSession, firstFailure, nextHandle, reject, type DecideContext, type Decision } from "./context.js";
+
+/** C_OpenSession — §5.6.1. phSession before the slot; the SERIAL flag before "token initialised" (§9). */
+export function C_OpenSession(ctx: DecideContext, args: CallArgs["C_OpenSession"]): Decision {
+  const { state } = ctx;
+  const slot = ctx.app?.slots.get(args.slotID);
+  const token = slot?.token ? state.tokens.get(slot.token) : undefined;
+  const rv = firstFailure([
+    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
+    [args.phSession === null, "CKR_ARGUMENTS_BAD"],
+    [!slot, "CKR_SLOT_ID_INVALID"],
+    [(args.flags & CK.CKF_SERIAL_SESSION) === 0, "CKR_SESSION_PARALLEL_NOT_SUPPORTED"],
+    [!token?.initialized, "CKR_TOKEN_NOT_RECOGNIZED"],
+  ]);
+  if (rv) return reject(rv);
+  // Unknown flag bits are ignored (SoftHSM: SERIAL|0x100 opens, and reports flags 0x4).
+  const rw = (args.flags & CK.CKF_RW_SESSION) !== 0;
+  const { maxSessions, maxRwSessions } = state.profile;
+  const limitReached =
+    (maxSessions > 0 && token!.sessions >= maxSessions) || (rw && maxRwSessions > 0 && token!.rwSessions >= maxRwSessions);
+  const d = slot!.actor.decide({ type: "OpenSession", rw, limitReached });
+  if (d.rv !== "CKR_OK") return reject(d.rv);
+  const handle = nextHandle(ctx, "session");
+  return answer("CKR_OK", { hSession: handle }, [
+    { type: "SessionOpened", app: ctx.appId, slotID: args.slotID, token: token!.id, handle, rw },
+  ]);
+}
+
+/**
+ * The facts of closing sessions on one slot. SoftHSM §10/§11: the sessions go (with the session objects they
+ * created); when none is left, every object handle of the slot is dropped and the token is logged out.
+ */
+function closeFacts(ctx: DecideContext, slot: AppSlotState, handles: Iterable<number>, forceLogout: boolean): Fact[] {
+  const facts: Fact[] = [];
+  let closing = 0;
+  for (const handle of handles) {
+    facts.push({ type: "SessionClosed", app: ctx.appId, handle });
+    closing++;
+  }
+  if (slot.sessions.size - closing === 0 || forceLogout) {
+    facts.push({ type: "ObjectHandlesInvalidated", app: ctx.appId, slotID: slot.slotID, scope: "all" });
+    if (slot.actor.login !== "public") facts.push({ type: "LoggedOut", app: ctx.appId, slotID: slot.slotID });
+  }
+  return facts;
+}
+
+/** C_CloseSession — §5.6.2. */
+export function C_CloseSession(ctx: DecideContext, args: CallArgs["C_CloseSession"]): Decision {
+  const ref = ctx.appId === 0 ? undefined : findSession(ctx, args.hSession);
+  const rv = firstFailure([
+    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
+    [!ref, "CKR_SESSION_HANDLE_INVALID"],
+  ]);
+  if (rv) return reject(rv);
+  return answer("CKR_OK", undefined, closeFacts(ctx, ref!.slot, [args.hSession], false));
+}
+
+/** C_CloseAllSessions — §5.6.3. OK for a slot with no sessions, and it logs the token out regardless. */
+export function C_CloseAllSessions(ctx: DecideContext, args: CallArgs["C_CloseAllSessions"]): Decision {
+  const slot = ctx.app?.slots.get(args.slotID);
+  const rv = firstFailure([
+    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
+    [!slot, "CKR_SLOT_ID_INVALID"],
+  ]);
+  if (rv) return reject(rv);
+  return answer("CKR_OK", undefined, closeFacts(ctx, slot!, [...slot!.sessions], true));
+}
+
+/** C_GetSessionInfo — §5.6.4, answered by the read model. The session is checked before the pointer. */
+export function C_GetSessionInfo(ctx: DecideContext, args: CallArgs["C_GetSessionInfo"]): Decision {
+  const view = ctx.appId === 0 ? undefined : ctx.read.session(ctx.appId, args.hSession);
+  const rv = firstFailure([
+    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
+    [!view, "CKR_SESSION_HANDLE_INVALID"],
+    [args.pInfo === null, "CKR_ARGUMENTS_BAD"],
+  ]);
+  if (rv) return reject(rv);
+  const info: SessionInfo = {
+    slotID: view!.slotID,
+    state: sessionState(ctx.read.login(ctx.appId, view!.slotID), view!.rw),
+    flags: CK.CKF_SERIAL_SESSION | (view!.rw ? CK.CKF_RW_SESSION : 0),
+    deviceError: 0,
+  };
+  return answer("CKR_OK", info);
+}
+
+function notSupportedAfterSession(ctx: DecideContext, hSession: number): Decision {
+  const rv = firstFailure([
+    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
+    [() => !findSession(ctx, hSession), "CKR_SESSION_HANDLE_INVALID"],
+  ]);
+  return reject(rv ?? "CKR_FUNCTION_NOT_SUPPORTED");
+}
+
+/** C_GetOperationState — §5.6.5. SoftHSM: not supported, whatever the arguments (§14). */
+export const C_GetOperationState = (ctx: DecideContext, a: CallArgs["C_GetOperationState"]) =>
+  notSupportedAfterSession(ctx, a.hSession);
+/** C_SetOperationState — §5.6.6. SoftHSM: not supported, whatever the arguments (§14). */
+export const C_SetOperationState = (ctx: DecideContext, a: CallArgs["C_SetOperationState"]) =>
+  notSupportedAfterSession(ctx, a.hSession);
+
+function pinCheck(ctx: DecideContext, token: TokenState, role: Role, pin: Uint8Array): PinCheck {
+  const verifier = role === "so" ? token.soPin : token.userPin;
+  const locked = isLocked(token.failures[role], ctx.state.profile);
+  // Only compute the MAC when the chart could reach the comparison.
+  return { initialized: verifier !== null, locked, matches: !locked && ctx.shell.pinMatches(verifier, pin) };
+}
+
+function loginFacts(ctx: DecideContext, session: SessionState, d: SlotDecision): Fact[] {
+  const o = d.outcome;
+  if (!o) return [];
+  switch (o.kind) {
+    case "loggedIn":
+      return [{ type: "LoggedIn", app: ctx.appId, slotID: session.slotID, token: session.token, role: o.role }];
+    case "pinRejected":
+      return [{ type: "PinRejected", token: session.token, role: o.role }];
+    case "loggedOut":
+      return [{ type: "LoggedOut", app: ctx.appId, slotID: session.slotID }];
+    default:
+      return [];
+  }
+}
+
+/** C_Login — §5.6.7. A NULL PIN is checked before the user type (§15). */
+export function C_Login(ctx: DecideContext, args: CallArgs["C_Login"]): Decision {
+  const ref = ctx.appId === 0 ? undefined : findSession(ctx, args.hSession);
+  const rv = firstFailure([
+    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
+    [!ref, "CKR_SESSION_HANDLE_INVALID"],
+    [args.pin === null, "CKR_ARGUMENTS_BAD"],
+    [
+      args.userType !== CK.CKU_SO && args.userType !== CK.CKU_USER && args.userType !== CK.CKU_CONTEXT_SPECIFIC,
+      "CKR_USER_TYPE_INVALID",
+    ],
+  ]);
+  if (rv) return reject(rv);
+  const { session, slot } = ref!;
+  const token = ctx.state.tokens.get(session.token)!;
+  const pin = toBytes(args.pin!);
+  let d: SlotDecision;
+  if (args.userType === CK.CKU_SO) d = slot.actor.decide({ type: "LoginSO", pin: pinCheck(ctx, token, "so", pin) });
+  else if (args.userType === CK.CKU_USER) {
+    d = slot.actor.decide({ type: "LoginUser", pin: pinCheck(ctx, token, "user", pin) });
+  } else {
+    // Re-authentication needs an operation whose key has CKA_ALWAYS_AUTHENTICATE; no such key exists before
+    // secret keys arrive, so nothing is pending and the PINs are not even compared.
+    const none: PinCheck = { initialized: true, locked: false, matches: false };
+    d = slot.actor.decide({ type: "LoginContext", reauthPending: false, so: none, user: none });
+  }
+  return answer(d.rv, undefined, loginFacts(ctx, session, d));
+}
+
+/** C_Logout — §5.6.8. Any session of the slot may log it out; active operations are not ended (§15). */
+export function C_Logout(ctx: DecideContext, args: CallArgs["C_Logout"]): Decision {
+  const ref = ctx.appId === 0 ? undefined : findSession(ctx, args.hSession);
+  const rv = firstFailure([
+    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
+    [!ref, "CKR_SESSION_HANDLE_INVALID"],
+  ]);
+  if (rv) return reject(rv);
+  const d = ref!.slot.actor.decide({ type: "Logout" });
+  return answer(d.rv, undefined, loginFacts(ctx, ref!.session, d));
+}

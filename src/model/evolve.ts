@@ -1,0 +1,327 @@
+/**
+ * evolve: apply one fact to the write model. Deterministic: it reads only the state, the fact and `env` (the keyed,
+ * deterministic helpers that turn a recorded sealed value back into bytes). No clock, no randomness, no I/O, so the
+ * same facts always rebuild the same state (test/property/replay.property.spec.ts).
+ *
+ * It mutates in place: copying a 100k-session state per fact would break the O(1) budget. Consequences SoftHSM
+ * attaches to a fact are applied here, in the fact sheet's order (e.g. a closing session takes the session objects it
+ * created with it, §10); consequences that depend on more than the fact (last session closed → log out) are separate
+ * facts, decided by the deciders.
+ */
+import type { Fact } from "../events/types.js";
+import { hexToBytes } from "../crypto/encoding.js";
+import { SlotActor } from "../actors/slot-actor.js";
+import {
+  newToken,
+  type AppSlotState,
+  type AppState,
+  type ObjectState,
+  type OperationState,
+  type SimState,
+} from "./state.js";
+
+export interface EvolveEnv {
+  /** A fresh hash context for a digest mechanism. */
+  openDigest(mechanism: number): Extract<OperationState, { kind: "digest" }>["hash"];
+  /** Open a value sealed under the simulator key (data fed to a digest). */
+  unseal(sealed: string): Uint8Array;
+}
+
+function newSlot(state: SimState, slotID: number, token: string | null): AppSlotState {
+  return {
+    slotID,
+    token,
+    actor: new SlotActor(state.profile.logoutRequiresLogin),
+    epochAll: 0,
+    epochPrivate: 0,
+    sessions: new Set(),
+  };
+}
+
+function app(state: SimState, id: number): AppState {
+  const a = state.apps.get(id);
+  if (!a) throw new Error(`fact for unknown application ${id}`);
+  return a;
+}
+
+function slot(a: AppState, slotID: number): AppSlotState {
+  const s = a.slots.get(slotID);
+  if (!s) throw new Error(`fact for unknown slot ${slotID} of application ${a.id}`);
+  return s;
+}
+
+function token(state: SimState, id: string) {
+  const t = state.tokens.get(id);
+  if (!t) throw new Error(`fact for unknown token ${id}`);
+  return t;
+}
+
+function advance(a: AppState, handle: number, kind: "session" | "object", shared: boolean): void {
+  if (shared || kind === "session") a.nextHandle = Math.max(a.nextHandle, handle + 1);
+  else a.nextObjectHandle = Math.max(a.nextObjectHandle, handle + 1);
+}
+
+function closeSession(state: SimState, a: AppState, handle: number): void {
+  const s = a.sessions.get(handle);
+  if (!s) throw new Error(`SessionClosed for unknown session ${handle}`);
+  const sl = slot(a, s.slotID);
+  a.sessions.delete(handle);
+  sl.sessions.delete(handle);
+  sl.actor.apply({ type: "SessionClosed", rw: s.rw });
+  sl.actor.stopSession(handle);
+  const t = state.tokens.get(s.token);
+  if (t) {
+    t.sessions--;
+    if (s.rw) t.rwSessions--;
+  }
+  // The session objects it created go with it (SoftHSM §10 step 3); those of other sessions stay.
+  if (s.created) {
+    for (const id of s.created) {
+      a.sessionObjects.delete(id);
+      a.handleOf.delete(id);
+    }
+  }
+}
+
+function insertObject(state: SimState, a: AppState, o: ObjectState): void {
+  if (o.token) {
+    const tokenId = o.id.slice(1, o.id.indexOf("/"));
+    const t = token(state, tokenId);
+    t.objects.set(o.id, o);
+    const n = Number(o.id.slice(o.id.indexOf("/") + 1));
+    t.nextObject = Math.max(t.nextObject, n + 1);
+  } else {
+    a.sessionObjects.set(o.id, o);
+    const n = Number(o.id.slice(o.id.indexOf("/") + 1));
+    a.nextSessionObject = Math.max(a.nextSessionObject, n + 1);
+  }
+}
+
+function issueHandle(state: SimState, a: AppState, handle: number, object: string, slotID: number, priv: boolean) {
+  const sl = slot(a, slotID);
+  a.objectHandles.set(handle, {
+    object,
+    slotID,
+    private: priv,
+    epochAll: sl.epochAll,
+    epochPrivate: sl.epochPrivate,
+  });
+  a.handleOf.set(object, handle);
+  advance(a, handle, "object", state.profile.sharedHandleCounter);
+}
+
+export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
+  state.applied++;
+  switch (fact.type) {
+    case "ApplicationStarted": {
+      const a: AppState = {
+        id: fact.app,
+        slots: new Map(),
+        slotOrder: [],
+        nextHandle: 1,
+        nextObjectHandle: 1,
+        sessions: new Map(),
+        objectHandles: new Map(),
+        handleOf: new Map(),
+        sessionObjects: new Map(),
+        nextSessionObject: 1,
+      };
+      for (const s of fact.slots) {
+        a.slots.set(s.slotID, newSlot(state, s.slotID, s.token));
+        a.slotOrder.push(s.slotID);
+      }
+      state.apps.set(fact.app, a);
+      state.nextApp = Math.max(state.nextApp, fact.app + 1);
+      return;
+    }
+    case "ApplicationFinalized": {
+      const a = app(state, fact.app);
+      // Everything of the application goes: sessions (and the token session counts), session objects, handles.
+      for (const h of [...a.sessions.keys()]) closeSession(state, a, h);
+      for (const s of a.slots.values()) s.actor.stop();
+      state.apps.delete(fact.app);
+      return;
+    }
+    case "SlotAdded": {
+      const a = app(state, fact.app);
+      a.slots.set(fact.slotID, newSlot(state, fact.slotID, null));
+      a.slotOrder.push(fact.slotID);
+      return;
+    }
+    case "TokenInitialized": {
+      const a = app(state, fact.app);
+      const sl = slot(a, fact.slotID);
+      let t = state.tokens.get(fact.token);
+      if (!t) {
+        t = newToken(fact.token);
+        state.tokens.set(fact.token, t);
+        state.tokenOrder.push(fact.token);
+      }
+      if (fact.reinit || t.initialized) {
+        // Re-initialisation keeps the SO PIN and serial, wipes the objects and the user PIN (fact sheet §7).
+        t.objects.clear();
+        t.userPin = null;
+        t.failures.user = 0;
+      }
+      t.initialized = true;
+      t.serial = fact.serial;
+      t.label = fact.label;
+      t.soPin = fact.soPin;
+      t.failures.so = 0;
+      sl.token = fact.token;
+      return;
+    }
+    case "PinRejected": {
+      token(state, fact.token).failures[fact.role]++;
+      return;
+    }
+    case "UserPinSet": {
+      const t = token(state, fact.token);
+      t.userPin = fact.pin;
+      t.failures.user = 0;
+      return;
+    }
+    case "SoPinSet": {
+      const t = token(state, fact.token);
+      t.soPin = fact.pin;
+      t.failures.so = 0;
+      return;
+    }
+    case "LoggedIn": {
+      const a = app(state, fact.app);
+      slot(a, fact.slotID).actor.apply({ type: "LoggedIn", role: fact.role });
+      token(state, fact.token).failures[fact.role] = 0;
+      return;
+    }
+    case "LoggedOut": {
+      const sl = slot(app(state, fact.app), fact.slotID);
+      sl.actor.apply({ type: "LoggedOut" });
+      // Private handles die for good and private session objects are destroyed (lazily: they hold the old epoch).
+      sl.epochPrivate++;
+      return;
+    }
+    case "SessionOpened": {
+      const a = app(state, fact.app);
+      const sl = slot(a, fact.slotID);
+      a.sessions.set(fact.handle, {
+        handle: fact.handle,
+        app: fact.app,
+        slotID: fact.slotID,
+        token: fact.token,
+        rw: fact.rw,
+        created: null,
+        op: null,
+      });
+      sl.sessions.add(fact.handle);
+      sl.actor.apply({ type: "SessionOpened", rw: fact.rw });
+      const t = token(state, fact.token);
+      t.sessions++;
+      if (fact.rw) t.rwSessions++;
+      advance(a, fact.handle, "session", state.profile.sharedHandleCounter);
+      return;
+    }
+    case "SessionClosed": {
+      closeSession(state, app(state, fact.app), fact.handle);
+      return;
+    }
+    case "ObjectHandlesInvalidated": {
+      const a = app(state, fact.app);
+      const sl = slot(a, fact.slotID);
+      if (fact.scope === "all") {
+        sl.epochAll++;
+        // Session objects of the slot whose creators are gone are already destroyed; nothing else to walk.
+      } else sl.epochPrivate++;
+      return;
+    }
+    case "ObjectCreated": {
+      const a = app(state, fact.app);
+      const snap = fact.object;
+      const o: ObjectState = {
+        id: snap.id,
+        token: snap.token,
+        private: snap.private,
+        slotID: snap.slotID,
+        attrs: new Map(snap.attrs.map((x) => [x.type, hexToBytes(x.value)])),
+      };
+      if (!snap.token) {
+        o.app = fact.app;
+        o.creator = snap.creator;
+        o.privateEpoch = slot(a, snap.slotID).epochPrivate;
+        const creator = a.sessions.get(fact.session);
+        if (creator) (creator.created ??= new Set()).add(snap.id);
+      }
+      insertObject(state, a, o);
+      // Handle 0: SoftHSM's orphan of a failed create, stored but never handed out.
+      if (fact.handle !== 0) issueHandle(state, a, fact.handle, snap.id, snap.slotID, snap.private);
+      return;
+    }
+    case "ObjectDestroyed": {
+      const a = app(state, fact.app);
+      const id = fact.object;
+      if (id.charCodeAt(0) === 116 /* 't' */) {
+        state.tokens.get(id.slice(1, id.indexOf("/")))?.objects.delete(id);
+      } else {
+        const o = a.sessionObjects.get(id);
+        a.sessionObjects.delete(id);
+        if (o?.creator !== undefined) a.sessions.get(o.creator)?.created?.delete(id);
+      }
+      const h = a.handleOf.get(id);
+      if (h !== undefined) {
+        a.objectHandles.delete(h);
+        a.handleOf.delete(id);
+      }
+      return;
+    }
+    case "AttributesChanged": {
+      const id = fact.object;
+      let o: ObjectState | undefined;
+      if (id.charCodeAt(0) === 116) o = state.tokens.get(id.slice(1, id.indexOf("/")))?.objects.get(id);
+      else for (const a of state.apps.values()) if ((o = a.sessionObjects.get(id))) break;
+      if (!o) throw new Error(`AttributesChanged for unknown object ${id}`);
+      for (const x of fact.attrs) o.attrs.set(x.type, hexToBytes(x.value));
+      return;
+    }
+    case "ObjectHandleIssued": {
+      const a = app(state, fact.app);
+      const o =
+        fact.object.charCodeAt(0) === 116
+          ? state.tokens.get(fact.object.slice(1, fact.object.indexOf("/")))?.objects.get(fact.object)
+          : a.sessionObjects.get(fact.object);
+      if (!o) throw new Error(`ObjectHandleIssued for unknown object ${fact.object}`);
+      issueHandle(state, a, fact.handle, fact.object, fact.slotID, o.private);
+      return;
+    }
+    case "FindStarted": {
+      const a = app(state, fact.app);
+      const s = a.sessions.get(fact.session)!;
+      s.op = { kind: "find", handles: fact.handles, pos: 0 };
+      slot(a, s.slotID).actor.applyToSession(s.handle, { type: "OperationStarted", kind: "find" });
+      return;
+    }
+    case "FindAdvanced": {
+      const s = app(state, fact.app).sessions.get(fact.session)!;
+      if (s.op?.kind === "find") s.op.pos += fact.count;
+      return;
+    }
+    case "DigestStarted": {
+      const a = app(state, fact.app);
+      const s = a.sessions.get(fact.session)!;
+      s.op = { kind: "digest", mechanism: fact.mechanism, hash: env.openDigest(fact.mechanism) };
+      slot(a, s.slotID).actor.applyToSession(s.handle, { type: "OperationStarted", kind: "digest" });
+      return;
+    }
+    case "DigestUpdated": {
+      const s = app(state, fact.app).sessions.get(fact.session)!;
+      if (s.op?.kind === "digest") s.op.hash.update(env.unseal(fact.sealed));
+      return;
+    }
+    case "OperationEnded": {
+      const a = app(state, fact.app);
+      const s = a.sessions.get(fact.session);
+      if (!s) return;
+      s.op = null;
+      slot(a, s.slotID).actor.applyToSession(s.handle, { type: "OperationEnded" });
+      return;
+    }
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * The write model: what the deciders consult and `evolve` changes. Tokens (label, serial, PIN verifiers, failure
+ * counters, token objects) are shared by every application of one simulator; everything else belongs to one
+ * application (one C_Initialize…C_Finalize lifetime): its slot list, handles, sessions and session objects.
+ *
+ * Cost rules (non-negotiable 5: no call may cost more as sessions or objects grow):
+ * - every index is a flat Map keyed by handle or id;
+ * - handle invalidation is lazy: an object handle remembers the slot's epochs when it was issued, and C_Logout or
+ *   closing the last session bumps an epoch instead of walking the handles;
+ * - private session objects die at logout the same way: they remember the slot's private epoch at creation.
+ */
+import type { PinVerifier, Role } from "../events/types.js";
+import type { Profile } from "../pkcs11/profiles.js";
+import type { SlotActor } from "../actors/slot-actor.js";
+
+export interface TokenState {
+  id: string;
+  initialized: boolean;
+  serial: string;
+  /** The 32 label bytes as given to C_InitToken (latin1 string, not trimmed). */
+  label: string;
+  soPin: PinVerifier | null;
+  userPin: PinVerifier | null;
+  /** Consecutive failures since the last success (drives COUNT_LOW / FINAL_TRY / LOCKED). */
+  failures: Record<Role, number>;
+  objects: Map<string, ObjectState>;
+  nextObject: number;
+  /** Open sessions on this token, all applications together. */
+  sessions: number;
+  rwSessions: number;
+}
+
+export interface ObjectState {
+  id: string;
+  token: boolean;
+  private: boolean;
+  slotID: number;
+  /** For session objects: the creating application and session, and the slot's private epoch at creation. */
+  app?: number;
+  creator?: number;
+  privateEpoch?: number;
+  /** Attribute type -> raw bytes, in insertion order (SoftHSM returns templates in the caller's order anyway). */
+  attrs: Map<number, Uint8Array>;
+}
+
+export interface ObjectHandleEntry {
+  object: string;
+  slotID: number;
+  private: boolean;
+  epochAll: number;
+  epochPrivate: number;
+}
+
+export type OperationState =
+  | { kind: "find"; handles: number[]; pos: number }
+  | { kind: "digest"; mechanism: number; hash: { update(b: Uint8Array): unknown; digest(): Uint8Array } };
+
+export interface SessionState {
+  handle: number;
+  app: number;
+  slotID: number;
+  token: string;
+  rw: boolean;
+  /** Session objects this session created (destroyed when it closes). Allocated on first create. */
+  created: Set<string> | null;
+  op: OperationState | null;
+}
+
+export interface AppSlotState {
+  slotID: number;
+  /** The token in the slot; null for SoftHSM's uninitialised slot until C_InitToken creates its token. */
+  token: string | null;
+  actor: SlotActor;
+  epochAll: number;
+  epochPrivate: number;
+  sessions: Set<number>;
+}
+
+export interface AppState {
+  id: number;
+  slots: Map<number, AppSlotState>;
+  /** Slot IDs in C_GetSlotList order. */
+  slotOrder: number[];
+  nextHandle: number;
+  nextObjectHandle: number;
+  sessions: Map<number, SessionState>;
+  objectHandles: Map<number, ObjectHandleEntry>;
+  /** Object id -> its current handle in this application, so a re-find returns the same handle while valid. */
+  handleOf: Map<string, number>;
+  sessionObjects: Map<string, ObjectState>;
+  nextSessionObject: number;
+}
+
+export interface SimState {
+  profile: Profile;
+  tokens: Map<string, TokenState>;
+  /** Token ids in creation order (SoftHSM numbering counts them). */
+  tokenOrder: string[];
+  /** Fixed numbering: the token of slot i. */
+  fixedSlots: string[];
+  apps: Map<number, AppState>;
+  nextApp: number;
+  /** Number of facts applied; replay must reach the same figure. */
+  applied: number;
+}
+
+export function newToken(id: string): TokenState {
+  return {
+    id,
+    initialized: false,
+    serial: "",
+    label: "",
+    soPin: null,
+    userPin: null,
+    failures: { so: 0, user: 0 },
+    objects: new Map(),
+    nextObject: 1,
+    sessions: 0,
+    rwSessions: 0,
+  };
+}
+
+export function newSimState(profile: Profile, fixedSlotCount: number): SimState {
+  const s: SimState = {
+    profile,
+    tokens: new Map(),
+    tokenOrder: [],
+    fixedSlots: [],
+    apps: new Map(),
+    nextApp: 1,
+    applied: 0,
+  };
+  if (profile.slotNumbering === "fixed") {
+    for (let i = 0; i < fixedSlotCount; i++) {
+      const id = `slot${i}`;
+      s.tokens.set(id, newToken(id));
+      s.fixedSlots.push(id);
+    }
+  }
+  return s;
+}
+
+/** Whether an object still exists for this application (lazy destruction of private session objects at logout). */
+export function liveObject(state: SimState, app: AppState, id: string): ObjectState | undefined {
+  const tokenObject = id.charCodeAt(0) === 116; /* 't' */
+  if (tokenObject) {
+    const slash = id.indexOf("/");
+    return state.tokens.get(id.slice(1, slash))?.objects.get(id);
+  }
+  const o = app.sessionObjects.get(id);
+  if (!o) return undefined;
+  if (o.private && o.privateEpoch !== app.slots.get(o.slotID)?.epochPrivate) return undefined;
+  return o;
+}
+
+/** Resolve an object handle; undefined when unknown, invalidated (lazily, by epoch) or its object is gone. */
+export function resolveObjectHandle(
+  state: SimState,
+  app: AppState,
+  handle: number,
+): { entry: ObjectHandleEntry; object: ObjectState } | undefined {
+  const entry = app.objectHandles.get(handle);
+  if (!entry) return undefined;
+  const slot = app.slots.get(entry.slotID);
+  if (!slot || entry.epochAll !== slot.epochAll || (entry.private && entry.epochPrivate !== slot.epochPrivate)) {
+    return undefined;
+  }
+  const object = liveObject(state, app, entry.object);
+  return object ? { entry, object } : undefined;
+}
+
+/** The valid handle this application holds for an object, if any. */
+export function currentHandleOf(state: SimState, app: AppState, objectId: string): number | undefined {
+  const h = app.handleOf.get(objectId);
+  return h !== undefined && resolveObjectHandle(state, app, h) ? h : undefined;
+}

@@ -1,0 +1,144 @@
+/**
+ * Behaviour profiles. `default` follows the documented behaviour (shared/reference/session-management.md) where it asks
+ * for more than SoftHSM does; `softhsm2` reproduces SoftHSM 2.6.1 bug for bug (softhsm-semantics.md). Every difference
+ * between the two is one row of PROFILE_DIFFERENCES, and the code reads only these switches: no `profile === ...` test
+ * appears anywhere else.
+ */
+
+export type ProfileName = "default" | "softhsm2";
+
+export interface Profile {
+  name: ProfileName;
+  /** Consecutive wrong PINs before a role is locked (CKR_PIN_LOCKED). 0 = never (SoftHSM). */
+  pinRetries: number;
+  /** Sessions per token before CKR_SESSION_COUNT (all applications). 0 = unlimited (SoftHSM). */
+  maxSessions: number;
+  maxRwSessions: number;
+  /** C_Logout with nobody logged in answers CKR_USER_NOT_LOGGED_IN (PKCS#11 §5.6) rather than CKR_OK. */
+  logoutRequiresLogin: boolean;
+  /** C_GetTokenInfo reports live session counts rather than CK_UNAVAILABLE_INFORMATION. */
+  liveSessionCounts: boolean;
+  /**
+   * Slot numbering. `fixed`: slots 0..n-1, one token each, stable across C_Finalize/C_Initialize.
+   * `softhsm`: IDs derived from token serials, one uninitialised slot listed last, numbered by token count.
+   */
+  slotNumbering: "fixed" | "softhsm";
+  /** One handle counter for sessions and objects (SoftHSM) or one each. */
+  sharedHandleCounter: boolean;
+  /** C_InitToken refuses while any application has a session on the token, not only the caller. */
+  initTokenSeesAllApplications: boolean;
+  /**
+   * Object writes are all-or-nothing. SoftHSM's are not: a C_CreateObject that fails while applying its template
+   * leaves the half-built object behind, and C_SetAttributeValue on a session object keeps the entries it applied
+   * before the failing one.
+   */
+  atomicObjectWrites: boolean;
+}
+
+export interface ProfileDifference {
+  switch: keyof Omit<Profile, "name">;
+  default: string;
+  softhsm2: string;
+  why: string;
+}
+
+/** The table the differential suite reads to know where the default profile may differ from SoftHSM. */
+export const PROFILE_DIFFERENCES: readonly ProfileDifference[] = [
+  {
+    switch: "pinRetries",
+    default: "locks after N consecutive failures: CKR_PIN_LOCKED, COUNT_LOW / FINAL_TRY / LOCKED flags",
+    softhsm2: "unlimited retries; only *_PIN_COUNT_LOW is ever set",
+    why: "session-management.md lists CKR_PIN_LOCKED for C_Login; SoftHSM never returns it (fact sheet §15, §19)",
+  },
+  {
+    switch: "maxSessions",
+    default: "configurable limit per token, CKR_SESSION_COUNT beyond it; ulMax*SessionCount report it",
+    softhsm2: "no limit; ulMax*SessionCount = CK_EFFECTIVELY_INFINITE",
+    why: "session-management.md lists CKR_SESSION_COUNT for C_OpenSession; SoftHSM never returns it (fact sheet §9)",
+  },
+  {
+    switch: "logoutRequiresLogin",
+    default: "CKR_USER_NOT_LOGGED_IN when nobody is logged in",
+    softhsm2: "always CKR_OK",
+    why: "session-management.md lists CKR_USER_NOT_LOGGED_IN for C_Logout; SoftHSM returns OK (fact sheet §15)",
+  },
+  {
+    switch: "liveSessionCounts",
+    default: "ulSessionCount / ulRwSessionCount are the open sessions on the token (all applications)",
+    softhsm2: "CK_UNAVAILABLE_INFORMATION, even with 2000 sessions open",
+    why: "a session limit is only testable if the count is visible; SoftHSM does not count (fact sheet §6)",
+  },
+  {
+    switch: "slotNumbering",
+    default: "fixed slots 0..n-1, stable across C_Finalize/C_Initialize",
+    softhsm2: "serial-derived IDs, one uninitialised slot last, new one only after a size query",
+    why: "SoftHSM's numbering changes across re-initialisation (fact sheet §5, §20.1-2); applications expect stable IDs",
+  },
+  {
+    switch: "sharedHandleCounter",
+    default: "session and object handles counted separately, each from 1",
+    softhsm2: "one counter for both, from 1, never reused",
+    why: "SoftHSM's handle manager (fact sheet §8); PKCS#11 lets them be independent",
+  },
+  {
+    switch: "initTokenSeesAllApplications",
+    default: "CKR_SESSION_EXISTS if any application has a session on the token",
+    softhsm2: "only the caller's own sessions count",
+    why: "session-management.md: C_InitToken requires that no sessions are open; SoftHSM cannot see other processes (§7)",
+  },
+  {
+    switch: "atomicObjectWrites",
+    default: "a rejected C_CreateObject / C_SetAttributeValue changes nothing",
+    softhsm2: "a failed create leaves an orphan object (session: the attributes applied so far; token: defaults, TOKEN=false); a failed set on a session object keeps the entries before the failing one",
+    why: "non-negotiable 4 (state is never corrupted by a rejected call); SoftHSM's session-object transactions are stubs (docs/notes/softhsm-data-objects.md §1, §3)",
+  },
+];
+
+export const PROFILES: Record<ProfileName, Profile> = {
+  default: {
+    name: "default",
+    pinRetries: 10,
+    maxSessions: 65536,
+    maxRwSessions: 65536,
+    logoutRequiresLogin: true,
+    liveSessionCounts: true,
+    slotNumbering: "fixed",
+    sharedHandleCounter: false,
+    initTokenSeesAllApplications: true,
+    atomicObjectWrites: true,
+  },
+  softhsm2: {
+    name: "softhsm2",
+    pinRetries: 0,
+    maxSessions: 0,
+    maxRwSessions: 0,
+    logoutRequiresLogin: false,
+    liveSessionCounts: false,
+    slotNumbering: "softhsm",
+    sharedHandleCounter: true,
+    initTokenSeesAllApplications: false,
+    atomicObjectWrites: false,
+  },
+};
+
+export interface ProfileOptions {
+  profile?: ProfileName;
+  pinRetries?: number;
+  maxSessions?: number;
+  maxRwSessions?: number;
+}
+
+export function resolveProfile(opts: ProfileOptions = {}): Profile {
+  const name = opts.profile ?? "default";
+  const base = PROFILES[name];
+  if (!base) throw new RangeError(`"profile" expected "default" or "softhsm2", got ${JSON.stringify(name)}`);
+  const p: Profile = { ...base };
+  for (const k of ["pinRetries", "maxSessions", "maxRwSessions"] as const) {
+    const v = opts[k];
+    if (v === undefined) continue;
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`"${k}" expected a non-negative integer, got ${v}`);
+    p[k] = v;
+  }
+  if (opts.maxSessions !== undefined && opts.maxRwSessions === undefined) p.maxRwSessions = opts.maxSessions;
+  return p;
+}
