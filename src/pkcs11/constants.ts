@@ -3,7 +3,7 @@
  * adds the OASIS pkcs11t.h names that pkcs11js does not export but the spec and the fact sheet need (session states,
  * special values, CKR_ACTION_PROHIBITED). Name maps per family are derived here, never written by hand.
  */
-import { CK as PKCS11JS } from "./constants-table.js";
+import * as PKCS11JS from "./constants-table.js";
 
 export { PKCS11JS as PKCS11JS_CONSTANTS };
 

@@ -1,0 +1,539 @@
+/**
+ * `hsmsim/pkcs11js`: a drop-in for the npm package pkcs11js 2.1.7. Same class, methods, constants, 8-byte Buffer
+ * handles, output written into the caller's Buffer, and the same errors, down to pkcs11js's own quirks, so that code
+ * which passes here passes against a real module through pkcs11js:
+ * - ulong arguments go through uint32 (2**32 becomes 0), token counts come back as uint32 (CK_UNAVAILABLE_INFORMATION
+ *   reads 4294967295) and the memory fields as BigInt;
+ * - C_GetSlotList asks for the count first (a size query: SoftHSM adds its new uninitialised slot there), and
+ *   C_GetAttributeValue and C_GetOperationState make two calls (lengths, then values);
+ * - errors: `Pkcs11Error` with message CKR_NAME, numeric code and method; but C_CreateObject, C_SetAttributeValue,
+ *   C_CopyObject and C_FindObjects throw a plain Error "CKR_NAME:code" (pkcs11js does not wrap them), and the
+ *   functions pkcs11js post-processes (C_Digest, C_DigestFinal, C_Encrypt, …) give an empty `method`; an rv pkcs11js
+ *   has no name for is CKR_VENDOR_DEFINED (e.g. CKR_ACTION_PROHIBITED);
+ * - an empty Buffer (no memory behind it) is a NULL pointer: as data it is CKR_ARGUMENTS_BAD, as an output buffer a
+ *   size query; an empty view into a larger buffer is a real zero-length input.
+ *
+ * `load("memory:?profile=softhsm2&slots=2")` attaches a new private simulator; `load(simulator)` attaches a new
+ * application to an existing one, so two instances behave like two processes sharing one token directory.
+ * Every call goes through the simulator's dispatcher and is recorded.
+ */
+import { Application, Simulator, type SimulatorOptions } from "../actors/simulator.js";
+import type { Call, CallOut, FnName, Template } from "../events/calls.js";
+import { CK, PKCS11JS_CONSTANTS, pkcs11jsRvName } from "./constants.js";
+import type { ProfileName } from "./profiles.js";
+
+export type Handle = Buffer;
+
+export class NativeError extends Error {
+  method: string;
+  nativeStack: string;
+  code?: number;
+  constructor(message?: string, method?: string) {
+    super(message ?? "");
+    this.name = "NativeError";
+    this.method = method ?? "";
+    this.nativeStack = "";
+  }
+}
+
+export class Pkcs11Error extends NativeError {
+  declare code: number;
+  constructor(message?: string, code?: number, method?: string) {
+    super(message, method);
+    this.name = "Pkcs11Error";
+    this.code = code ?? 0;
+    const m = /(CKR_[^:]+):(\d+)/.exec(message ?? "");
+    if (m) {
+      this.message = m[1]!;
+      this.code = Number(m[2]);
+    }
+  }
+  static readonly messageReg = /(CKR_[^:]+):(\d+)/;
+  static isPkcs11(message: string): boolean {
+    return /(CKR_[^:]+):(\d+)/.test(message);
+  }
+}
+
+/** Methods pkcs11js leaves unwrapped: their failures are plain Errors "CKR_NAME:code" (see the module comment). */
+const PLAIN_ERROR = new Set(["C_CreateObject", "C_SetAttributeValue", "C_CopyObject", "C_FindObjects"]);
+/** Methods pkcs11js post-processes: their Pkcs11Error has an empty `method`. */
+const NO_METHOD = new Set([
+  "C_Digest",
+  "C_DigestFinal",
+  "C_Sign",
+  "C_SignFinal",
+  "C_Encrypt",
+  "C_EncryptFinal",
+  "C_Decrypt",
+  "C_DecryptFinal",
+  "C_EncryptUpdate",
+  "C_DecryptUpdate",
+  "C_Verify",
+  "C_VerifyFinal",
+  "C_GenerateKey",
+  "C_GenerateKeyPair",
+  "C_DeriveKey",
+  "C_WrapKey",
+  "C_UnwrapKey",
+]);
+
+function rvError(method: string, rv: number): Error {
+  const name = pkcs11jsRvName(rv);
+  if (PLAIN_ERROR.has(method)) return new Error(`${name}:${rv}`);
+  return new Pkcs11Error(name, rv, NO_METHOD.has(method) ? "" : method);
+}
+
+const UNAVAILABLE = CK.CK_UNAVAILABLE_INFORMATION;
+
+// ---- argument conversion, as pkcs11js's native layer does it ------------------------------------------------------
+
+function required(args: IArguments | unknown[], i: number): void {
+  if (args.length <= i) throw new TypeError(`Argument ${i} is required`);
+}
+
+function handleArg(args: IArguments | unknown[], i: number): number {
+  required(args, i);
+  const v = args[i];
+  if (!Buffer.isBuffer(v)) throw new TypeError(`Argument ${i} has wrong type. Should be a Buffer`);
+  if (v.length !== 8) throw new TypeError(`Argument ${i} has wrong length. Should be 8 bytes.`);
+  const big = v.readBigUInt64LE(0);
+  // Larger than any handle the simulator issues: keep it invalid rather than let it round onto a real one.
+  return big > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(big);
+}
+
+function ulongArg(args: IArguments | unknown[], i: number): number {
+  required(args, i);
+  const v = args[i];
+  if (typeof v !== "number") throw new TypeError(`Argument ${i} has wrong type. Should be a Number`);
+  return uint32(v);
+}
+
+/** napi_get_value_uint32: ToUint32 for finite numbers, 0 for NaN/Infinity. */
+function uint32(v: number): number {
+  return Number.isFinite(v) ? Math.trunc(v) >>> 0 : 0;
+}
+
+function stringArg(args: IArguments | unknown[], i: number): Uint8Array {
+  required(args, i);
+  const v = args[i];
+  if (typeof v !== "string") throw new TypeError(`Argument ${i} has wrong type. Should be a String`);
+  return new TextEncoder().encode(v);
+}
+
+function bufferArg(args: IArguments | unknown[], i: number): Buffer {
+  required(args, i);
+  const v = args[i];
+  if (!Buffer.isBuffer(v)) throw new TypeError(`Argument ${i} has wrong type. Should be a Buffer`);
+  return v;
+}
+
+/** A Buffer with no memory behind it reaches C as a NULL pointer. */
+const isNullBuffer = (b: Buffer) => b.length === 0 && b.buffer.byteLength === 0;
+
+function attributeValue(v: unknown): Uint8Array | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v === "number") {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(uint32(v)));
+    return b;
+  }
+  if (typeof v === "boolean") return Uint8Array.of(v ? 1 : 0);
+  if (typeof v === "string") return new TextEncoder().encode(v);
+  if (v instanceof Date) return new TextEncoder().encode(v.toISOString().slice(0, 10).replace(/-/g, ""));
+  if (Buffer.isBuffer(v)) return v.length === 0 ? null : new Uint8Array(v);
+  throw new TypeError("Attribute value has wrong type. Should be Number, Boolean, String, Date or Buffer");
+}
+
+export interface Attribute {
+  type: number;
+  value?: number | boolean | string | Buffer | Date | null;
+}
+
+function templateArg(args: IArguments | unknown[], i: number): Template[] {
+  required(args, i);
+  const v = args[i];
+  if (!Array.isArray(v)) throw new TypeError(`Argument ${i} has wrong type. Should be an Array`);
+  return v.map((a: Attribute) => {
+    if (!a || typeof a !== "object" || typeof a.type !== "number") {
+      throw new TypeError(`Argument ${i} has wrong type. Should be an Array of Attributes`);
+    }
+    return { type: uint32(a.type), value: attributeValue(a.value) };
+  });
+}
+
+const handleOut = (n: number): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(n));
+  return b;
+};
+
+const u32 = (v: number) => (v === UNAVAILABLE ? 0xffffffff : v >>> 0);
+const u64 = (v: number) => (v === UNAVAILABLE ? 0xffffffffffffffffn : BigInt(v));
+
+// ---- load() targets ------------------------------------------------------------------------------------------------
+
+function parseMemoryUrl(url: string): SimulatorOptions {
+  const q = new URLSearchParams(url.slice("memory:".length).replace(/^\/*\?/, ""));
+  const opts: SimulatorOptions = {};
+  for (const [k, v] of q) {
+    if (k === "profile") opts.profile = v as ProfileName;
+    else if (k === "slots" || k === "pinRetries" || k === "maxSessions" || k === "maxRwSessions") {
+      const n = Number(v);
+      if (!Number.isSafeInteger(n)) throw new NativeError(`hsmsim: "${k}" expected an integer, got "${v}"`, "load");
+      opts[k] = n;
+    } else throw new NativeError(`hsmsim: unknown option "${k}" in "${url}"`, "load");
+  }
+  return opts;
+}
+
+export class PKCS11 {
+  libPath = "";
+  private app: Application | undefined;
+
+  constructor(libPath?: string | Simulator) {
+    if (libPath !== undefined) this.load(libPath);
+  }
+
+  /** `memory:[?profile=softhsm2&slots=N&pinRetries=N&maxSessions=N]`, or an existing Simulator. */
+  load(target: string | Simulator): void {
+    if (target instanceof Simulator) {
+      this.app = target.application();
+      this.libPath = "hsmsim:simulator";
+      return;
+    }
+    if (typeof target !== "string") throw new TypeError("Argument 0 has wrong type. Should be a String");
+    if (!target.startsWith("memory:")) {
+      throw new NativeError(`hsmsim: cannot load "${target}": use "memory:" or a Simulator`, "load");
+    }
+    let opts: SimulatorOptions;
+    try {
+      opts = parseMemoryUrl(target);
+      this.app = new Simulator(opts).application();
+    } catch (e) {
+      if (e instanceof NativeError) throw e;
+      throw new NativeError(`hsmsim: ${(e as Error).message}`, "load");
+    }
+    this.libPath = target;
+  }
+
+  /** Unload. An application still initialised ends here, as a process's would (recorded as its C_Finalize). */
+  close(): void {
+    if (this.app && this.app.appId !== 0) this.app.call({ fn: "C_Finalize", args: {} });
+    this.app = undefined;
+  }
+
+  /** The simulator behind this instance (hsmsim extension: audit views, tests). */
+  get simulator(): Simulator | undefined {
+    return this.app?.simulator;
+  }
+
+  private call<F extends FnName>(method: string, fn: F, args: Extract<Call, { fn: F }>["args"]): CallOut[F] {
+    if (!this.app) throw new NativeError("PKCS11 module is not loaded", method);
+    const r = this.app.call({ fn, args } as Extract<Call, { fn: F }>);
+    if (r.rv !== CK.CKR_OK) throw rvError(method, r.rv);
+    return r.out as CallOut[F];
+  }
+
+  private unsupported(method: string): never {
+    if (!this.app) throw new NativeError("PKCS11 module is not loaded", method);
+    // Recorded like any call: the simulator answers what it does not implement with CKR_FUNCTION_NOT_SUPPORTED.
+    const r = this.app.simulator.dispatch(this.app, { fn: method, args: {} } as unknown as Call);
+    throw rvError(method, r.rv);
+  }
+
+  // ---- general ----
+  C_Initialize(options?: { flags?: number; libraryParameters?: string } | null): void {
+    if (options !== undefined && options !== null && typeof options !== "object") {
+      throw new TypeError("Argument 0 has wrong type. Should be an Object");
+    }
+    // pkcs11js always passes a CK_C_INITIALIZE_ARGS with only `flags` set: no mutexes, pReserved NULL.
+    this.call("C_Initialize", "C_Initialize", { pInitArgs: { flags: uint32(options?.flags ?? 0), mutexCallbacks: 0 } });
+  }
+  C_Finalize(): void {
+    this.call("C_Finalize", "C_Finalize", {});
+  }
+  C_GetInfo() {
+    return this.call("C_GetInfo", "C_GetInfo", {});
+  }
+
+  // ---- slots and tokens ----
+  C_GetSlotList(tokenPresent?: boolean): Handle[] {
+    if (arguments.length > 0 && typeof tokenPresent !== "boolean") {
+      throw new TypeError("Argument 0 has wrong type. Should be a Boolean");
+    }
+    const present = tokenPresent ?? false;
+    const { count } = this.call("C_GetSlotList", "C_GetSlotList", { tokenPresent: present, pSlotList: null });
+    if (count === 0) return [];
+    const { slots } = this.call("C_GetSlotList", "C_GetSlotList", { tokenPresent: present, pSlotList: count });
+    return slots.map(handleOut);
+  }
+  C_GetSlotInfo(slot: Handle) {
+    const slotID = handleArg(arguments, 0);
+    return this.call("C_GetSlotInfo", "C_GetSlotInfo", { slotID });
+  }
+  C_GetTokenInfo(slot: Handle) {
+    const slotID = handleArg(arguments, 0);
+    const t = this.call("C_GetTokenInfo", "C_GetTokenInfo", { slotID });
+    return {
+      label: t.label,
+      manufacturerID: t.manufacturerID,
+      model: t.model,
+      serialNumber: t.serialNumber,
+      flags: u32(t.flags),
+      maxSessionCount: u32(t.maxSessionCount),
+      sessionCount: u32(t.sessionCount),
+      maxRwSessionCount: u32(t.maxRwSessionCount),
+      rwSessionCount: u32(t.rwSessionCount),
+      maxPinLen: u32(t.maxPinLen),
+      minPinLen: u32(t.minPinLen),
+      hardwareVersion: t.hardwareVersion,
+      firmwareVersion: t.firmwareVersion,
+      utcTime: t.utcTime,
+      totalPublicMemory: u64(t.totalPublicMemory),
+      freePublicMemory: u64(t.freePublicMemory),
+      totalPrivateMemory: u64(t.totalPrivateMemory),
+      freePrivateMemory: u64(t.freePrivateMemory),
+    };
+  }
+  C_InitToken(slot: Handle, pin?: string, label?: string): void {
+    required(arguments, 2);
+    const slotID = handleArg(arguments, 0);
+    const p = stringArg(arguments, 1);
+    const l = stringArg(arguments, 2);
+    // C reads exactly 32 label bytes; pkcs11js passes the string as is, so a short label is space-padded here.
+    const padded = new Uint8Array(32).fill(0x20);
+    padded.set(l.subarray(0, 32));
+    this.call("C_InitToken", "C_InitToken", { slotID, pin: p, label: padded });
+  }
+  C_InitPIN(session: Handle, pin?: string): void {
+    required(arguments, 1);
+    const hSession = handleArg(arguments, 0);
+    this.call("C_InitPIN", "C_InitPIN", { hSession, pin: stringArg(arguments, 1) });
+  }
+  C_SetPIN(session: Handle, oldPin: string, newPin: string): void {
+    required(arguments, 2);
+    const hSession = handleArg(arguments, 0);
+    this.call("C_SetPIN", "C_SetPIN", { hSession, oldPin: stringArg(arguments, 1), newPin: stringArg(arguments, 2) });
+  }
+  C_GetMechanismList(slot: Handle): number[] {
+    handleArg(arguments, 0);
+    return this.unsupported("C_GetMechanismList");
+  }
+  C_GetMechanismInfo(slot: Handle, mech: number): never {
+    handleArg(arguments, 0);
+    return this.unsupported("C_GetMechanismInfo");
+  }
+
+  // ---- sessions ----
+  C_OpenSession(slot: Handle, flags: number): Handle {
+    required(arguments, 1);
+    const slotID = handleArg(arguments, 0);
+    return handleOut(this.call("C_OpenSession", "C_OpenSession", { slotID, flags: ulongArg(arguments, 1) }).hSession);
+  }
+  C_CloseSession(session: Handle): void {
+    this.call("C_CloseSession", "C_CloseSession", { hSession: handleArg(arguments, 0) });
+  }
+  C_CloseAllSessions(slot: Handle): void {
+    this.call("C_CloseAllSessions", "C_CloseAllSessions", { slotID: handleArg(arguments, 0) });
+  }
+  C_GetSessionInfo(session: Handle) {
+    const i = this.call("C_GetSessionInfo", "C_GetSessionInfo", { hSession: handleArg(arguments, 0) });
+    return { slotID: handleOut(i.slotID), state: u32(i.state), flags: u32(i.flags), deviceError: u32(i.deviceError) };
+  }
+  C_GetOperationState(session: Handle): Buffer {
+    const hSession = handleArg(arguments, 0);
+    return Buffer.from(this.call("C_GetOperationState", "C_GetOperationState", { hSession }).state);
+  }
+  C_SetOperationState(session: Handle, state: Buffer, encryptionKey: Handle, authenticationKey: Handle): void {
+    required(arguments, 3);
+    const hSession = handleArg(arguments, 0);
+    const s = bufferArg(arguments, 1);
+    this.call("C_SetOperationState", "C_SetOperationState", {
+      hSession,
+      state: isNullBuffer(s) ? null : new Uint8Array(s),
+      hEncryptionKey: handleArg(arguments, 2),
+      hAuthenticationKey: handleArg(arguments, 3),
+    });
+  }
+  C_Login(session: Handle, userType: number, pin?: string): void {
+    required(arguments, 2);
+    const hSession = handleArg(arguments, 0);
+    this.call("C_Login", "C_Login", { hSession, userType: ulongArg(arguments, 1), pin: stringArg(arguments, 2) });
+  }
+  C_Logout(session: Handle): void {
+    this.call("C_Logout", "C_Logout", { hSession: handleArg(arguments, 0) });
+  }
+
+  // ---- objects ----
+  C_CreateObject(session: Handle, template: Attribute[]): Handle {
+    required(arguments, 1);
+    const hSession = handleArg(arguments, 0);
+    const t = templateArg(arguments, 1);
+    return handleOut(this.call("C_CreateObject", "C_CreateObject", { hSession, template: t }).hObject);
+  }
+  C_CopyObject(session: Handle, object: Handle, template: Attribute[]): Handle {
+    handleArg(arguments, 0);
+    handleArg(arguments, 1);
+    templateArg(arguments, 2);
+    return this.unsupported("C_CopyObject");
+  }
+  C_DestroyObject(session: Handle, object: Handle): void {
+    required(arguments, 1);
+    this.call("C_DestroyObject", "C_DestroyObject", { hSession: handleArg(arguments, 0), hObject: handleArg(arguments, 1) });
+  }
+  C_GetObjectSize(session: Handle, object: Handle): number {
+    handleArg(arguments, 0);
+    handleArg(arguments, 1);
+    return this.unsupported("C_GetObjectSize");
+  }
+  C_GetAttributeValue(session: Handle, object: Handle, template: Attribute[]): { type: number; value: Buffer }[] {
+    required(arguments, 2);
+    const hSession = handleArg(arguments, 0);
+    const hObject = handleArg(arguments, 1);
+    const t = templateArg(arguments, 2);
+    // pkcs11js: first call with the caller's template (lengths, or the caller's own buffers), then one with
+    // buffers of exactly the reported lengths; any rv other than OK throws, so no partial result is ever seen.
+    const first = this.call("C_GetAttributeValue", "C_GetAttributeValue", { hSession, hObject, template: t });
+    const sized = first.attrs.map((a) => ({ type: a.type, value: a.length === 0 ? null : new Uint8Array(a.length) }));
+    const second = this.call("C_GetAttributeValue", "C_GetAttributeValue", { hSession, hObject, template: sized });
+    second.attrs.forEach((a, i) => {
+      (template[i] as { value: Buffer }).value = a.value ? Buffer.from(a.value) : Buffer.alloc(0);
+    });
+    return template as { type: number; value: Buffer }[];
+  }
+  C_SetAttributeValue(session: Handle, object: Handle, template: Attribute[]): void {
+    required(arguments, 2);
+    const hSession = handleArg(arguments, 0);
+    const hObject = handleArg(arguments, 1);
+    this.call("C_SetAttributeValue", "C_SetAttributeValue", { hSession, hObject, template: templateArg(arguments, 2) });
+  }
+  C_FindObjectsInit(session: Handle, template: Attribute[]): void {
+    required(arguments, 1);
+    const hSession = handleArg(arguments, 0);
+    this.call("C_FindObjectsInit", "C_FindObjectsInit", { hSession, template: templateArg(arguments, 1) });
+  }
+  C_FindObjects(session: Handle): Handle | null;
+  C_FindObjects(session: Handle, maxObjectCount: number): Handle[];
+  C_FindObjects(session: Handle, maxObjectCount?: number): Handle[] | Handle | null {
+    const single = arguments.length < 2;
+    const hSession = handleArg(arguments, 0);
+    const n = single ? 1 : ulongArg(arguments, 1);
+    // pkcs11js hands C a std::vector(n).data(): NULL for n = 0, hence CKR_ARGUMENTS_BAD.
+    const out = this.call("C_FindObjects", "C_FindObjects", n === 0 ? { hSession, maxCount: 0, phObject: null } : { hSession, maxCount: n });
+    const handles = out.handles.map(handleOut);
+    return single ? (handles[0] ?? null) : handles;
+  }
+  C_FindObjectsFinal(session: Handle): void {
+    this.call("C_FindObjectsFinal", "C_FindObjectsFinal", { hSession: handleArg(arguments, 0) });
+  }
+
+  // ---- digest ----
+  C_DigestInit(session: Handle, mechanism: { mechanism: number; parameter?: unknown }): void {
+    required(arguments, 1);
+    const hSession = handleArg(arguments, 0);
+    const m = arguments[1] as { mechanism?: unknown } | undefined;
+    if (!m || typeof m !== "object") throw new TypeError("Argument 1 has wrong type. Should be an Object");
+    if (typeof m.mechanism !== "number") throw new TypeError("Attribute 'mechanism' has wrong type. Should be a Number");
+    this.call("C_DigestInit", "C_DigestInit", { hSession, mechanism: { mechanism: uint32(m.mechanism) } });
+  }
+  C_Digest(session: Handle, inData: Buffer, outData: Buffer): Buffer;
+  C_Digest(session: Handle, inData: Buffer, outData: Buffer, cb: (e: Error | null, d: Buffer | null) => void): void;
+  C_Digest(session: Handle, inData: Buffer, outData: Buffer, cb?: (e: Error | null, d: Buffer | null) => void): Buffer | void {
+    if (typeof cb === "function") return callback(() => this.C_Digest(session, inData, outData), cb);
+    required(arguments, 2);
+    const hSession = handleArg(arguments, 0);
+    const data = bufferArg(arguments, 1);
+    const out = bufferArg(arguments, 2);
+    const r = this.call("C_Digest", "C_Digest", {
+      hSession,
+      data: isNullBuffer(data) ? null : new Uint8Array(data.buffer, data.byteOffset, data.length),
+      outLen: isNullBuffer(out) ? null : out.length,
+    });
+    return written(out, r);
+  }
+  C_DigestAsync(session: Handle, inData: Buffer, outData: Buffer): Promise<Buffer> {
+    return promise(() => this.C_Digest(session, inData, outData));
+  }
+  C_DigestUpdate(session: Handle, inData: Buffer): void {
+    required(arguments, 1);
+    const hSession = handleArg(arguments, 0);
+    const data = bufferArg(arguments, 1);
+    this.call("C_DigestUpdate", "C_DigestUpdate", {
+      hSession,
+      data: isNullBuffer(data) ? null : new Uint8Array(data.buffer, data.byteOffset, data.length),
+    });
+  }
+  C_DigestFinal(session: Handle, outData: Buffer): Buffer;
+  C_DigestFinal(session: Handle, outData: Buffer, cb: (e: Error | null, d: Buffer | null) => void): void;
+  C_DigestFinal(session: Handle, outData: Buffer, cb?: (e: Error | null, d: Buffer | null) => void): Buffer | void {
+    if (typeof cb === "function") return callback(() => this.C_DigestFinal(session, outData), cb);
+    required(arguments, 1);
+    const hSession = handleArg(arguments, 0);
+    const out = bufferArg(arguments, 1);
+    const r = this.call("C_DigestFinal", "C_DigestFinal", { hSession, outLen: isNullBuffer(out) ? null : out.length });
+    return written(out, r);
+  }
+  C_DigestFinalAsync(session: Handle, outData: Buffer): Promise<Buffer> {
+    return promise(() => this.C_DigestFinal(session, outData));
+  }
+
+  // ---- events and legacy ----
+  C_WaitForSlotEvent(flags: number): Handle | null {
+    const f = ulongArg(arguments, 0);
+    if (!this.app) throw new NativeError("PKCS11 module is not loaded", "C_WaitForSlotEvent");
+    const r = this.app.call({ fn: "C_WaitForSlotEvent", args: { flags: f } });
+    if (r.rv === CK.CKR_NO_EVENT) return null;
+    if (r.rv !== CK.CKR_OK) throw rvError("C_WaitForSlotEvent", r.rv);
+    return handleOut((r.out as { slotID: number }).slotID);
+  }
+}
+
+/** The digest written into the caller's buffer; pkcs11js returns `out.subarray(0, length)`. */
+function written(out: Buffer, r: { digest: Uint8Array | null; length: number }): Buffer {
+  if (r.digest) out.set(r.digest);
+  return out.subarray(0, r.length);
+}
+
+function callback<T>(f: () => T, cb: (e: Error | null, d: T | null) => void): void {
+  setImmediate(() => {
+    let v: T;
+    try {
+      v = f();
+    } catch (e) {
+      cb(e as Error, null);
+      return;
+    }
+    cb(null, v);
+  });
+}
+
+function promise<T>(f: () => T): Promise<T> {
+  return new Promise((resolve, reject) => callback(f, (e, v) => (e ? reject(e) : resolve(v as T))));
+}
+
+/** Methods of pkcs11js that hsmsim does not implement yet: present, recorded, and answered CKR_FUNCTION_NOT_SUPPORTED. */
+const NOT_YET = [
+  "C_EncryptInit", "C_Encrypt", "C_EncryptUpdate", "C_EncryptFinal", "C_DecryptInit", "C_Decrypt", "C_DecryptUpdate",
+  "C_DecryptFinal", "C_DigestKey", "C_SignInit", "C_Sign", "C_SignUpdate", "C_SignFinal", "C_SignRecoverInit",
+  "C_SignRecover", "C_VerifyInit", "C_Verify", "C_VerifyUpdate", "C_VerifyFinal", "C_VerifyRecoverInit",
+  "C_VerifyRecover", "C_GenerateKey", "C_GenerateKeyPair", "C_WrapKey", "C_UnwrapKey", "C_DeriveKey", "C_SeedRandom",
+  "C_GenerateRandom", "C_DigestEncryptUpdate", "C_DecryptDigestUpdate", "C_SignEncryptUpdate", "C_DecryptVerifyUpdate",
+] as const;
+for (const name of NOT_YET) {
+  Object.defineProperty(PKCS11.prototype, name, {
+    value: function (this: PKCS11) {
+      return (this as unknown as { unsupported(m: string): never }).unsupported(name);
+    },
+    writable: true,
+    configurable: true,
+  });
+}
+
+export interface PKCS11 {
+  [method: `C_${string}`]: (...args: never[]) => unknown;
+}
+
+// The same constants pkcs11js exports, as named exports and on the default export.
+export * from "./constants-table.js";
+const pkcs11js = { ...PKCS11JS_CONSTANTS, PKCS11, Pkcs11Error, NativeError };
+export default pkcs11js;
