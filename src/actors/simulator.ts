@@ -145,12 +145,13 @@ export class Simulator {
     const appId = caller.appId;
     let fn: FnName;
     let decision: Decision;
+    let bad = true;
     if (!call || typeof call !== "object" || !isKnownFunction(call.fn)) {
       fn = (call && typeof call === "object" && typeof call.fn === "string" ? call.fn : "unknown") as FnName;
       decision = { rv: "CKR_FUNCTION_NOT_SUPPORTED", facts: [] };
     } else {
       fn = call.fn;
-      const bad = invalidArgument(call);
+      bad = invalidArgument(call) !== undefined;
       decision = bad
         ? { rv: "CKR_ARGUMENTS_BAD", facts: [] }
         : DECIDERS[fn]({ state: this.state, read: this.read, appId, app: this.state.apps.get(appId), time, shell: this.shell }, call.args as never);
@@ -163,7 +164,7 @@ export class Simulator {
       time,
       app: appId,
       fn,
-      args: isKnownFunction(fn) && invalidArgument(call) === undefined ? redactArgs(call) : { invalid: true },
+      args: bad ? { invalid: true } : redactArgs(call),
       rv,
       facts,
     };

@@ -5,38 +5,21 @@
  * Session actors are owned here, in a plain Map, not in the slot chart's snapshot: XState copies a parent's children
  * record on every spawn and stop (~4.5 ms at 10k children here), which would make C_OpenSession cost grow with the
  * number of open sessions. A live actor also costs ~3.1-3.6 KB of heap, over the 2 KB budget per open session, so a
- * session's actor is started when the session first runs an operation and stopped when the session closes; an idle
- * session is just its record (model/state.ts).
+ * session's actor is started when the session first runs an operation and stopped when the session closes; until
+ * then the session is its record (model/state.ts) and its chart is, by definition, idle.
  */
 import { createActor, type Actor } from "xstate";
 import { slotMachine, type SlotCommand, type SlotDecision, type SlotFactEvent } from "../machines/slot.js";
-import { sessionMachine, type SessionCommand, type SessionDecision, type SessionFactEvent } from "../machines/session.js";
+import { operationRule, sessionMachine, type SessionFactEvent, type SessionRequest } from "../machines/session.js";
+import type { CkrName } from "../pkcs11/constants.js";
 import type { Login } from "../events/types.js";
 
 type SessionActor = Actor<typeof sessionMachine>;
 
-class SessionChild {
-  readonly actor: SessionActor;
-  private last: SessionDecision | undefined;
-  constructor() {
-    this.actor = createActor(sessionMachine);
-    this.actor.on("decision", (d) => {
-      this.last = d;
-    });
-    this.actor.start();
-  }
-  decide(cmd: SessionCommand): SessionDecision {
-    this.last = undefined;
-    this.actor.send(cmd);
-    if (!this.last) throw new Error(`session chart gave no decision for ${cmd.type}`);
-    return this.last;
-  }
-}
-
 export class SlotActor {
   private readonly actor: Actor<typeof slotMachine>;
   private last: SlotDecision | undefined;
-  private readonly children = new Map<number, SessionChild>();
+  private readonly children = new Map<number, SessionActor>();
 
   constructor(logoutRequiresLogin: boolean) {
     this.actor = createActor(slotMachine, { input: { logoutRequiresLogin } });
@@ -61,47 +44,37 @@ export class SlotActor {
   get login(): Login {
     return this.actor.getSnapshot().value as Login;
   }
-  get roSessions(): number {
-    return this.actor.getSnapshot().context.ro;
-  }
-  get sessionCount(): number {
-    const c = this.actor.getSnapshot().context;
-    return c.ro + c.rw;
-  }
 
-  /** Ask a session's chart (started on first use). */
-  decideForSession(handle: number, cmd: SessionCommand): SessionDecision {
-    return this.child(handle).decide(cmd);
+  /** What a session's chart says to an operation request (a session without an actor is idle). */
+  operation(handle: number, req: SessionRequest): CkrName {
+    return operationRule(this.children.get(handle)?.getSnapshot() ?? null, req);
   }
 
   applyToSession(handle: number, fact: SessionFactEvent): void {
-    this.child(handle).actor.send(fact);
-  }
-
-  private child(handle: number): SessionChild {
     let child = this.children.get(handle);
     if (!child) {
-      child = new SessionChild();
+      if (fact.type === "OperationEnded") return;
+      child = createActor(sessionMachine).start();
       this.children.set(handle, child);
     }
-    return child;
+    child.send(fact);
   }
 
   /** The state of a session's chart ("idle" for a session with no actor yet). */
   sessionState(handle: number): string {
-    return (this.children.get(handle)?.actor.getSnapshot().value as string | undefined) ?? "idle";
+    return (this.children.get(handle)?.getSnapshot().value as string | undefined) ?? "idle";
   }
 
   stopSession(handle: number): void {
     const child = this.children.get(handle);
     if (child) {
-      child.actor.stop();
+      child.stop();
       this.children.delete(handle);
     }
   }
 
   stop(): void {
-    for (const child of this.children.values()) child.actor.stop();
+    for (const child of this.children.values()) child.stop();
     this.children.clear();
     this.actor.stop();
   }

@@ -86,16 +86,21 @@ function valid(kind: Kind, v: unknown): boolean {
   }
 }
 
+/** The schema as arrays, computed once: the dispatcher walks these on every call. */
+const ENTRIES = Object.fromEntries(Object.entries(CALL_SCHEMA).map(([fn, s]) => [fn, Object.entries(s)])) as Record<
+  FnName,
+  [string, Kind][]
+>;
+
 export function isKnownFunction(fn: unknown): fn is FnName {
   return typeof fn === "string" && Object.prototype.hasOwnProperty.call(CALL_SCHEMA, fn);
 }
 
 /** The first argument of the wrong shape, or undefined. */
 export function invalidArgument(call: Call): string | undefined {
-  const schema = CALL_SCHEMA[call.fn];
   const args = (call.args ?? {}) as Record<string, unknown>;
   if (typeof args !== "object") return "args";
-  for (const [name, kind] of Object.entries(schema)) if (!valid(kind, args[name])) return name;
+  for (const [name, kind] of ENTRIES[call.fn]) if (!valid(kind, args[name])) return name;
   return undefined;
 }
 
@@ -103,10 +108,9 @@ const len = (v: unknown) => (v === null || v === undefined ? null : { len: typeo
 
 /** The arguments as the log may hold them. */
 export function redactArgs(call: Call): Record<string, unknown> {
-  const schema = CALL_SCHEMA[call.fn];
   const args = (call.args ?? {}) as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const [name, kind] of Object.entries(schema)) {
+  for (const [name, kind] of ENTRIES[call.fn]) {
     const v = args[name];
     if (v === undefined) continue;
     switch (kind) {

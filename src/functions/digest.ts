@@ -23,8 +23,8 @@ export function C_DigestInit(ctx: DecideContext, args: CallArgs["C_DigestInit"])
   ]);
   if (rv) return reject(rv);
   const { session, slot } = ref!;
-  const started = slot.actor.decideForSession(session.handle, { type: "Start", kind: "digest" });
-  if (started.rv !== "CKR_OK") return reject(started.rv);
+  const started = slot.actor.operation(session.handle, { type: "Start", kind: "digest" });
+  if (started !== "CKR_OK") return reject(started);
   const mech = args.mechanism!;
   if (!digestMechanism(mech.mechanism)) return reject("CKR_MECHANISM_INVALID");
   return answer("CKR_OK", undefined, [
@@ -41,8 +41,8 @@ function digestStep(ctx: DecideContext, hSession: number, nullArg: boolean): Ses
     [!ref, "CKR_SESSION_HANDLE_INVALID"],
   ]);
   if (rv) return reject(rv);
-  const step = ref!.slot.actor.decideForSession(hSession, { type: "Step", kind: "digest" });
-  if (step.rv !== "CKR_OK") return reject(step.rv);
+  const step = ref!.slot.actor.operation(hSession, { type: "Step", kind: "digest" });
+  if (step !== "CKR_OK") return reject(step);
   return ref!;
 }
 

@@ -290,8 +290,8 @@ export function C_FindObjectsInit(ctx: DecideContext, args: CallArgs["C_FindObje
   ]);
   if (rv) return reject(rv);
   const { app, session, slot } = ref!;
-  const started = slot.actor.decideForSession(session.handle, { type: "Start", kind: "find" });
-  if (started.rv !== "CKR_OK") return reject(started.rv);
+  const started = slot.actor.operation(session.handle, { type: "Start", kind: "find" });
+  if (started !== "CKR_OK") return reject(started);
   const template = args.template!;
   const seePrivate = slot.actor.login === "user";
   const facts: Fact[] = [];
@@ -326,8 +326,8 @@ export function C_FindObjects(ctx: DecideContext, args: CallArgs["C_FindObjects"
     [!ref, "CKR_SESSION_HANDLE_INVALID"],
   ]);
   if (rv) return reject(rv);
-  const step = ref!.slot.actor.decideForSession(args.hSession, { type: "Step", kind: "find" });
-  if (step.rv !== "CKR_OK") return reject(step.rv);
+  const step = ref!.slot.actor.operation(args.hSession, { type: "Step", kind: "find" });
+  if (step !== "CKR_OK") return reject(step);
   const op = ref!.session.op as Extract<OperationState, { kind: "find" }>;
   const handles = op.handles.slice(op.pos, op.pos + Math.max(0, args.maxCount));
   const facts: Fact[] = handles.length ? [{ type: "FindAdvanced", app: ctx.appId, session: args.hSession, count: handles.length }] : [];
@@ -342,7 +342,7 @@ export function C_FindObjectsFinal(ctx: DecideContext, args: CallArgs["C_FindObj
     [!ref, "CKR_SESSION_HANDLE_INVALID"],
   ]);
   if (rv) return reject(rv);
-  const step = ref!.slot.actor.decideForSession(args.hSession, { type: "Step", kind: "find" });
-  if (step.rv !== "CKR_OK") return reject(step.rv);
+  const step = ref!.slot.actor.operation(args.hSession, { type: "Step", kind: "find" });
+  if (step !== "CKR_OK") return reject(step);
   return answer("CKR_OK", undefined, [{ type: "OperationEnded", app: ctx.appId, session: args.hSession }]);
 }

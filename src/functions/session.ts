@@ -151,7 +151,9 @@ export function C_Login(ctx: DecideContext, args: CallArgs["C_Login"]): Decision
   const token = ctx.state.tokens.get(session.token)!;
   const pin = toBytes(args.pin!);
   let d: SlotDecision;
-  if (args.userType === CK.CKU_SO) d = slot.actor.decide({ type: "LoginSO", pin: pinCheck(ctx, token, "so", pin) });
+  if (args.userType === CK.CKU_SO) {
+    d = slot.actor.decide({ type: "LoginSO", pin: pinCheck(ctx, token, "so", pin), ro: slot.roSessions });
+  }
   else if (args.userType === CK.CKU_USER) {
     d = slot.actor.decide({ type: "LoginUser", pin: pinCheck(ctx, token, "user", pin) });
   } else {

@@ -30,7 +30,7 @@ export function C_GetSlotList(ctx: DecideContext, args: CallArgs["C_GetSlotList"
   if (rv) return reject(rv);
   const view = ctx.read.apps.get(ctx.appId)!;
   const facts: Fact[] = [];
-  let slots = view.slots.map((s) => s.slotID);
+  let slots = slotOrder(ctx, view.slots);
   if (args.pSlotList === null) {
     if (ctx.state.profile.slotNumbering === "softhsm" && !view.slots.some((s) => s.token === null)) {
       // A new uninitialised slot, numbered by the tokens in the store now.
@@ -42,6 +42,18 @@ export function C_GetSlotList(ctx: DecideContext, args: CallArgs["C_GetSlotList"
   }
   if (args.pSlotList < slots.length) return answer("CKR_BUFFER_TOO_SMALL", { slots: [], count: slots.length });
   return answer("CKR_OK", { slots, count: slots.length });
+}
+
+/**
+ * The order C_GetSlotList reports. Fixed numbering: by slot ID. SoftHSM: initialised tokens first in ascending ID
+ * order (a slot initialised in place keeps its small number, so it sorts first), uninitialised slots last (§5).
+ */
+function slotOrder(ctx: DecideContext, slots: readonly { slotID: number; token: string | null }[]): number[] {
+  if (ctx.state.profile.slotNumbering === "fixed") return slots.map((s) => s.slotID).sort((a, b) => a - b);
+  const initialized = (s: { token: string | null }) => s.token !== null && !!ctx.read.tokens.get(s.token)?.initialized;
+  return [...slots]
+    .sort((a, b) => Number(initialized(b)) - Number(initialized(a)) || a.slotID - b.slotID)
+    .map((s) => s.slotID);
 }
 
 function slotView(ctx: DecideContext, slotID: number) {
@@ -83,6 +95,7 @@ export function C_GetTokenInfo(ctx: DecideContext, args: CallArgs["C_GetTokenInf
   const profile = ctx.state.profile;
   const t = slot!.token === null ? undefined : ctx.read.tokens.get(slot!.token);
   const initialized = !!t?.initialized;
+  const counts = slot!.token === null ? undefined : ctx.read.counts.get(slot!.token);
   const unavailable = CK.CK_UNAVAILABLE_INFORMATION;
   const info: TokenInfo = {
     label: initialized ? t!.label : pad("", 32),
@@ -91,9 +104,9 @@ export function C_GetTokenInfo(ctx: DecideContext, args: CallArgs["C_GetTokenInf
     serialNumber: initialized ? t!.serial : pad("", 16),
     flags: tokenFlags(t, profile),
     maxSessionCount: profile.maxSessions,
-    sessionCount: profile.liveSessionCounts ? (t?.sessions ?? 0) : unavailable,
+    sessionCount: profile.liveSessionCounts ? (counts?.sessions ?? 0) : unavailable,
     maxRwSessionCount: profile.maxRwSessions,
-    rwSessionCount: profile.liveSessionCounts ? (t?.rwSessions ?? 0) : unavailable,
+    rwSessionCount: profile.liveSessionCounts ? (counts?.rwSessions ?? 0) : unavailable,
     maxPinLen: MAX_PIN_LEN,
     minPinLen: MIN_PIN_LEN,
     totalPublicMemory: unavailable,

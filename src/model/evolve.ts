@@ -35,6 +35,7 @@ function newSlot(state: SimState, slotID: number, token: string | null): AppSlot
     epochAll: 0,
     epochPrivate: 0,
     sessions: new Set(),
+    roSessions: 0,
   };
 }
 
@@ -67,7 +68,7 @@ function closeSession(state: SimState, a: AppState, handle: number): void {
   const sl = slot(a, s.slotID);
   a.sessions.delete(handle);
   sl.sessions.delete(handle);
-  sl.actor.apply({ type: "SessionClosed", rw: s.rw });
+  if (!s.rw) sl.roSessions--;
   sl.actor.stopSession(handle);
   const t = state.tokens.get(s.token);
   if (t) {
@@ -213,7 +214,7 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
         op: null,
       });
       sl.sessions.add(fact.handle);
-      sl.actor.apply({ type: "SessionOpened", rw: fact.rw });
+      if (!fact.rw) sl.roSessions++;
       const t = token(state, fact.token);
       t.sessions++;
       if (fact.rw) t.rwSessions++;

@@ -74,6 +74,8 @@ export interface AppSlotState {
   epochAll: number;
   epochPrivate: number;
   sessions: Set<number>;
+  /** How many of `sessions` are read-only (the SO login rule needs it). */
+  roSessions: number;
 }
 
 export interface AppState {

@@ -21,6 +21,10 @@ export interface TokenView {
   label: string;
   userPinSet: boolean;
   failures: { so: number; user: number };
+}
+
+/** Open sessions on a token, all applications: counted in place, they change on every open and close. */
+export interface SessionCounts {
   sessions: number;
   rwSessions: number;
 }
@@ -88,6 +92,7 @@ export class ReadModel {
   readonly tokens = new Map<string, TokenView>();
   readonly apps = new Map<number, AppView>();
   readonly sessions = new Map<number, Map<number, SessionView>>();
+  readonly counts = new Map<string, SessionCounts>();
   /** Sequence of the last record folded in. */
   position = 0;
 
@@ -201,10 +206,10 @@ export class ReadModel {
   }
 
   private countSession(v: SessionView, delta: number): void {
-    this.updateToken(v.token, (t) => {
-      t.sessions += delta;
-      if (v.rw) t.rwSessions += delta;
-    });
+    let c = this.counts.get(v.token);
+    if (!c) this.counts.set(v.token, (c = { sessions: 0, rwSessions: 0 }));
+    c.sessions += delta;
+    if (v.rw) c.rwSessions += delta;
   }
 }
 
@@ -216,7 +221,5 @@ function emptyToken(id: string): TokenView {
     label: "",
     userPinSet: false,
     failures: { so: 0, user: 0 },
-    sessions: 0,
-    rwSessions: 0,
   };
 }

@@ -1,0 +1,368 @@
+#!/usr/bin/env node
+// hsmsim benchmark harness: runs the same PKCS#11 workloads against
+//   softhsm      real SoftHSM v2 through pkcs11js
+//   softhsm+spy  the same SoftHSM behind OpenSC pkcs11-spy (every call traced to a file)
+//   hsmsim       dist/pkcs11/pkcs11js.js, load("memory:?maxSessions=200000")
+// each (target, workload) in its own child process (bench/target.js), and prints one table.
+//
+//   node --expose-gc bench/run.js [--quick] [--only w1,w2] [--targets t1,t2] [--sizes 1k,10k]
+//        [--rounds N] [--min-ms MS] [--warmup-ms MS] [--out FILE] [--tmp DIR] [--strict]
+//
+// See bench/README.md.
+
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const TARGET_JS = join(HERE, "target.js");
+const HSMSIM_DIST = process.env.HSMSIM_MODULE
+  ? process.env.HSMSIM_MODULE.startsWith("file:")
+    ? fileURLToPath(process.env.HSMSIM_MODULE)
+    : resolve(process.env.HSMSIM_MODULE)
+  : join(HERE, "..", "dist", "pkcs11", "pkcs11js.js");
+
+const ALL_TARGETS = ["softhsm", "softhsm+spy", "hsmsim"];
+const SIMPLE = ["open+close", "getSessionInfo", "login+logout", "create+destroy", "digest"];
+const FULL_SIZES = ["1k", "10k", "100k"];
+const QUICK_SIZES = ["1k", "10k"];
+const CHILD_TIMEOUT_MS = 10 * 60 * 1000;
+
+// Issue targets
+const MIN_RATIO_VS_SPY = 0.5; // every workload: hsmsim ops/s >= 0.5 x softhsm+spy ops/s
+const MAX_GROWTH = 1.5; // per-call cost at largest N <= 1.5 x cost at 1k
+const MAX_HEAP_PER_SESSION = 2048; // bytes
+
+function usage(msg) {
+  if (msg) console.error(`bench: ${msg}`);
+  console.error(
+    "usage: node --expose-gc bench/run.js [--quick] [--only w1,w2] [--targets t1,t2] [--sizes 1k,10k,100k]\n" +
+      "       [--rounds N] [--min-ms MS] [--warmup-ms MS] [--out FILE] [--tmp DIR] [--strict]\n" +
+      `  workloads: ${SIMPLE.join(" ")} open-N (all sizes) open-<size>\n  targets:   ${ALL_TARGETS.join(" ")}`,
+  );
+  process.exit(2);
+}
+
+function parseSize(s) {
+  const m = /^(\d+)(k?)$/.exec(s);
+  if (!m) usage(`bad size ${s}`);
+  return Number(m[1]) * (m[2] ? 1000 : 1);
+}
+const sizeLabel = (n) => (n % 1000 === 0 ? `${n / 1000}k` : String(n));
+
+function parseArgs(argv) {
+  const o = { quick: false, strict: false, passthrough: [], out: join(HERE, "results", "latest.json") };
+  const list = (v) => (v ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) usage(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === "--quick") o.quick = true;
+    else if (a === "--strict") o.strict = true;
+    else if (a === "--only") o.only = list(val());
+    else if (a === "--targets") o.targets = list(val());
+    else if (a === "--sizes") o.sizes = list(val());
+    else if (a === "--out") o.out = val();
+    else if (a === "--tmp") o.tmp = val();
+    else if (a === "--rounds" || a === "--min-ms" || a === "--warmup-ms") o.passthrough.push(a, val());
+    else if (a === "-h" || a === "--help") usage();
+    else usage(`unknown argument ${a}`);
+  }
+  if (o.quick) o.passthrough.unshift("--quick");
+  o.targets ??= ALL_TARGETS;
+  for (const t of o.targets) if (!ALL_TARGETS.includes(t)) usage(`unknown target ${t}`);
+  const sizes = (o.sizes ?? (o.quick ? QUICK_SIZES : FULL_SIZES)).map(parseSize).sort((a, b) => a - b);
+  const openAll = sizes.map((n) => `open-${sizeLabel(n)}`);
+  let workloads = [...SIMPLE, ...openAll];
+  if (o.only) {
+    workloads = [];
+    for (const w of o.only) {
+      if (w === "open-N" || w === "open-n") workloads.push(...openAll);
+      else if (SIMPLE.includes(w)) workloads.push(w);
+      else if (/^open-\d+k?$/.test(w)) workloads.push(`open-${sizeLabel(parseSize(w.slice(5)))}`);
+      else usage(`unknown workload ${w}`);
+    }
+    workloads = [...new Set(workloads)];
+  }
+  o.workloads = workloads;
+  return o;
+}
+
+function runChild(target, workload, opts, tmpRoot) {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const child = spawn(process.execPath, ["--expose-gc", TARGET_JS, target, workload, ...opts.passthrough], {
+      env: { ...process.env, BENCH_TMP: tmpRoot },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      stderr += `\n[bench] child timed out after ${CHILD_TIMEOUT_MS / 1000}s, killed`;
+      child.kill("SIGKILL");
+    }, CHILD_TIMEOUT_MS);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const line = stdout.split("\n").reverse().find((l) => l.startsWith("BENCH_RESULT "));
+      let res;
+      if (line) {
+        try {
+          res = JSON.parse(line.slice("BENCH_RESULT ".length));
+        } catch (e) {
+          res = { status: "error", error: `unparseable child output: ${e}` };
+        }
+      } else {
+        res = { status: "error", error: `no result (exit ${code ?? signal})\n${stderr.slice(-2000)}` };
+      }
+      res.target ??= target;
+      res.workload ??= workload;
+      res.wallMs = Date.now() - t0;
+      if (stderr.trim()) res.stderr = stderr.slice(-4000);
+      resolve(res);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// formatting
+// ---------------------------------------------------------------------------------------------
+function fmtOps(x) {
+  if (x == null || !Number.isFinite(x)) return "-";
+  if (x >= 1e6) return `${(x / 1e6).toFixed(2)}M`;
+  if (x >= 1e4) return `${(x / 1e3).toFixed(1)}k`;
+  if (x >= 1e3) return `${(x / 1e3).toFixed(2)}k`;
+  return x.toFixed(1);
+}
+const fmtUs = (x) => (x == null || !Number.isFinite(x) ? "-" : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+const fmtRatio = (x) => (x == null || !Number.isFinite(x) ? "-" : `${x.toFixed(2)}x`);
+const fmtBytes = (x) => (x == null || !Number.isFinite(x) ? "-" : x.toFixed(0));
+const fmtMB = (x) => `${(x / 1048576).toFixed(1)} MB`;
+
+function table(header, rows, alignLeft = [0]) {
+  const cells = [header, ...rows].map((r) => r.map((c) => String(c ?? "")));
+  const w = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const line = (r) => r.map((c, i) => (alignLeft.includes(i) ? c.padEnd(w[i]) : c.padStart(w[i]))).join(" | ");
+  return [line(cells[0]), w.map((n) => "-".repeat(n)).join("-|-"), ...cells.slice(1).map(line)].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  const hsmsimBuilt = existsSync(HSMSIM_DIST);
+  const targets = opts.targets.filter((t) => t !== "hsmsim" || hsmsimBuilt);
+  if (opts.targets.includes("hsmsim") && !hsmsimBuilt) console.log(`hsmsim: not built (${relative(process.cwd(), HSMSIM_DIST)} missing) — skipped`);
+
+  const tmpRoot = mkdtempSync(join(opts.tmp ?? tmpdir(), "hsmsim-bench-"));
+  const cleanup = () => rmSync(tmpRoot, { recursive: true, force: true });
+  process.on("SIGINT", () => {
+    cleanup();
+    process.exit(130);
+  });
+
+  console.log(
+    `bench: ${opts.quick ? "quick" : "full"} run, targets ${targets.join(", ") || "(none)"}; workloads ${opts.workloads.join(", ")}` +
+      `\n       node ${process.version}, ${cpus().length} cpu(s) ${cpus()[0]?.model ?? ""}`,
+  );
+
+  // results[workload][target] = child output. Interleave targets per workload so slow drift
+  // (thermal, page cache writeback from the spy trace) hits all targets alike.
+  const results = {};
+  const children = [];
+  try {
+    for (const w of opts.workloads) {
+      results[w] = {};
+      for (const t of targets) {
+        process.stderr.write(`  ${w.padEnd(15)} ${t.padEnd(12)} ... `);
+        const r = await runChild(t, w, opts, tmpRoot);
+        children.push(r);
+        results[w][t] = r;
+        if (r.status === "ok") process.stderr.write(`${(r.wallMs / 1000).toFixed(1)}s\n`);
+        else if (r.status === "not built") process.stderr.write("not built\n");
+        else process.stderr.write(`ERROR\n${indent(r.error)}\n`);
+      }
+    }
+  } finally {
+    cleanup();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // spy trace sanity: the audited peer must really have written a trace for each workload
+  // -------------------------------------------------------------------------------------------
+  const spyRuns = children.filter((c) => c.target === "softhsm+spy" && c.status === "ok");
+  const noTrace = spyRuns.filter((c) => !(c.result.traceBytes > 0));
+  for (const c of noTrace) {
+    c.status = "error";
+    c.error = "pkcs11-spy trace file did not grow";
+    console.error(`ERROR: ${c.target}/${c.workload}: ${c.error} (is the spy really in front of SoftHSM?)`);
+  }
+  // -------------------------------------------------------------------------------------------
+  // rows: one per measured quantity, ops/s for every target
+  // -------------------------------------------------------------------------------------------
+  const get = (w, t) => (results[w]?.[t]?.status === "ok" ? results[w][t].result : undefined);
+  const rows = [];
+  for (const w of opts.workloads.filter((x) => SIMPLE.includes(x))) {
+    rows.push({ workload: w, child: w, ops: Object.fromEntries(ALL_TARGETS.map((t) => [t, get(w, t)?.opsPerSec])) });
+  }
+  const sizes = opts.workloads.filter((w) => w.startsWith("open-")).map((w) => parseSize(w.slice(5)));
+  for (const n of sizes) {
+    const w = `open-${sizeLabel(n)}`;
+    const L = sizeLabel(n);
+    const pick = (f) => Object.fromEntries(ALL_TARGETS.map((t) => [t, get(w, t) ? f(get(w, t)) : undefined]));
+    rows.push({ workload: `open@${L} (last 10%)`, child: w, ops: pick((r) => r.openLast10OpsPerSec) });
+    rows.push({ workload: `getSessionInfo@${L}`, child: w, ops: pick((r) => r.getSessionInfoAtN.opsPerSec) });
+    rows.push({ workload: `open+close@${L}`, child: w, ops: pick((r) => r.openCloseAtN.opsPerSec) });
+    rows.push({ workload: `closeAll@${L} (sessions/s)`, child: w, ops: pick((r) => r.closeAllSessionsPerSec) });
+  }
+  for (const r of rows) {
+    r.errors = ALL_TARGETS.filter((t) => results[r.child]?.[t]?.status === "error");
+  }
+  for (const r of rows) {
+    const h = r.ops.hsmsim;
+    r.hsmsimVsSofthsm = h && r.ops.softhsm ? h / r.ops.softhsm : undefined;
+    r.hsmsimVsSpy = h && r.ops["softhsm+spy"] ? h / r.ops["softhsm+spy"] : undefined;
+    r.check = r.errors.length ? "ERR" : r.hsmsimVsSpy == null ? "n/a" : r.hsmsimVsSpy >= MIN_RATIO_VS_SPY ? "PASS" : "FAIL";
+  }
+
+  console.log(`\nops/s = completed workload iterations per second (median of rounds)\n`);
+  console.log(
+    table(
+      ["workload", "softhsm ops/s", "softhsm+spy ops/s", "hsmsim ops/s", "hsmsim/softhsm", "hsmsim/spy", `>= ${MIN_RATIO_VS_SPY}x spy`],
+      rows.map((r) => [
+        r.workload,
+        ...["softhsm", "softhsm+spy", "hsmsim"].map((t) => (r.errors.includes(t) ? "ERR" : fmtOps(r.ops[t]))),
+        fmtRatio(r.hsmsimVsSofthsm),
+        fmtRatio(r.hsmsimVsSpy),
+        r.check,
+      ]),
+    ),
+  );
+  console.log(
+    "\nnotes: a separate 'keeper' session stays open during every workload, so open+close never closes the\n" +
+      "       token's last session (SoftHSM's last-session => logout path is not taken per iteration).\n" +
+      "       open@N = per-call cost of the last 10% of N C_OpenSession calls; X@N = X measured with N sessions open;\n" +
+      "       closeAll@N = C_CloseAllSessions with N+1 open, in sessions closed per second.",
+  );
+
+  // -------------------------------------------------------------------------------------------
+  // scaling: µs/call at each N, growth largest-N vs smallest-N, heap per session
+  // -------------------------------------------------------------------------------------------
+  const checks = [];
+  if (sizes.length) {
+    const lo = sizes[0];
+    const hi = sizes[sizes.length - 1];
+    const at = (t, n) => get(`open-${sizeLabel(n)}`, t);
+    const metrics = [
+      ["open (last 10%)", (r) => r.usPerOpenLast10],
+      ["getSessionInfo", (r) => r.getSessionInfoAtN.usPerOp],
+      ["open+close", (r) => r.openCloseAtN.usPerOp],
+      ["closeAll (per session)", (r) => (r.closeAllMs * 1000) / (r.N + 1)],
+    ];
+    const scal = [];
+    for (const [name, f] of metrics) {
+      for (const t of ALL_TARGETS) {
+        if (!sizes.some((n) => at(t, n))) continue;
+        const us = sizes.map((n) => (at(t, n) ? f(at(t, n)) : undefined));
+        const growth = us[0] && us[us.length - 1] && sizes.length > 1 ? us[us.length - 1] / us[0] : undefined;
+        let check = "";
+        if (t === "hsmsim" && name !== "closeAll (per session)" && sizes.length > 1) {
+          check = growth == null ? "n/a" : growth <= MAX_GROWTH ? "PASS" : "FAIL";
+          checks.push({ check: `flat ${name} ${sizeLabel(lo)}->${sizeLabel(hi)}`, value: growth, limit: MAX_GROWTH, result: check });
+        }
+        scal.push([name, t, ...us.map(fmtUs), fmtRatio(growth), check]);
+      }
+    }
+    const heap = [];
+    for (const t of ALL_TARGETS) {
+      if (!sizes.some((n) => at(t, n))) continue;
+      const hb = sizes.map((n) => at(t, n)?.heapBytesPerSession);
+      const rss = sizes.map((n) => at(t, n)?.rssBytesPerSession);
+      heap.push(["heap bytes/session", t, ...hb.map(fmtBytes), "", t === "hsmsim" ? (hb.every((b) => b != null && b <= MAX_HEAP_PER_SESSION) ? "PASS" : "FAIL") : ""]);
+      if (t === "hsmsim") heap.push(["external bytes/session (info)", t, ...sizes.map((n) => fmtBytes(at(t, n)?.externalBytesPerSession)), "", ""]);
+      heap.push(["rss bytes/session (info)", t, ...rss.map(fmtBytes), "", ""]);
+      if (t === "hsmsim") {
+        const row = heap.find((r) => r[0] === "heap bytes/session" && r[1] === t);
+        checks.push({ check: "heap bytes/session", value: Math.max(...hb.filter((x) => x != null)), limit: MAX_HEAP_PER_SESSION, result: row.at(-1) });
+      }
+    }
+    console.log(
+      `\nscaling: µs per call with N sessions open ` +
+        (sizes.length > 1 ? `(growth = cost@${sizeLabel(hi)} / cost@${sizeLabel(lo)}; target <= ${MAX_GROWTH}x for hsmsim)\n` : "(growth needs two sizes)\n"),
+    );
+    console.log(
+      table(
+        ["per call", "target", ...sizes.map((n) => `µs@${sizeLabel(n)}`), "growth", "check"],
+        [...scal, ...heap],
+        [0, 1],
+      ),
+    );
+    console.log(
+      `\nheap bytes/session = (heapUsed after N opens - before) / N, each after global.gc(); target <= ${MAX_HEAP_PER_SESSION} for hsmsim.` +
+        "\nSoftHSM keeps sessions in native memory, so only rss (first-touch, coarse) shows them." +
+        (sizes.length > 1 && (lo !== 1000 || hi !== 100000) ? `\nnote: 'flat' is checked ${sizeLabel(lo)}->${sizeLabel(hi)} here, not 1k->100k (the issue's target).` : ""),
+    );
+    const open = ALL_TARGETS.flatMap((t) =>
+      sizes.filter((n) => at(t, n)).map((n) => `${t}@${sizeLabel(n)}: ${(at(t, n).openTotalMs / 1000).toFixed(2)}s to open, closeAll ${at(t, n).closeAllMs.toFixed(1)} ms`),
+    );
+    if (open.length) console.log(`\n${open.join("\n")}`);
+  }
+  for (const r of rows) checks.push({ check: `${r.workload} >= ${MIN_RATIO_VS_SPY}x spy`, value: r.hsmsimVsSpy, limit: MIN_RATIO_VS_SPY, result: r.check });
+
+  if (spyRuns.length) {
+    const total = spyRuns.reduce((s, c) => s + (c.traceFileBytes ?? 0), 0);
+    const per = spyRuns
+      .filter((c) => c.result.traceBytesPerOp)
+      .map((c) => `${c.workload} ${c.result.traceBytesPerOp} B/op`)
+      .join(", ");
+    console.log(
+      `\nspy trace: ${noTrace.length ? `FAILED to grow for ${noTrace.map((c) => c.workload).join(", ")}; ` : "grew in every run; "}` +
+        `${fmtMB(total)} written in total${per ? ` (${per})` : ""}`,
+    );
+  }
+
+  const errors = children.filter((c) => c.status === "error");
+  const fails = checks.filter((c) => c.result === "FAIL");
+  const passes = checks.filter((c) => c.result === "PASS");
+  const elapsed = (Date.now() - started) / 1000;
+  console.log(
+    `\ntargets: ${hsmsimBuilt && targets.includes("hsmsim") ? `${passes.length} PASS, ${fails.length} FAIL` : "n/a (hsmsim not measured)"}` +
+      `${errors.length ? `; ${errors.length} child error(s): ${errors.map((e) => `${e.target}/${e.workload}`).join(", ")}` : ""}` +
+      `\ntotal bench time ${elapsed.toFixed(1)}s`,
+  );
+
+  const out = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    mode: opts.quick ? "quick" : "full",
+    argv: process.argv.slice(2),
+    targets,
+    hsmsimBuilt,
+    workloads: opts.workloads,
+    elapsedSec: elapsed,
+    rows,
+    checks,
+    children,
+  };
+  mkdirSync(dirname(opts.out), { recursive: true });
+  writeFileSync(opts.out, `${JSON.stringify(out, null, 2)}\n`);
+  console.log(`results: ${relative(process.cwd(), opts.out)}`);
+  if (errors.length) process.exitCode = 1;
+  else if (opts.strict && fails.length) process.exitCode = 1;
+}
+
+function indent(s) {
+  return String(s ?? "")
+    .split("\n")
+    .map((l) => `    ${l}`)
+    .join("\n");
+}
+
+await main();
