@@ -47,10 +47,21 @@ export type Fact =
       label: string;
       soPin: PinVerifier;
       reinit: boolean;
+      /** The token objects the re-initialisation destroyed (all of them, unless the application missed some). */
+      destroyed?: string[];
     }
-  | { type: "PinRejected"; token: string; role: Role }
-  | { type: "UserPinSet"; token: string; pin: PinVerifier }
-  | { type: "SoPinSet"; token: string; pin: PinVerifier }
+  | { type: "PinRejected"; app: number; token: string; role: Role }
+  /** A right PIN where no login follows (SoftHSM's re-initialisation that then fails): the failure flag clears. */
+  | { type: "PinAccepted"; app: number; token: string; role: Role }
+  | { type: "UserPinSet"; app: number; token: string; pin: PinVerifier }
+  | { type: "SoPinSet"; app: number; token: string; pin: PinVerifier }
+  /**
+   * softhsm2: the application refreshed its view of the token (SoftHSM's OSToken::index + token.object reload): its
+   * object list if the token's generation moved, and its copy of the token settings.
+   */
+  | { type: "TokenLooked"; app: number; token: string }
+  /** softhsm2: C_InitPIN wrote the application's stale copy of the token settings back (SoftHSM rule P6). */
+  | { type: "TokenSettingsRestored"; token: string; label: string; soPin: PinVerifier | null; failures: { so: number; user: number } }
   | { type: "LoggedIn"; app: number; slotID: number; token: string; role: Role }
   | { type: "LoggedOut"; app: number; slotID: number }
   | { type: "SessionOpened"; app: number; slotID: number; token: string; handle: number; rw: boolean }

@@ -9,7 +9,7 @@
 import type { Fact, PinVerifier } from "../events/types.js";
 import type { CkrName } from "../pkcs11/constants.js";
 import { CK } from "../pkcs11/constants.js";
-import type { AppSlotState, AppState, SessionState, SimState } from "../model/state.js";
+import type { AppSlotState, AppState, SessionState, SimState, TokenState } from "../model/state.js";
 import type { ReadModel } from "../projections/read-model.js";
 
 export interface Decision {
@@ -85,6 +85,27 @@ export function nextHandle(ctx: DecideContext, kind: "session" | "object", offse
   const app = ctx.app!;
   if (ctx.state.profile.sharedHandleCounter || kind === "session") return app.nextHandle + offset;
   return app.nextObjectHandle + offset;
+}
+
+/**
+ * softhsm2's per-process view (profile switch processCaches; docs/notes/softhsm-multiprocess.md). With the switch off
+ * every application sees the live token, and these helpers say so.
+ */
+export function looks(ctx: DecideContext, tokenId: string): Fact[] {
+  return ctx.state.profile.processCaches ? [{ type: "TokenLooked", app: ctx.appId, token: tokenId }] : [];
+}
+
+/** The PINs this application checks against: its copy (softhsm2) or the token's. */
+export function pinsOf(ctx: DecideContext, t: TokenState): { so: PinVerifier | null; user: PinVerifier | null } {
+  const c = ctx.state.profile.processCaches ? ctx.app?.caches.get(t.id) : undefined;
+  return c ? { so: c.soPin, user: c.userPin } : { so: t.soPin, user: t.userPin };
+}
+
+/** The token objects this application will know of once it has looked (all of them, unless softhsm2 missed some). */
+export function knownAfterLook(ctx: DecideContext, t: TokenState): Iterable<string> {
+  const c = ctx.state.profile.processCaches ? ctx.app?.caches.get(t.id) : undefined;
+  if (!c || c.gen !== t.generation) return t.objects.keys();
+  return c.known;
 }
 
 export const isUlong = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;

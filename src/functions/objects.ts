@@ -28,12 +28,14 @@ import {
   type AttrRule,
 } from "../pkcs11/attributes.js";
 import type { CkrName } from "../pkcs11/constants.js";
-import { currentHandleOf, liveObject, resolveObjectHandle, type ObjectState, type OperationState } from "../model/state.js";
+import { currentHandleOf, liveObject, resolveObjectHandle, type ObjectState, type OperationState, type SimState, type AppState } from "../model/state.js";
 import {
   answer,
   CK,
   findSession,
   firstFailure,
+  knownAfterLook,
+  looks,
   nextHandle,
   reject,
   type DecideContext,
@@ -177,6 +179,17 @@ export function C_CreateObject(ctx: DecideContext, args: CallArgs["C_CreateObjec
   ]);
 }
 
+/**
+ * The token a handle's object lives on, when the handle is still held (epochs current): SoftHSM validates such an
+ * object against its file first, and that validation is a look (softhsm2 rule O1), whatever the call then answers.
+ */
+function tokenOfHandle(state: SimState, app: AppState, handle: number): string | undefined {
+  const e = app.objectHandles.get(handle);
+  const slot = e && app.slots.get(e.slotID);
+  if (!e || !slot || e.epochAll !== slot.epochAll || (e.private && e.epochPrivate !== slot.epochPrivate)) return undefined;
+  return e.object.charCodeAt(0) === 116 /* 't' */ ? e.object.slice(1, e.object.indexOf("/")) : undefined;
+}
+
 function objectStep(ctx: DecideContext, hSession: number, hObject: number, nullTemplate: boolean) {
   const ref = ctx.appId === 0 ? undefined : findSession(ctx, hSession);
   const found = ref ? resolveObjectHandle(ctx.state, ref.app, hObject) : undefined;
@@ -184,9 +197,12 @@ function objectStep(ctx: DecideContext, hSession: number, hObject: number, nullT
     [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
     [nullTemplate, "CKR_ARGUMENTS_BAD"],
     [!ref, "CKR_SESSION_HANDLE_INVALID"],
-    [!found, "CKR_OBJECT_HANDLE_INVALID"],
   ]);
-  return rv ? { rv } : { ref: ref!, object: found!.object };
+  if (rv) return { rv, looked: [] as Fact[] };
+  const tokenId = tokenOfHandle(ctx.state, ref!.app, hObject);
+  const looked = tokenId ? looks(ctx, tokenId) : [];
+  if (!found) return { rv: "CKR_OBJECT_HANDLE_INVALID" as CkrName, looked };
+  return { ref: ref!, object: found.object, looked };
 }
 
 const boolAttr = (o: ObjectState, type: number) => o.attrs.get(type)?.[0] === 1;
@@ -194,12 +210,12 @@ const boolAttr = (o: ObjectState, type: number) => o.attrs.get(type)?.[0] === 1;
 /** C_DestroyObject — §5.7.3. Session, handle, access, then CKA_DESTROYABLE (CKA_MODIFIABLE is not consulted). */
 export function C_DestroyObject(ctx: DecideContext, args: CallArgs["C_DestroyObject"]): Decision {
   const s = objectStep(ctx, args.hSession, args.hObject, false);
-  if ("rv" in s) return reject(s.rv!);
-  const { ref, object } = s;
+  if ("rv" in s) return answer(s.rv!, undefined, s.looked);
+  const { ref, object, looked } = s;
   const denied = writeAccess(ref.slot.actor.login, ref.session.rw, object.token, object.private);
-  if (denied) return reject(denied);
-  if (!boolAttr(object, CK.CKA_DESTROYABLE)) return reject("CKR_ACTION_PROHIBITED");
-  return answer("CKR_OK", undefined, [{ type: "ObjectDestroyed", app: ctx.appId, object: object.id }]);
+  if (denied) return answer(denied, undefined, looked);
+  if (!boolAttr(object, CK.CKA_DESTROYABLE)) return answer("CKR_ACTION_PROHIBITED", undefined, looked);
+  return answer("CKR_OK", undefined, [...looked, { type: "ObjectDestroyed", app: ctx.appId, object: object.id }]);
 }
 
 /** CK_UNAVAILABLE_INFORMATION, the ulValueLen of an entry that cannot be returned. */
@@ -212,9 +228,9 @@ const UNAVAILABLE = CK.CK_UNAVAILABLE_INFORMATION;
  */
 export function C_GetAttributeValue(ctx: DecideContext, args: CallArgs["C_GetAttributeValue"]): Decision {
   const s = objectStep(ctx, args.hSession, args.hObject, args.template === null);
-  if ("rv" in s) return reject(s.rv!);
-  const { ref, object } = s;
-  if (!readAccess(ref.slot.actor.login, object.private)) return reject("CKR_GENERAL_ERROR");
+  if ("rv" in s) return answer(s.rv!, undefined, s.looked);
+  const { ref, object, looked } = s;
+  if (!readAccess(ref.slot.actor.login, object.private)) return answer("CKR_GENERAL_ERROR", undefined, looked);
   let typeInvalid = false;
   let tooSmall = false;
   const attrs: AttributeOut[] = args.template!.map((t) => {
@@ -231,17 +247,17 @@ export function C_GetAttributeValue(ctx: DecideContext, args: CallArgs["C_GetAtt
     return { type: t.type, value: v.slice(), length: v.length };
   });
   const rv: CkrName = typeInvalid ? "CKR_ATTRIBUTE_TYPE_INVALID" : tooSmall ? "CKR_BUFFER_TOO_SMALL" : "CKR_OK";
-  return answer(rv, { attrs });
+  return answer(rv, { attrs }, looked);
 }
 
 /** C_SetAttributeValue — §5.7.6. Access, then CKA_MODIFIABLE (ACTION_PROHIBITED), then each entry in order. */
 export function C_SetAttributeValue(ctx: DecideContext, args: CallArgs["C_SetAttributeValue"]): Decision {
   const s = objectStep(ctx, args.hSession, args.hObject, args.template === null);
-  if ("rv" in s) return reject(s.rv!);
-  const { ref, object } = s;
+  if ("rv" in s) return answer(s.rv!, undefined, s.looked);
+  const { ref, object, looked } = s;
   const denied = writeAccess(ref.slot.actor.login, ref.session.rw, object.token, object.private);
-  if (denied) return reject(denied);
-  if (!boolAttr(object, CK.CKA_MODIFIABLE)) return reject("CKR_ACTION_PROHIBITED");
+  if (denied) return answer(denied, undefined, looked);
+  if (!boolAttr(object, CK.CKA_MODIFIABLE)) return answer("CKR_ACTION_PROHIBITED", undefined, looked);
   const rules = OBJECT_CLASSES.get(readUlong(object.attrs.get(CK.CKA_CLASS)!))!;
   const cls = readUlong(object.attrs.get(CK.CKA_CLASS)!);
   const changed = new Map<number, Uint8Array>(object.attrs);
@@ -251,12 +267,12 @@ export function C_SetAttributeValue(ctx: DecideContext, args: CallArgs["C_SetAtt
     if (failed) {
       // SoftHSM keeps what it applied to a session object before the failure; a token object's file rolls back.
       const keep = !ctx.state.profile.atomicObjectWrites && !object.token && touched.size > 0;
-      return answer(failed, undefined, keep ? [{ type: "AttributesChanged", object: object.id, attrs: stored(touched) }] : []);
+      return answer(failed, undefined, keep ? [...looked, { type: "AttributesChanged", object: object.id, attrs: stored(touched) }] : looked);
     }
     touched.set(entry.type, changed.get(entry.type)!);
   }
-  if (touched.size === 0) return answer("CKR_OK");
-  return answer("CKR_OK", undefined, [{ type: "AttributesChanged", object: object.id, attrs: stored(touched) }]);
+  if (touched.size === 0) return answer("CKR_OK", undefined, looked);
+  return answer("CKR_OK", undefined, [...looked, { type: "AttributesChanged", object: object.id, attrs: stored(touched) }]);
 }
 
 /** Template matching as SoftHSM's find does it: exact bytes; a bool matches only a 1-byte entry, 0x01 meaning true. */
@@ -308,7 +324,12 @@ export function C_FindObjectsInit(ctx: DecideContext, args: CallArgs["C_FindObje
     handles.push(h);
   };
   const token = ctx.state.tokens.get(session.token)!;
-  for (const o of token.objects.values()) consider(o);
+  // A look first: the application finds the token objects it knows of (softhsm2 may have missed some, rule O2).
+  facts.push(...looks(ctx, token.id));
+  for (const id of knownAfterLook(ctx, token)) {
+    const o = token.objects.get(id);
+    if (o) consider(o);
+  }
   for (const o of app.sessionObjects.values()) {
     if (o.slotID === session.slotID && liveObject(ctx.state, app, o.id)) consider(o);
   }

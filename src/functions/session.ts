@@ -11,7 +11,7 @@ import { toBytes } from "../crypto/encoding.js";
 import type { PinCheck, SlotDecision } from "../machines/slot.js";
 import type { AppSlotState, SessionState, TokenState } from "../model/state.js";
 import { isLocked, sessionState } from "../projections/read-model.js";
-import { answer, CK, findSession, firstFailure, nextHandle, reject, type DecideContext, type Decision } from "./context.js";
+import { answer, CK, findSession, firstFailure, looks, nextHandle, pinsOf, reject, type DecideContext, type Decision } from "./context.js";
 
 /** C_OpenSession — §5.6.1. phSession before the slot; the SERIAL flag before "token initialised" (§9). */
 export function C_OpenSession(ctx: DecideContext, args: CallArgs["C_OpenSession"]): Decision {
@@ -113,7 +113,7 @@ export const C_SetOperationState = (ctx: DecideContext, a: CallArgs["C_SetOperat
   notSupportedAfterSession(ctx, a.hSession);
 
 function pinCheck(ctx: DecideContext, token: TokenState, role: Role, pin: Uint8Array): PinCheck {
-  const verifier = role === "so" ? token.soPin : token.userPin;
+  const verifier = pinsOf(ctx, token)[role];
   const locked = isLocked(token.failures[role], ctx.state.profile);
   // Only compute the MAC when the chart could reach the comparison.
   return { initialized: verifier !== null, locked, matches: !locked && ctx.shell.pinMatches(verifier, pin) };
@@ -123,10 +123,14 @@ function loginFacts(ctx: DecideContext, session: SessionState, d: SlotDecision):
   const o = d.outcome;
   if (!o) return [];
   switch (o.kind) {
+    // Past the early checks SoftHSM refreshes its view of the token before comparing the PIN (rule O1).
     case "loggedIn":
-      return [{ type: "LoggedIn", app: ctx.appId, slotID: session.slotID, token: session.token, role: o.role }];
+      return [
+        ...looks(ctx, session.token),
+        { type: "LoggedIn", app: ctx.appId, slotID: session.slotID, token: session.token, role: o.role },
+      ];
     case "pinRejected":
-      return [{ type: "PinRejected", token: session.token, role: o.role }];
+      return [...looks(ctx, session.token), { type: "PinRejected", app: ctx.appId, token: session.token, role: o.role }];
     case "loggedOut":
       return [{ type: "LoggedOut", app: ctx.appId, slotID: session.slotID }];
     default:

@@ -11,6 +11,9 @@ import {
   CK,
   findSession,
   firstFailure,
+  knownAfterLook,
+  looks,
+  pinsOf,
   MAX_PIN_LEN,
   MIN_PIN_LEN,
   pinLengthBad,
@@ -33,8 +36,9 @@ export function C_GetSlotList(ctx: DecideContext, args: CallArgs["C_GetSlotList"
   let slots = slotOrder(ctx, view.slots);
   if (args.pSlotList === null) {
     if (ctx.state.profile.slotNumbering === "softhsm" && !view.slots.some((s) => s.token === null)) {
-      // A new uninitialised slot, numbered by the tokens in the store now.
-      const slotID = ctx.state.tokenOrder.length;
+      // A new uninitialised slot, numbered by the tokens in this application's store: those it found at
+      // C_Initialize and those it created since (another process's new tokens are not in it).
+      const slotID = view.slots.filter((s) => s.token !== null).length;
       facts.push({ type: "SlotAdded", app: ctx.appId, slotID });
       slots = [...slots, slotID];
     }
@@ -117,7 +121,8 @@ export function C_GetTokenInfo(ctx: DecideContext, args: CallArgs["C_GetTokenInf
     firmwareVersion: { major: 2, minor: 6 },
     utcTime: utcTime(ctx.time),
   };
-  return answer("CKR_OK", info);
+  // SoftHSM reads the token's settings from disk here, which is also a look at its object list (rule O1).
+  return answer("CKR_OK", info, initialized ? looks(ctx, t!.id) : []);
 }
 
 /** The 32 label bytes as C_InitToken reads them: exactly 32, space-padded by the caller's binding, never trimmed. */
@@ -146,13 +151,26 @@ export function C_InitToken(ctx: DecideContext, args: CallArgs["C_InitToken"]): 
     [() => reinit && isLocked(token!.failures.so, state.profile), "CKR_PIN_LOCKED"],
   ]);
   if (rv) return reject(rv);
-  if (reinit && !ctx.shell.pinMatches(token!.soPin, pin!)) {
-    return answer("CKR_PIN_INCORRECT", undefined, [{ type: "PinRejected", token: token!.id, role: "so" }]);
+  const facts: Fact[] = reinit ? looks(ctx, token!.id) : [];
+  let destroyed: string[] | undefined;
+  if (reinit) {
+    if (!ctx.shell.pinMatches(pinsOf(ctx, token!).so, pin!)) {
+      return answer("CKR_PIN_INCORRECT", undefined, [...facts, { type: "PinRejected", app: ctx.appId, token: token!.id, role: "so" }]);
+    }
+    if (state.profile.processCaches) {
+      // SoftHSM deletes the object files it knows of; one already gone (deleted by another process after this one
+      // stopped looking) fails the whole reset (rule O7); objects it never saw survive it (rule O6).
+      destroyed = [...knownAfterLook(ctx, token!)];
+      if (destroyed.some((id) => !token!.objects.has(id))) {
+        return answer("CKR_DEVICE_ERROR", undefined, [...facts, { type: "PinAccepted", app: ctx.appId, token: token!.id, role: "so" }]);
+      }
+    }
   }
   // A new token for SoftHSM's uninitialised slot; a fixed slot's token exists already, uninitialised.
   const tokenId = token?.id ?? `tok${state.tokenOrder.length + 1}`;
   const serial = token?.serial || ctx.shell.newSerial();
   return answer("CKR_OK", undefined, [
+    ...facts,
     {
       type: "TokenInitialized",
       app: ctx.appId,
@@ -163,6 +181,7 @@ export function C_InitToken(ctx: DecideContext, args: CallArgs["C_InitToken"]): 
       // Re-initialisation keeps the SO PIN (it had to match), so the verifier is kept too.
       soPin: reinit ? token!.soPin! : ctx.shell.newPinVerifier(pin!),
       reinit,
+      ...(destroyed ? { destroyed } : {}),
     },
   ]);
 }
@@ -179,9 +198,17 @@ export function C_InitPIN(ctx: DecideContext, args: CallArgs["C_InitPIN"]): Deci
     [() => pinLengthBad(pin!), "CKR_PIN_LEN_RANGE"],
   ]);
   if (rv) return reject(rv);
-  return answer("CKR_OK", undefined, [
-    { type: "UserPinSet", token: ref!.session.token, pin: ctx.shell.newPinVerifier(pin!) },
-  ]);
+  const tokenId = ref!.session.token;
+  const facts: Fact[] = [];
+  const cache = ctx.state.profile.processCaches ? ref!.app.caches.get(tokenId) : undefined;
+  if (cache) {
+    // SoftHSM writes its cached token settings back before refreshing them: whatever another process changed since
+    // this one last refreshed (label, SO PIN, failure flags) is reverted (rule P6).
+    facts.push({ type: "TokenSettingsRestored", token: tokenId, ...cache.settings, failures: { ...cache.settings.failures } });
+    facts.push(...looks(ctx, tokenId));
+  }
+  facts.push({ type: "UserPinSet", app: ctx.appId, token: tokenId, pin: ctx.shell.newPinVerifier(pin!) });
+  return answer("CKR_OK", undefined, facts);
 }
 
 /**
@@ -204,13 +231,15 @@ export function C_SetPIN(ctx: DecideContext, args: CallArgs["C_SetPIN"]): Decisi
   const { session, slot } = ref!;
   const token = ctx.state.tokens.get(session.token)!;
   const role = slot.actor.login === "so" ? "so" : "user";
-  const verifier = role === "so" ? token.soPin : token.userPin;
+  const verifier = pinsOf(ctx, token)[role];
   if (isLocked(token.failures[role], ctx.state.profile)) return reject("CKR_PIN_LOCKED");
+  const looked = looks(ctx, token.id);
   if (!ctx.shell.pinMatches(verifier, oldPin!)) {
-    return answer("CKR_PIN_INCORRECT", undefined, [{ type: "PinRejected", token: token.id, role }]);
+    return answer("CKR_PIN_INCORRECT", undefined, [...looked, { type: "PinRejected", app: ctx.appId, token: token.id, role }]);
   }
   const pin = ctx.shell.newPinVerifier(newPin!);
   return answer("CKR_OK", undefined, [
-    role === "so" ? { type: "SoPinSet", token: token.id, pin } : { type: "UserPinSet", token: token.id, pin },
+    ...looked,
+    role === "so" ? { type: "SoPinSet", app: ctx.appId, token: token.id, pin } : { type: "UserPinSet", app: ctx.appId, token: token.id, pin },
   ]);
 }

@@ -12,6 +12,7 @@ import type { Fact } from "../events/types.js";
 import { hexToBytes } from "../crypto/encoding.js";
 import { SlotActor } from "../actors/slot-actor.js";
 import {
+  cacheOf,
   newToken,
   type AppSlotState,
   type AppState,
@@ -55,6 +56,27 @@ function token(state: SimState, id: string) {
   const t = state.tokens.get(id);
   if (!t) throw new Error(`fact for unknown token ${id}`);
   return t;
+}
+
+/**
+ * softhsm2: an application wrote the token's settings after refreshing them, so its copy now equals the token's.
+ * (C_InitPIN's first write is the exception, recorded as TokenSettingsRestored.)
+ */
+function settingsWritten(state: SimState, appId: number, tokenId: string): void {
+  const c = state.apps.get(appId)?.caches.get(tokenId);
+  const t = state.tokens.get(tokenId);
+  if (c && t) c.settings = { label: t.label, soPin: t.soPin, failures: { ...t.failures } };
+}
+
+/** softhsm2: SoftHSM's Generation::commit: the writer adopts disk + 1 without indexing what others added. */
+function bump(state: SimState, appId: number, tokenId: string, object?: { add?: string; remove?: string }): void {
+  const t = state.tokens.get(tokenId)!;
+  t.generation++;
+  const c = state.apps.get(appId)?.caches.get(tokenId);
+  if (!c) return;
+  c.gen = t.generation;
+  if (object?.add) c.known.add(object.add);
+  if (object?.remove) c.known.delete(object.remove);
 }
 
 function advance(a: AppState, handle: number, kind: "session" | "object", shared: boolean): void {
@@ -126,10 +148,13 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
         handleOf: new Map(),
         sessionObjects: new Map(),
         nextSessionObject: 1,
+        caches: new Map(),
       };
       for (const s of fact.slots) {
         a.slots.set(s.slotID, newSlot(state, s.slotID, s.token));
         a.slotOrder.push(s.slotID);
+        const t = s.token === null ? undefined : state.tokens.get(s.token);
+        if (state.profile.processCaches && t?.initialized) a.caches.set(t.id, cacheOf(t));
       }
       state.apps.set(fact.app, a);
       state.nextApp = Math.max(state.nextApp, fact.app + 1);
@@ -158,9 +183,12 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
         state.tokens.set(fact.token, t);
         state.tokenOrder.push(fact.token);
       }
-      if (fact.reinit || t.initialized) {
-        // Re-initialisation keeps the SO PIN and serial, wipes the objects and the user PIN (fact sheet §7).
-        t.objects.clear();
+      const reinit = fact.reinit || t.initialized;
+      if (reinit) {
+        // Re-initialisation keeps the SO PIN and serial, wipes the objects and the user PIN (fact sheet §7). An
+        // application that missed objects (softhsm2) destroys only those it knows of.
+        if (fact.destroyed) for (const id of fact.destroyed) t.objects.delete(id);
+        else t.objects.clear();
         t.userPin = null;
         t.failures.user = 0;
       }
@@ -170,28 +198,69 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
       t.soPin = fact.soPin;
       t.failures.so = 0;
       sl.token = fact.token;
+      if (state.profile.processCaches) {
+        if (reinit) {
+          const known = a.caches.get(t.id)?.known ?? new Set<string>();
+          for (const id of fact.destroyed ?? []) known.delete(id);
+          bump(state, fact.app, t.id);
+          // SoftHSM re-reads the SO PIN from disk and drops the user PIN it had (rule P2).
+          a.caches.set(t.id, { ...cacheOf(t), known, userPin: null });
+        } else a.caches.set(t.id, cacheOf(t));
+      }
       return;
     }
     case "PinRejected": {
       token(state, fact.token).failures[fact.role]++;
+      settingsWritten(state, fact.app, fact.token);
+      return;
+    }
+    case "PinAccepted": {
+      token(state, fact.token).failures[fact.role] = 0;
+      settingsWritten(state, fact.app, fact.token);
       return;
     }
     case "UserPinSet": {
       const t = token(state, fact.token);
       t.userPin = fact.pin;
       t.failures.user = 0;
+      const c = state.apps.get(fact.app)?.caches.get(fact.token);
+      if (c) c.userPin = fact.pin;
+      settingsWritten(state, fact.app, fact.token);
       return;
     }
     case "SoPinSet": {
       const t = token(state, fact.token);
       t.soPin = fact.pin;
       t.failures.so = 0;
+      const c = state.apps.get(fact.app)?.caches.get(fact.token);
+      if (c) c.soPin = fact.pin;
+      settingsWritten(state, fact.app, fact.token);
+      return;
+    }
+    case "TokenLooked": {
+      const t = token(state, fact.token);
+      const a = app(state, fact.app);
+      let c = a.caches.get(fact.token);
+      if (!c) a.caches.set(fact.token, (c = cacheOf(t)));
+      if (c.gen !== t.generation) {
+        c.gen = t.generation;
+        c.known = new Set(t.objects.keys());
+      }
+      c.settings = { label: t.label, soPin: t.soPin, failures: { ...t.failures } };
+      return;
+    }
+    case "TokenSettingsRestored": {
+      const t = token(state, fact.token);
+      t.label = fact.label;
+      t.soPin = fact.soPin;
+      t.failures = { ...fact.failures };
       return;
     }
     case "LoggedIn": {
       const a = app(state, fact.app);
       slot(a, fact.slotID).actor.apply({ type: "LoggedIn", role: fact.role });
       token(state, fact.token).failures[fact.role] = 0;
+      settingsWritten(state, fact.app, fact.token);
       return;
     }
     case "LoggedOut": {
@@ -252,6 +321,7 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
         if (creator) (creator.created ??= new Set()).add(snap.id);
       }
       insertObject(state, a, o);
+      if (snap.token && state.profile.processCaches) bump(state, fact.app, snap.id.slice(1, snap.id.indexOf("/")), { add: snap.id });
       // Handle 0: SoftHSM's orphan of a failed create, stored but never handed out.
       if (fact.handle !== 0) issueHandle(state, a, fact.handle, snap.id, snap.slotID, snap.private);
       return;
@@ -260,7 +330,9 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
       const a = app(state, fact.app);
       const id = fact.object;
       if (id.charCodeAt(0) === 116 /* 't' */) {
-        state.tokens.get(id.slice(1, id.indexOf("/")))?.objects.delete(id);
+        const tokenId = id.slice(1, id.indexOf("/"));
+        state.tokens.get(tokenId)?.objects.delete(id);
+        if (state.profile.processCaches) bump(state, fact.app, tokenId, { remove: id });
       } else {
         const o = a.sessionObjects.get(id);
         a.sessionObjects.delete(id);

@@ -38,6 +38,7 @@ export function snapshotState(state: SimState, read: ReadModel) {
       userPin: t.userPin,
       failures: t.failures,
       nextObject: t.nextObject,
+      generation: t.generation,
       sessions: t.sessions,
       rwSessions: t.rwSessions,
       objects: sorted(t.objects).map(([, o]) => object(o)),
@@ -79,6 +80,7 @@ export function snapshotState(state: SimState, read: ReadModel) {
       objectHandles: sorted(a.objectHandles).map(([h, e]) => [h, e]),
       handleOf: sorted(a.handleOf),
       sessionObjects: sorted(a.sessionObjects).map(([, o]) => object(o)),
+      caches: sorted(a.caches).map(([id, c]) => ({ id, gen: c.gen, known: [...c.known].sort(), soPin: c.soPin, userPin: c.userPin, settings: c.settings })),
     })),
     read: {
       position: read.position,

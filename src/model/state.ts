@@ -28,6 +28,21 @@ export interface TokenState {
   /** Open sessions on this token, all applications together. */
   sessions: number;
   rwSessions: number;
+  /** SoftHSM's on-disk generation counter: +1 per token-object create, destroy and re-initialisation. */
+  generation: number;
+}
+
+/** An application's view of a token in the softhsm2 profile (SoftHSM's per-process caches). */
+export interface TokenCache {
+  /** The generation this application last indexed at, or adopted when it wrote. */
+  gen: number;
+  /** The token objects this application knows of (a look lists them all; its own creates add to it). */
+  known: Set<string>;
+  /** The PINs the application checks against (SoftHSM's SecureDataManager copy). */
+  soPin: PinVerifier | null;
+  userPin: PinVerifier | null;
+  /** Its copy of the token settings, as of its last refresh (what C_InitPIN writes back). */
+  settings: { label: string; soPin: PinVerifier | null; failures: Record<Role, number> };
 }
 
 export interface ObjectState {
@@ -91,6 +106,8 @@ export interface AppState {
   handleOf: Map<string, number>;
   sessionObjects: Map<string, ObjectState>;
   nextSessionObject: number;
+  /** softhsm2 only: per-token caches (empty otherwise). */
+  caches: Map<string, TokenCache>;
 }
 
 export interface SimState {
@@ -119,6 +136,18 @@ export function newToken(id: string): TokenState {
     nextObject: 1,
     sessions: 0,
     rwSessions: 0,
+    generation: 1,
+  };
+}
+
+/** A fresh cache: what SoftHSM reads at C_Initialize (and re-reads at the application's own re-initialisation). */
+export function cacheOf(t: TokenState): TokenCache {
+  return {
+    gen: t.generation,
+    known: new Set(t.objects.keys()),
+    soPin: t.soPin,
+    userPin: t.userPin,
+    settings: { label: t.label, soPin: t.soPin, failures: { ...t.failures } },
   };
 }
 

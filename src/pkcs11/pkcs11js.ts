@@ -27,14 +27,23 @@ export type Handle = Buffer;
 export class NativeError extends Error {
   method: string;
   nativeStack: string;
-  code?: number;
+  code: number;
   constructor(message?: string, method?: string) {
     super(message ?? "");
     this.name = "NativeError";
     this.method = method ?? "";
     this.nativeStack = "";
+    // As pkcs11js: a "NAME:code" message is split into message and code; any other has code 0.
+    const m = /(\w+):(\d+)/.exec(this.message.split("\n")[0]!);
+    if (m) {
+      this.message = m[1]!;
+      this.code = Number(m[2]);
+    } else this.code = 0;
   }
 }
+
+/** What pkcs11js throws for a call on an instance with no library loaded. */
+const notLoaded = () => new NativeError("PKCS11 module not loaded yet");
 
 export class Pkcs11Error extends NativeError {
   declare code: number;
@@ -228,14 +237,14 @@ export class PKCS11 {
   }
 
   private call<F extends FnName>(method: string, fn: F, args: Extract<Call, { fn: F }>["args"]): CallOut[F] {
-    if (!this.app) throw new NativeError("PKCS11 module is not loaded", method);
+    if (!this.app) throw notLoaded();
     const r = this.app.call({ fn, args } as Extract<Call, { fn: F }>);
     if (r.rv !== CK.CKR_OK) throw rvError(method, r.rv);
     return r.out as CallOut[F];
   }
 
   private unsupported(method: string): never {
-    if (!this.app) throw new NativeError("PKCS11 module is not loaded", method);
+    if (!this.app) throw notLoaded();
     // Recorded like any call: the simulator answers what it does not implement with CKR_FUNCTION_NOT_SUPPORTED.
     const r = this.app.simulator.dispatch(this.app, { fn: method, args: {} } as unknown as Call);
     throw rvError(method, r.rv);
@@ -480,7 +489,7 @@ export class PKCS11 {
   // ---- events and legacy ----
   C_WaitForSlotEvent(flags: number): Handle | null {
     const f = ulongArg(arguments, 0);
-    if (!this.app) throw new NativeError("PKCS11 module is not loaded", "C_WaitForSlotEvent");
+    if (!this.app) throw notLoaded();
     const r = this.app.call({ fn: "C_WaitForSlotEvent", args: { flags: f } });
     if (r.rv === CK.CKR_NO_EVENT) return null;
     if (r.rv !== CK.CKR_OK) throw rvError("C_WaitForSlotEvent", r.rv);

@@ -33,6 +33,12 @@ export interface Profile {
    * before the failing one.
    */
   atomicObjectWrites: boolean;
+  /**
+   * Each application keeps SoftHSM's per-process view of a token (docs/notes/softhsm-multiprocess.md): PINs copied at
+   * C_Initialize and checked against that copy; the token's object list refreshed only at a "look", with the
+   * generation-counter bug that hides another application's new objects; C_InitPIN writing back stale settings.
+   */
+  processCaches: boolean;
 }
 
 export interface ProfileDifference {
@@ -92,6 +98,12 @@ export const PROFILE_DIFFERENCES: readonly ProfileDifference[] = [
     softhsm2: "a failed create leaves an orphan object (session: the attributes applied so far; token: defaults, TOKEN=false); a failed set on a session object keeps the entries before the failing one",
     why: "non-negotiable 4 (state is never corrupted by a rejected call); SoftHSM's session-object transactions are stubs (docs/notes/softhsm-data-objects.md §1, §3)",
   },
+  {
+    switch: "processCaches",
+    default: "applications share one live token: a PIN or object change is seen by every application at once",
+    softhsm2: "per-process copies: PINs as of C_Initialize, objects as of the last look (another process's creates can stay hidden), C_InitPIN restores stale settings",
+    why: "what SoftHSM 2.6.1 does to processes sharing a token directory (docs/notes/softhsm-multiprocess.md); an HSM shares one token",
+  },
 ];
 
 export const PROFILES: Record<ProfileName, Profile> = {
@@ -106,6 +118,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     sharedHandleCounter: false,
     initTokenSeesAllApplications: true,
     atomicObjectWrites: true,
+    processCaches: false,
   },
   softhsm2: {
     name: "softhsm2",
@@ -118,6 +131,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     sharedHandleCounter: true,
     initTokenSeesAllApplications: false,
     atomicObjectWrites: false,
+    processCaches: true,
   },
 };
 

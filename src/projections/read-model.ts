@@ -172,6 +172,17 @@ export class ReadModel {
           t.failures.so = 0;
         });
         return;
+      case "PinAccepted":
+        this.updateToken(f.token, (t) => {
+          t.failures[f.role] = 0;
+        });
+        return;
+      case "TokenSettingsRestored":
+        this.updateToken(f.token, (t) => {
+          t.label = f.label;
+          t.failures = { ...f.failures };
+        });
+        return;
       case "LoggedIn":
         this.updateToken(f.token, (t) => {
           t.failures[f.role] = 0;

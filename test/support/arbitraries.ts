@@ -1,0 +1,148 @@
+/**
+ * fast-check arbitraries for typed-API call sequences: two applications, small handle and slot ranges (so most
+ * calls reach live sessions and objects), PINs right, wrong, empty, short and huge, data-object templates, find and
+ * digest. Sequences start by setting a token up often enough to reach the deep states.
+ */
+import fc from "fast-check";
+import type { Call, Template } from "../../src/events/calls.js";
+import { CK } from "../../src/pkcs11/constants.js";
+import { SO_PIN, USER_PIN, bytes } from "./sim.js";
+import { dataTemplate, ulong } from "./gwt.js";
+
+export interface Step {
+  app: 0 | 1;
+  call: Call;
+  /** Symbolic handles: pick the k-th (mod count) live session / object of the application at run time. */
+  ref?: { session?: number; object?: number };
+}
+
+/** Weighted choice: mostly values that hit live state, sometimes the bad ones. */
+const pick = <T>(...choices: [number, T][]) => fc.oneof(...choices.map(([weight, v]) => ({ weight, arbitrary: fc.constant(v) })));
+
+const handle = fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 1, max: 6 }) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 14 }) });
+const slot = pick([8, 0], [1, 1], [1, 0x80000000]);
+const pin = pick<string | Uint8Array | null>([4, SO_PIN], [4, USER_PIN], [1, "wrong-pin"], [1, ""], [1, "123"], [1, "x".repeat(300)], [1, null], [1, bytes("9999")]);
+const flags = pick([4, CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION], [3, CK.CKF_SERIAL_SESSION], [1, 0], [1, CK.CKF_SERIAL_SESSION | 0x100]);
+const userType = pick([4, CK.CKU_USER], [2, CK.CKU_SO], [1, CK.CKU_CONTEXT_SPECIFIC], [1, 3]);
+const template: fc.Arbitrary<Template[]> = fc.oneof(
+  fc.tuple(fc.boolean(), fc.boolean(), fc.constantFrom("a", "b")).map(([t, p, l]): Template[] => dataTemplate(t, p, l)),
+  fc.constant<Template[]>([{ type: CK.CKA_LABEL, value: bytes("a") }]), // no class
+  fc.constant<Template[]>([...dataTemplate(false, false), { type: CK.CKA_SIGN, value: Uint8Array.of(1) }]), // invalid attribute
+  fc.constant<Template[]>([{ type: CK.CKA_CLASS, value: ulong(CK.CKO_DATA) }, { type: CK.CKA_TOKEN, value: Uint8Array.of(1, 2) }]),
+);
+const findTemplate = fc.constantFrom<Template[]>(
+  [],
+  [{ type: CK.CKA_LABEL, value: bytes("a") }],
+  [{ type: CK.CKA_TOKEN, value: Uint8Array.of(1) }],
+  [{ type: CK.CKA_PRIVATE, value: Uint8Array.of(0) }],
+);
+const attrs = fc.constantFrom<Template[]>(
+  [{ type: CK.CKA_LABEL, value: null }],
+  [{ type: CK.CKA_LABEL, value: new Uint8Array(64) }, { type: CK.CKA_CLASS, value: new Uint8Array(8) }],
+  [{ type: CK.CKA_VALUE, value: new Uint8Array(1) }],
+  [{ type: CK.CKA_SIGN, value: null }],
+);
+const setAttrs = fc.constantFrom<Template[]>(
+  [{ type: CK.CKA_LABEL, value: bytes("relabelled") }],
+  [{ type: CK.CKA_LABEL, value: bytes("x") }, { type: CK.CKA_SIGN, value: Uint8Array.of(1) }],
+  [{ type: CK.CKA_PRIVATE, value: Uint8Array.of(0) }],
+);
+const data = fc.uint8Array({ minLength: 0, maxLength: 40 });
+
+const c = <F extends Call["fn"]>(fn: F, args: Extract<Call, { fn: F }>["args"]) => ({ fn, args }) as Call;
+
+export const callArb: fc.Arbitrary<Call> = fc.oneof(
+  { weight: 2, arbitrary: fc.constant(c("C_Initialize", {})) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 2 }).map((n) => (n === 0 ? c("C_Finalize", {}) : c("C_GetInfo", {}))) },
+  { weight: 1, arbitrary: fc.constant(c("C_GetSlotList", { tokenPresent: false, pSlotList: 8 })) },
+  { weight: 1, arbitrary: fc.constant(c("C_GetSlotList", { tokenPresent: true, pSlotList: null })) },
+  { weight: 1, arbitrary: slot.map((slotID) => c("C_GetTokenInfo", { slotID })) },
+  { weight: 2, arbitrary: fc.tuple(slot, pin).map(([slotID, p]) => c("C_InitToken", { slotID, pin: p, label: "token" })) },
+  { weight: 2, arbitrary: fc.tuple(handle, pin).map(([hSession, p]) => c("C_InitPIN", { hSession, pin: p })) },
+  { weight: 1, arbitrary: fc.tuple(handle, pin, pin).map(([hSession, o, n]) => c("C_SetPIN", { hSession, oldPin: o, newPin: n })) },
+  { weight: 8, arbitrary: fc.tuple(slot, flags).map(([slotID, f]) => c("C_OpenSession", { slotID, flags: f })) },
+  { weight: 2, arbitrary: handle.map((hSession) => c("C_CloseSession", { hSession })) },
+  { weight: 1, arbitrary: pick([1, 0], [1, 0x80000000]).map((slotID) => c("C_CloseAllSessions", { slotID })) },
+  { weight: 2, arbitrary: handle.map((hSession) => c("C_GetSessionInfo", { hSession })) },
+  { weight: 6, arbitrary: handle.map((hSession) => c("C_Login", { hSession, userType: CK.CKU_USER, pin: USER_PIN })) },
+  { weight: 2, arbitrary: handle.map((hSession) => c("C_Login", { hSession, userType: CK.CKU_SO, pin: SO_PIN })) },
+  { weight: 3, arbitrary: fc.tuple(handle, userType, pin).map(([hSession, u, p]) => c("C_Login", { hSession, userType: u, pin: p })) },
+  { weight: 2, arbitrary: handle.map((hSession) => c("C_Logout", { hSession })) },
+  { weight: 8, arbitrary: fc.tuple(handle, template).map(([hSession, t]) => c("C_CreateObject", { hSession, template: t })) },
+  { weight: 2, arbitrary: fc.tuple(handle, handle).map(([hSession, hObject]) => c("C_DestroyObject", { hSession, hObject })) },
+  { weight: 2, arbitrary: fc.tuple(handle, handle, attrs).map(([hSession, hObject, t]) => c("C_GetAttributeValue", { hSession, hObject, template: t })) },
+  { weight: 2, arbitrary: fc.tuple(handle, handle, setAttrs).map(([hSession, hObject, t]) => c("C_SetAttributeValue", { hSession, hObject, template: t })) },
+  { weight: 3, arbitrary: fc.tuple(handle, findTemplate).map(([hSession, t]) => c("C_FindObjectsInit", { hSession, template: t })) },
+  { weight: 2, arbitrary: fc.tuple(handle, fc.integer({ min: 0, max: 5 })).map(([hSession, n]) => c("C_FindObjects", { hSession, maxCount: n })) },
+  { weight: 1, arbitrary: handle.map((hSession) => c("C_FindObjectsFinal", { hSession })) },
+  { weight: 2, arbitrary: fc.tuple(handle, fc.constantFrom(CK.CKM_SHA256, CK.CKM_SHA_1)).map(([hSession, m]) => c("C_DigestInit", { hSession, mechanism: { mechanism: m } })) },
+  { weight: 2, arbitrary: fc.tuple(handle, data).map(([hSession, d]) => c("C_DigestUpdate", { hSession, data: d })) },
+  { weight: 1, arbitrary: fc.tuple(handle, data, fc.constantFrom(32, 16, null)).map(([hSession, d, outLen]) => c("C_Digest", { hSession, data: d, outLen })) },
+  { weight: 1, arbitrary: fc.tuple(handle, fc.constantFrom(32, 8, null)).map(([hSession, outLen]) => c("C_DigestFinal", { hSession, outLen })) },
+);
+
+/** A prefix that usually sets up an initialised token with a user PIN, so random steps reach deep states. */
+const prologue: Step[] = [
+  { app: 0, call: c("C_Initialize", {}) },
+  { app: 1, call: c("C_Initialize", {}) },
+  { app: 0, call: c("C_InitToken", { slotID: 0, pin: SO_PIN, label: "token" }) },
+  { app: 0, call: c("C_OpenSession", { slotID: 0, flags: CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION }) },
+  { app: 0, call: c("C_Login", { hSession: 1, userType: CK.CKU_SO, pin: SO_PIN }) },
+  { app: 0, call: c("C_InitPIN", { hSession: 1, pin: USER_PIN }) },
+  { app: 0, call: c("C_Logout", { hSession: 1 }) },
+];
+
+const refArb = fc.option(fc.record({ session: fc.nat(7), object: fc.nat(7) }), { freq: 6 }).map((r) => r ?? undefined);
+
+export const stepsArb = (max = 60): fc.Arbitrary<Step[]> =>
+  fc
+    .tuple(
+      pick([4, true], [1, false]),
+      fc.array(fc.record({ app: pick<0 | 1>([3, 0], [1, 1]), call: callArb, ref: refArb }), {
+        minLength: Math.min(10, max),
+        maxLength: max,
+      }),
+    )
+    .map(([withPrologue, steps]) => (withPrologue ? [...prologue, ...steps] : steps));
+
+/** Live handles an application has been given, per kind, most recent last (handles may since have died). */
+export class Seen {
+  sessions: number[] = [];
+  objects: number[] = [];
+}
+
+/** Resolve a step's symbolic handles against what its application has seen. */
+export function resolve(step: Step, seen: Seen): Call {
+  if (!step.ref) return step.call;
+  const args = { ...(step.call.args as Record<string, unknown>) };
+  const { session, object } = step.ref;
+  if ("hSession" in args && session !== undefined && seen.sessions.length) {
+    args.hSession = seen.sessions[seen.sessions.length - 1 - (session % seen.sessions.length)];
+  }
+  if ("hObject" in args && object !== undefined && seen.objects.length) {
+    args.hObject = seen.objects[seen.objects.length - 1 - (object % seen.objects.length)];
+  }
+  return { fn: step.call.fn, args } as Call;
+}
+
+/** Note the handles an answer hands out. */
+export function observe(call: Call, out: unknown, rv: number, seen: Seen): void {
+  if (rv !== 0 || !out) return;
+  if (call.fn === "C_OpenSession") seen.sessions.push((out as { hSession: number }).hSession);
+  if (call.fn === "C_CreateObject") seen.objects.push((out as { hObject: number }).hObject);
+  if (call.fn === "C_FindObjects") seen.objects.push(...(out as { handles: number[] }).handles);
+  if (call.fn === "C_Finalize") {
+    seen.sessions.length = 0;
+    seen.objects.length = 0;
+  }
+}
+
+/** Run steps on two applications of a simulator; returns each call as resolved and its answer. */
+export function runSteps(apps: { call(c: Call): { rv: number; out?: unknown } }[], steps: Step[], seen = [new Seen(), new Seen()]) {
+  return steps.map((s) => {
+    const call = resolve(s, seen[s.app]!);
+    const r = apps[s.app]!.call(call as never);
+    observe(call, r.out, r.rv, seen[s.app]!);
+    return { app: s.app, call, rv: r.rv, out: r.out };
+  });
+}
