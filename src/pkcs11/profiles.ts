@@ -42,7 +42,8 @@ export interface Profile {
 }
 
 export interface ProfileDifference {
-  switch: keyof Omit<Profile, "name">;
+  /** The profile switches this row is about (one behaviour may need several). */
+  switches: (keyof Omit<Profile, "name">)[];
   default: string;
   softhsm2: string;
   why: string;
@@ -51,55 +52,55 @@ export interface ProfileDifference {
 /** The table the differential suite reads to know where the default profile may differ from SoftHSM. */
 export const PROFILE_DIFFERENCES: readonly ProfileDifference[] = [
   {
-    switch: "pinRetries",
+    switches: ["pinRetries"],
     default: "locks after N consecutive failures: CKR_PIN_LOCKED, COUNT_LOW / FINAL_TRY / LOCKED flags",
     softhsm2: "unlimited retries; only *_PIN_COUNT_LOW is ever set",
     why: "session-management.md lists CKR_PIN_LOCKED for C_Login; SoftHSM never returns it (fact sheet §15, §19)",
   },
   {
-    switch: "maxSessions",
+    switches: ["maxSessions", "maxRwSessions"],
     default: "configurable limit per token, CKR_SESSION_COUNT beyond it; ulMax*SessionCount report it",
     softhsm2: "no limit; ulMax*SessionCount = CK_EFFECTIVELY_INFINITE",
     why: "session-management.md lists CKR_SESSION_COUNT for C_OpenSession; SoftHSM never returns it (fact sheet §9)",
   },
   {
-    switch: "logoutRequiresLogin",
+    switches: ["logoutRequiresLogin"],
     default: "CKR_USER_NOT_LOGGED_IN when nobody is logged in",
     softhsm2: "always CKR_OK",
     why: "session-management.md lists CKR_USER_NOT_LOGGED_IN for C_Logout; SoftHSM returns OK (fact sheet §15)",
   },
   {
-    switch: "liveSessionCounts",
+    switches: ["liveSessionCounts"],
     default: "ulSessionCount / ulRwSessionCount are the open sessions on the token (all applications)",
     softhsm2: "CK_UNAVAILABLE_INFORMATION, even with 2000 sessions open",
     why: "a session limit is only testable if the count is visible; SoftHSM does not count (fact sheet §6)",
   },
   {
-    switch: "slotNumbering",
+    switches: ["slotNumbering"],
     default: "fixed slots 0..n-1, stable across C_Finalize/C_Initialize",
     softhsm2: "serial-derived IDs, one uninitialised slot last, new one only after a size query",
     why: "SoftHSM's numbering changes across re-initialisation (fact sheet §5, §20.1-2); applications expect stable IDs",
   },
   {
-    switch: "sharedHandleCounter",
+    switches: ["sharedHandleCounter"],
     default: "session and object handles counted separately, each from 1",
     softhsm2: "one counter for both, from 1, never reused",
     why: "SoftHSM's handle manager (fact sheet §8); PKCS#11 lets them be independent",
   },
   {
-    switch: "initTokenSeesAllApplications",
+    switches: ["initTokenSeesAllApplications"],
     default: "CKR_SESSION_EXISTS if any application has a session on the token",
     softhsm2: "only the caller's own sessions count",
     why: "session-management.md: C_InitToken requires that no sessions are open; SoftHSM cannot see other processes (§7)",
   },
   {
-    switch: "atomicObjectWrites",
+    switches: ["atomicObjectWrites"],
     default: "a rejected C_CreateObject / C_SetAttributeValue changes nothing",
     softhsm2: "a failed create leaves an orphan object (session: the attributes applied so far; token: defaults, TOKEN=false); a failed set on a session object keeps the entries before the failing one",
     why: "non-negotiable 4 (state is never corrupted by a rejected call); SoftHSM's session-object transactions are stubs (docs/notes/softhsm-data-objects.md §1, §3)",
   },
   {
-    switch: "processCaches",
+    switches: ["processCaches"],
     default: "applications share one live token: a PIN or object change is seen by every application at once",
     softhsm2: "per-process copies: PINs as of C_Initialize, objects as of the last look (another process's creates can stay hidden), C_InitPIN restores stale settings",
     why: "what SoftHSM 2.6.1 does to processes sharing a token directory (docs/notes/softhsm-multiprocess.md); an HSM shares one token",
@@ -135,11 +136,15 @@ export const PROFILES: Record<ProfileName, Profile> = {
   },
 };
 
+export type ProfileSwitches = Omit<Profile, "name">;
+
 export interface ProfileOptions {
   profile?: ProfileName;
   pinRetries?: number;
   maxSessions?: number;
   maxRwSessions?: number;
+  /** Individual switches over the profile's (for tests that attribute behaviour to rows of PROFILE_DIFFERENCES). */
+  switches?: Partial<ProfileSwitches>;
 }
 
 export function resolveProfile(opts: ProfileOptions = {}): Profile {
@@ -154,5 +159,9 @@ export function resolveProfile(opts: ProfileOptions = {}): Profile {
     p[k] = v;
   }
   if (opts.maxSessions !== undefined && opts.maxRwSessions === undefined) p.maxRwSessions = opts.maxSessions;
+  for (const [k, v] of Object.entries(opts.switches ?? {})) {
+    if (!(k in base) || k === "name") throw new RangeError(`"switches" has no switch "${k}"`);
+    (p as unknown as Record<string, unknown>)[k] = v;
+  }
   return p;
 }
