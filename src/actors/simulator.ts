@@ -154,7 +154,7 @@ export class Simulator {
       bad = invalidArgument(call) !== undefined;
       decision = bad
         ? { rv: "CKR_ARGUMENTS_BAD", facts: [] }
-        : DECIDERS[fn]({ state: this.state, read: this.read, appId, app: this.state.apps.get(appId), time, shell: this.shell }, call.args as never);
+        : DECIDERS[fn]({ state: this.state, read: this.read, appId, app: this.state.apps.get(appId), time, shell: this.shell }, (call.args ?? {}) as never);
     }
     const facts = decision.facts;
     for (const f of facts) evolve(this.state, f, this.env);

@@ -98,8 +98,9 @@ export function isKnownFunction(fn: unknown): fn is FnName {
 
 /** The first argument of the wrong shape, or undefined. */
 export function invalidArgument(call: Call): string | undefined {
-  const args = (call.args ?? {}) as Record<string, unknown>;
-  if (typeof args !== "object") return "args";
+  // A missing args value means no arguments; anything but a plain object is a malformed call.
+  const args = (call.args === undefined ? {} : call.args) as Record<string, unknown>;
+  if (args === null || typeof args !== "object" || Array.isArray(args)) return "args";
   for (const [name, kind] of ENTRIES[call.fn]) if (!valid(kind, args[name])) return name;
   return undefined;
 }
