@@ -17,6 +17,7 @@ import type { Answer, CallRecord, Fact } from "../events/types.js";
 import type { EventStore } from "../events/store.js";
 import { MemoryEventStore } from "../events/memory-store.js";
 import { invalidArgument, isKnownFunction, recordOut, redactArgs } from "../events/call-schema.js";
+import { freezeRecord } from "../events/codec.js";
 import { CK } from "../pkcs11/constants.js";
 import { resolveProfile, type Profile, type ProfileOptions } from "../pkcs11/profiles.js";
 import { newSimState, type SimState } from "../model/state.js";
@@ -169,7 +170,8 @@ export class Simulator {
       facts,
     };
     const out = isKnownFunction(fn) ? recordOut(fn, decision.out) : undefined;
-    if (out !== undefined) record.out = out;
+    // The recorded output may be the very object the caller gets: frozen, so no caller can rewrite the log.
+    if (out !== undefined) record.out = freezeRecord(out);
     this.store.append(record);
     this.read.apply(record);
     if (fn === "C_Initialize" && rv === CK.CKR_OK) caller.appId = (decision.out as { app: number }).app;
@@ -184,7 +186,7 @@ export class Simulator {
    * random source.
    */
   static replay(records: Iterable<CallRecord>, opts: SimulatorOptions = {}): Simulator {
-    const sim = new Simulator({ ...opts, store: new MemoryEventStore() });
+    const sim = new Simulator({ store: new MemoryEventStore(), ...opts });
     for (const r of records) sim.ingest(r);
     return sim;
   }

@@ -1,7 +1,7 @@
 /**
  * The log's encoding: one call record per line of JSON. Records hold only JSON values (bytes are hex strings by the
- * time they reach a record), so encoding is plain JSON; the codec exists so that every store writes the same bytes
- * and a test can scan exactly what a store holds.
+ * time they reach a record), so encoding is plain JSON; every store that writes bytes writes these, and the secret
+ * scan reads them. Records are immutable values: `freezeRecord` makes them so before anyone can hold one.
  */
 import type { CallRecord } from "./types.js";
 
@@ -11,4 +11,13 @@ export function encodeRecord(r: CallRecord): string {
 
 export function decodeRecord(line: string): CallRecord {
   return JSON.parse(line) as CallRecord;
+}
+
+/** Deep-freeze a record (it is a tree of plain JSON values, so a walk over own values reaches everything). */
+export function freezeRecord<T>(v: T): T {
+  if (v !== null && typeof v === "object" && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) freezeRecord(x);
+  }
+  return v;
 }

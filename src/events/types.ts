@@ -66,6 +66,8 @@ export type Fact =
   | { type: "LoggedOut"; app: number; slotID: number }
   | { type: "SessionOpened"; app: number; slotID: number; token: string; handle: number; rw: boolean }
   | { type: "SessionClosed"; app: number; handle: number }
+  /** C_CloseAllSessions: every session of the application on the slot (`count` of them) closed at once. */
+  | { type: "AllSessionsClosed"; app: number; slotID: number; count: number }
   | { type: "ObjectHandlesInvalidated"; app: number; slotID: number; scope: "all" | "private" }
   | { type: "ObjectCreated"; app: number; handle: number; session: number; object: ObjectSnapshot }
   | { type: "ObjectDestroyed"; app: number; object: string }

@@ -43,14 +43,12 @@ export function C_OpenSession(ctx: DecideContext, args: CallArgs["C_OpenSession"
  * The facts of closing sessions on one slot. SoftHSM §10/§11: the sessions go (with the session objects they
  * created); when none is left, every object handle of the slot is dropped and the token is logged out.
  */
-function closeFacts(ctx: DecideContext, slot: AppSlotState, handles: Iterable<number>, forceLogout: boolean): Fact[] {
-  const facts: Fact[] = [];
-  let closing = 0;
-  for (const handle of handles) {
-    facts.push({ type: "SessionClosed", app: ctx.appId, handle });
-    closing++;
-  }
-  if (slot.sessions.size - closing === 0 || forceLogout) {
+function closeFacts(ctx: DecideContext, slot: AppSlotState, handle: number | "all"): Fact[] {
+  const facts: Fact[] =
+    handle === "all"
+      ? [{ type: "AllSessionsClosed", app: ctx.appId, slotID: slot.slotID, count: slot.sessions.size }]
+      : [{ type: "SessionClosed", app: ctx.appId, handle }];
+  if (handle === "all" || slot.sessions.size === 1) {
     facts.push({ type: "ObjectHandlesInvalidated", app: ctx.appId, slotID: slot.slotID, scope: "all" });
     if (slot.actor.login !== "public") facts.push({ type: "LoggedOut", app: ctx.appId, slotID: slot.slotID });
   }
@@ -65,7 +63,7 @@ export function C_CloseSession(ctx: DecideContext, args: CallArgs["C_CloseSessio
     [!ref, "CKR_SESSION_HANDLE_INVALID"],
   ]);
   if (rv) return reject(rv);
-  return answer("CKR_OK", undefined, closeFacts(ctx, ref!.slot, [args.hSession], false));
+  return answer("CKR_OK", undefined, closeFacts(ctx, ref!.slot, args.hSession));
 }
 
 /** C_CloseAllSessions — §5.6.3. OK for a slot with no sessions, and it logs the token out regardless. */
@@ -76,7 +74,7 @@ export function C_CloseAllSessions(ctx: DecideContext, args: CallArgs["C_CloseAl
     [!slot, "CKR_SLOT_ID_INVALID"],
   ]);
   if (rv) return reject(rv);
-  return answer("CKR_OK", undefined, closeFacts(ctx, slot!, [...slot!.sessions], true));
+  return answer("CKR_OK", undefined, closeFacts(ctx, slot!, "all"));
 }
 
 /** C_GetSessionInfo — §5.6.4, answered by the read model. The session is checked before the pointer. */

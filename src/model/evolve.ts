@@ -219,21 +219,16 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
       settingsWritten(state, fact.app, fact.token);
       return;
     }
-    case "UserPinSet": {
-      const t = token(state, fact.token);
-      t.userPin = fact.pin;
-      t.failures.user = 0;
-      const c = state.apps.get(fact.app)?.caches.get(fact.token);
-      if (c) c.userPin = fact.pin;
-      settingsWritten(state, fact.app, fact.token);
-      return;
-    }
+    case "UserPinSet":
     case "SoPinSet": {
+      const role = fact.type === "SoPinSet" ? "so" : "user";
+      const key = role === "so" ? "soPin" : "userPin";
       const t = token(state, fact.token);
-      t.soPin = fact.pin;
-      t.failures.so = 0;
+      t[key] = fact.pin;
+      t.failures[role] = 0;
+      // The writing application's own copy follows (softhsm2): its later checks use the PIN it set.
       const c = state.apps.get(fact.app)?.caches.get(fact.token);
-      if (c) c.soPin = fact.pin;
+      if (c) c[key] = fact.pin;
       settingsWritten(state, fact.app, fact.token);
       return;
     }
@@ -292,6 +287,11 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
     }
     case "SessionClosed": {
       closeSession(state, app(state, fact.app), fact.handle);
+      return;
+    }
+    case "AllSessionsClosed": {
+      const a = app(state, fact.app);
+      for (const h of [...slot(a, fact.slotID).sessions]) closeSession(state, a, h);
       return;
     }
     case "ObjectHandlesInvalidated": {

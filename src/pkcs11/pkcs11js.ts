@@ -530,12 +530,47 @@ const NOT_YET = [
 ] as const;
 for (const name of NOT_YET) {
   Object.defineProperty(PKCS11.prototype, name, {
-    value: function (this: PKCS11) {
-      return (this as unknown as { unsupported(m: string): never }).unsupported(name);
+    value: function (this: PKCS11, ...args: unknown[]) {
+      const fail = () => (this as unknown as { unsupported(m: string): never }).unsupported(name);
+      const cb = args[args.length - 1];
+      if (typeof cb === "function") return callback(fail, cb as (e: Error | null, d: unknown) => void);
+      return fail();
     },
     writable: true,
     configurable: true,
   });
+}
+
+/**
+ * pkcs11js gives these methods a `…Callback` form (the callback last) and an `…Async` form (a promise), both running
+ * the same call; the drop-in runs the synchronous call and delivers its result the same way, on a later tick.
+ */
+const WITH_CALLBACK = [
+  "C_Digest", "C_DigestFinal", "C_GenerateKey", "C_GenerateKeyPair", "C_Sign", "C_SignFinal", "C_Verify",
+  "C_VerifyFinal", "C_Encrypt", "C_EncryptFinal", "C_Decrypt", "C_DecryptFinal", "C_DeriveKey", "C_WrapKey",
+  "C_UnwrapKey", "C_DigestEncryptUpdate", "C_DecryptDigestUpdate", "C_SignEncryptUpdate", "C_DecryptVerifyUpdate",
+] as const;
+for (const name of WITH_CALLBACK) {
+  const proto = PKCS11.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
+  if (!Object.prototype.hasOwnProperty.call(proto, `${name}Callback`)) {
+    Object.defineProperty(proto, `${name}Callback`, {
+      value: function (this: PKCS11, ...args: unknown[]) {
+        const cb = args.pop() as (e: Error | null, d: unknown) => void;
+        callback(() => proto[name]!.apply(this, args), cb);
+      },
+      writable: true,
+      configurable: true,
+    });
+  }
+  if (!Object.prototype.hasOwnProperty.call(proto, `${name}Async`)) {
+    Object.defineProperty(proto, `${name}Async`, {
+      value: function (this: PKCS11, ...args: unknown[]) {
+        return promise(() => proto[name]!.apply(this, args));
+      },
+      writable: true,
+      configurable: true,
+    });
+  }
 }
 
 export interface PKCS11 {

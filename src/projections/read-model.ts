@@ -202,6 +202,16 @@ export class ReadModel {
         this.countSession(v, +1);
         return;
       }
+      case "AllSessionsClosed": {
+        const m = this.sessions.get(f.app);
+        if (!m) return;
+        for (const [h, v] of m) {
+          if (v.slotID !== f.slotID) continue;
+          m.delete(h);
+          this.countSession(v, -1);
+        }
+        return;
+      }
       case "SessionClosed": {
         const m = this.sessions.get(f.app);
         const v = m?.get(f.handle);

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { Simulator } from "../../src/actors/simulator.js";
+import { MemoryEventStore } from "../../src/events/memory-store.js";
 import type { ProfileName } from "../../src/pkcs11/profiles.js";
 import { runSteps, Seen, stepsArb } from "../support/arbitraries.js";
 import { snapshot, testSimulator, TEST_KEY } from "../support/sim.js";
@@ -19,7 +20,12 @@ describe.each<ProfileName>(["default", "softhsm2"])("replay (profile %s)", (prof
         const seen = [new Seen(), new Seen()];
         runSteps(apps, steps, seen);
 
-        const replayed = Simulator.replay(live.store.read(), { profile, simulatorKey: TEST_KEY, clock: () => 1_800_000_000_000 });
+        const replayed = Simulator.replay(live.store.read(), {
+          profile,
+          simulatorKey: TEST_KEY,
+          clock: () => 1_800_000_000_000,
+          store: new MemoryEventStore({ freeze: true }),
+        });
         expect(snapshot(replayed)).toEqual(snapshot(live));
 
         // The rebuilt simulator serves the same applications on: attach callers with the same application ids.

@@ -3,6 +3,7 @@
  * calls as `(fn, args)` and hands back `{ rv, out }` with rv as a CKR name.
  */
 import { Simulator, type SimulatorOptions } from "../../src/actors/simulator.js";
+import { MemoryEventStore } from "../../src/events/memory-store.js";
 import type { Application } from "../../src/actors/simulator.js";
 import type { Call, CallArgs, CallOut, FnName } from "../../src/events/calls.js";
 import { rvName } from "../../src/pkcs11/constants.js";
@@ -28,7 +29,14 @@ export function seededRandom(seed: number): (n: number) => Uint8Array {
 export const TEST_KEY = new Uint8Array(32).fill(7);
 
 export function testSimulator(opts: SimulatorOptions = {}): Simulator {
-  return new Simulator({ clock: () => 1_800_000_000_000, randomBytes: seededRandom(1), simulatorKey: TEST_KEY, ...opts });
+  return new Simulator({
+    clock: () => 1_800_000_000_000,
+    randomBytes: seededRandom(1),
+    simulatorKey: TEST_KEY,
+    // Deep-frozen records: any code that changes a fact or an output after the call would throw here.
+    store: new MemoryEventStore({ freeze: true }),
+    ...opts,
+  });
 }
 
 export interface Result<F extends FnName> {
