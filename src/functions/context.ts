@@ -108,6 +108,5 @@ export function knownAfterLook(ctx: DecideContext, t: TokenState): Iterable<stri
   return c.known;
 }
 
-export const isUlong = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;
 
 export { CK };

@@ -28,7 +28,15 @@ import {
   type AttrRule,
 } from "../pkcs11/attributes.js";
 import type { CkrName } from "../pkcs11/constants.js";
-import { currentHandleOf, liveObject, resolveObjectHandle, type ObjectState, type OperationState, type SimState, type AppState } from "../model/state.js";
+import {
+  currentHandleOf,
+  heldHandle,
+  liveObject,
+  resolveObjectHandle,
+  type AppState,
+  type ObjectState,
+  type OperationState,
+} from "../model/state.js";
 import {
   answer,
   CK,
@@ -183,11 +191,9 @@ export function C_CreateObject(ctx: DecideContext, args: CallArgs["C_CreateObjec
  * The token a handle's object lives on, when the handle is still held (epochs current): SoftHSM validates such an
  * object against its file first, and that validation is a look (softhsm2 rule O1), whatever the call then answers.
  */
-function tokenOfHandle(state: SimState, app: AppState, handle: number): string | undefined {
-  const e = app.objectHandles.get(handle);
-  const slot = e && app.slots.get(e.slotID);
-  if (!e || !slot || e.epochAll !== slot.epochAll || (e.private && e.epochPrivate !== slot.epochPrivate)) return undefined;
-  return e.object.charCodeAt(0) === 116 /* 't' */ ? e.object.slice(1, e.object.indexOf("/")) : undefined;
+function tokenOfHandle(app: AppState, handle: number): string | undefined {
+  const e = heldHandle(app, handle);
+  return e && e.object.charCodeAt(0) === 116 /* 't' */ ? e.object.slice(1, e.object.indexOf("/")) : undefined;
 }
 
 function objectStep(ctx: DecideContext, hSession: number, hObject: number, nullTemplate: boolean) {
@@ -199,7 +205,7 @@ function objectStep(ctx: DecideContext, hSession: number, hObject: number, nullT
     [!ref, "CKR_SESSION_HANDLE_INVALID"],
   ]);
   if (rv) return { rv, looked: [] as Fact[] };
-  const tokenId = tokenOfHandle(ctx.state, ref!.app, hObject);
+  const tokenId = tokenOfHandle(ref!.app, hObject);
   const looked = tokenId ? looks(ctx, tokenId) : [];
   if (!found) return { rv: "CKR_OBJECT_HANDLE_INVALID" as CkrName, looked };
   return { ref: ref!, object: found.object, looked };

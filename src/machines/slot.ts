@@ -28,7 +28,7 @@
  */
 import { emit, setup } from "xstate";
 import type { CkrName } from "../pkcs11/constants.js";
-import type { Login, Role } from "../events/types.js";
+import type { Role } from "../events/types.js";
 
 export interface PinCheck {
   /** A PIN for the role exists (CKF_USER_PIN_INITIALIZED for the user). */
@@ -193,8 +193,3 @@ export const slotMachine = setup({
     },
   },
 });
-
-/** The login state a slot snapshot stands for. */
-export function loginOf(value: unknown): Login {
-  return value as Login;
-}

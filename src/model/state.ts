@@ -184,18 +184,25 @@ export function liveObject(state: SimState, app: AppState, id: string): ObjectSt
   return o;
 }
 
-/** Resolve an object handle; undefined when unknown, invalidated (lazily, by epoch) or its object is gone. */
-export function resolveObjectHandle(
-  state: SimState,
-  app: AppState,
-  handle: number,
-): { entry: ObjectHandleEntry; object: ObjectState } | undefined {
+/** An object handle the application still holds: issued, and not invalidated since (epochs current). */
+export function heldHandle(app: AppState, handle: number): ObjectHandleEntry | undefined {
   const entry = app.objectHandles.get(handle);
   if (!entry) return undefined;
   const slot = app.slots.get(entry.slotID);
   if (!slot || entry.epochAll !== slot.epochAll || (entry.private && entry.epochPrivate !== slot.epochPrivate)) {
     return undefined;
   }
+  return entry;
+}
+
+/** Resolve an object handle; undefined when unknown, invalidated (lazily, by epoch) or its object is gone. */
+export function resolveObjectHandle(
+  state: SimState,
+  app: AppState,
+  handle: number,
+): { entry: ObjectHandleEntry; object: ObjectState } | undefined {
+  const entry = heldHandle(app, handle);
+  if (!entry) return undefined;
   const object = liveObject(state, app, entry.object);
   return object ? { entry, object } : undefined;
 }

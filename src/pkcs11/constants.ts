@@ -38,10 +38,6 @@ function family<P extends string>(prefix: P): ReadonlyMap<number, string> {
 
 export const CKR_NAMES = family("CKR_");
 export const CKS_NAMES = family("CKS_");
-export const CKU_NAMES = family("CKU_");
-export const CKO_NAMES = family("CKO_");
-export const CKA_NAMES = family("CKA_");
-export const CKM_NAMES = family("CKM_");
 
 export function rvName(rv: number): string {
   return CKR_NAMES.get(rv) ?? `CKR_0x${rv.toString(16)}`;
