@@ -53,6 +53,29 @@ export const setups = {
   }) as Setup,
 };
 
+/** Unwrap a setup step's output, failing loudly if the step itself failed. */
+export const ok = <T>(r: { rv: string; out: T }): T => {
+  expect(r.rv, "setup step").toBe("CKR_OK");
+  return r.out;
+};
+
+/** Keep the setup's caller, to make more calls after `when` (a test then checks what followed). */
+export function capture() {
+  const app = { call: undefined as unknown as Call };
+  const setup: Setup = (c) => void (app.call = c);
+  return { setup, get: (): Call => app.call };
+}
+
+/** Both profiles, for tests that run alike or compare them. */
+export const SOFTHSM = { profile: "softhsm2" } as const;
+export const PROFILES = [
+  ["default", {}],
+  ["softhsm2", SOFTHSM],
+] as const;
+/** SoftHSM's unit tests use 1<<31 as their invalid slot (§18). */
+export const INVALID_SLOT = 0x80000000;
+export const SHA256 = { mechanism: CK.CKM_SHA256 };
+
 export const RO = CK.CKF_SERIAL_SESSION;
 export const RW = CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION;
 export function steps(...s: Setup[]): Setup {

@@ -19,15 +19,11 @@ import {
   USER_PIN,
   type Call,
   type Setup,
+  SOFTHSM,
+  PROFILES,
+  INVALID_SLOT,
 } from "../support/gwt.js";
 
-const SOFTHSM = { profile: "softhsm2" } as const;
-const PROFILES = [
-  ["default", {}],
-  ["softhsm2", SOFTHSM],
-] as const;
-/** SoftHSM's unit tests use 1<<31 as their invalid slot (§18). */
-const INVALID_SLOT = 0x80000000;
 const UNAVAILABLE = CK.CK_UNAVAILABLE_INFORMATION;
 
 /** A setup step that must succeed: a failing setup must fail the test, not quietly change what it tests. */
@@ -142,6 +138,13 @@ describe("C_GetSlotList", () => {
       expect(serial).toMatch(/^[0-9a-f]{16}$/);
       expect(out.slots).toEqual([slotFromSerial(serial), 1]);
     });
+    it("after C_Finalize / C_Initialize the small number the token had is gone", () => {
+      const reinit: Setup = (c) => {
+        ok(c("C_Finalize", {}));
+        ok(c("C_Initialize", {}));
+      };
+      given(steps(bareToken, reinit), SOFTHSM).when("C_GetSlotInfo", { slotID: 0 }).then("CKR_SLOT_ID_INVALID", []);
+    });
     it("a slot initialised in place sorts first by its small number, before serial-derived IDs", () => {
       let serial = "";
       const more: Setup = (c) => {
@@ -233,6 +236,11 @@ describe("C_GetTokenInfo", () => {
     expect(out.flags).toBe(0x425);
     expect(out.label).toBe("t".padEnd(32));
     expect(out.serialNumber).toMatch(/^[0-9a-f]{16}$/);
+  });
+  it("softhsm2: the uninitialised slot added by a size query has an uninitialised token", () => {
+    const sized: Setup = (c) => void ok(c("C_GetSlotList", { tokenPresent: false, pSlotList: null }));
+    const { out } = given(steps(bareToken, sized), SOFTHSM).when("C_GetTokenInfo", { slotID: 1 }).then("CKR_OK", []);
+    expect([out.flags, out.label, out.serialNumber]).toEqual([UNINITIALIZED_FLAGS, " ".repeat(32), " ".repeat(16)]);
   });
   it("with a user PIN: flags 0x42D", () => {
     const { out } = given(setups.token).when("C_GetTokenInfo", { slotID: 0 }).then("CKR_OK", []);
@@ -377,12 +385,32 @@ describe("C_InitToken", () => {
     expect(ok(app("C_FindObjects", { hSession: s, maxCount: 10 })).handles).toEqual([]);
     expect(app("C_Login", { hSession: s, userType: CK.CKU_SO, pin: SO_PIN }).rv).toBe("CKR_OK");
   });
+  it.each(PROFILES)("%s: a successful re-initialisation clears the SO and user failure flags", (_, opts) => {
+    const app = { c: undefined as unknown as Call };
+    given(steps(setups.token, wrongUser, wrongSO, (c) => void (app.c = c), (c, h) => void ok(c("C_CloseSession", { hSession: h.rw! }))), opts)
+      .when("C_InitToken", { slotID: 0, pin: SO_PIN, label: "t" })
+      .then("CKR_OK");
+    expect(ok(app.c("C_GetTokenInfo", { slotID: 0 })).flags).toBe(INITIALIZED_FLAGS);
+  });
+  it("the label is exactly 32 bytes: a longer one is cut, a shorter one padded with spaces", () => {
+    const app = { c: undefined as unknown as Call };
+    given(steps(setups.initialized, (c) => void (app.c = c))).when("C_InitToken", { slotID: 0, pin: SO_PIN, label: "x".repeat(30) + "yz0123" }).then("CKR_OK", ["TokenInitialized"]);
+    expect(ok(app.c("C_GetTokenInfo", { slotID: 0 })).label).toBe("x".repeat(30) + "yz");
+  });
   it("a session on another slot does not matter (default, slots: 2)", () => {
     const other: Setup = (c, h) => {
       ok(c("C_InitToken", { slotID: 1, pin: SO_PIN, label: "other" }));
       h.s1 = ok(c("C_OpenSession", { slotID: 1, flags: RO })).hSession;
     };
     given(steps(setups.initialized, other), { slots: 2 }).when("C_InitToken", { slotID: 0, pin: SO_PIN, label: "t" }).then("CKR_OK", ["TokenInitialized"]);
+  });
+  it("softhsm2: a session on another token's slot does not matter", () => {
+    const second: Setup = (c, h) => {
+      ok(c("C_GetSlotList", { tokenPresent: false, pSlotList: null }));
+      ok(c("C_InitToken", { slotID: 1, pin: SO_PIN, label: "one" }));
+      h.s1 = ok(c("C_OpenSession", { slotID: 1, flags: RO })).hSession;
+    };
+    given(steps(tokenNoSession, second), SOFTHSM).when("C_InitToken", { slotID: 0, pin: SO_PIN, label: "t" }).then("CKR_OK");
   });
   it("an RO public session is a session too", () =>
     given(steps(tokenNoSession, openRO)).when("C_InitToken", { slotID: 0, pin: SO_PIN, label: "t" }).then("CKR_SESSION_EXISTS", []));
@@ -415,8 +443,8 @@ describe("C_InitToken", () => {
       const openClose: Setup = (c, h) => {
         app = c;
         serial = ok(c("C_GetTokenInfo", { slotID: 0 })).serialNumber;
-        openRO(c, h, undefined as never);
-        ok(c("C_CloseSession", { hSession: h.ro! }));
+        h.ro = ok(c("C_OpenSession", { slotID: 0, flags: RO })).hSession;
+        ok(c("C_CloseSession", { hSession: h.ro }));
       };
       given(steps(bareToken, openClose), opts).when("C_InitToken", { slotID: 0, pin: SO_PIN, label: "token1" }).then("CKR_OK");
       expect(ok(app("C_GetTokenInfo", { slotID: 0 })).serialNumber).toBe(serial);
@@ -435,7 +463,7 @@ describe("C_InitPIN", () => {
     given(steps(setups.token, openRO)).when("C_InitPIN", (h) => ({ hSession: h.ro!, pin: "12" })).then("CKR_USER_NOT_LOGGED_IN", []));
   it("a user session may not", () =>
     given(steps(setups.token, loginUser)).when("C_InitPIN", (h) => ({ hSession: h.rw!, pin: "5678" })).then("CKR_USER_NOT_LOGGED_IN", []));
-  it("two rules at once: in an SO session a NULL pin wins over nothing else wrong", () =>
+  it("in an SO session, a NULL pin is CKR_ARGUMENTS_BAD", () =>
     given(steps(setups.token, loginSO)).when("C_InitPIN", (h) => ({ hSession: h.rw!, pin: null })).then("CKR_ARGUMENTS_BAD", []));
   it("checks the PIN length: 0, 3 and 256 bytes are CKR_PIN_LEN_RANGE", () => {
     for (const pin of ["", "123", "x".repeat(256)]) {
