@@ -6,7 +6,8 @@
  *
  * The shell lives here: the clock, the random source and the simulator key are read only in this file, and whatever
  * they produce reaches the state only through recorded facts. So `Simulator.replay` can rebuild a simulator from its
- * log without a clock or a random source, and the rebuilt state is the live one (test/property/replay).
+ * log without a clock or a random source, and the rebuilt state is the live one (test/property/replay). A simulator
+ * constructed on a store that already holds records (a file store reopened) rebuilds itself the same way first.
  *
  * An `Application` is one C_Initialize…C_Finalize lifetime's caller: login state and sessions belong to it; tokens
  * belong to the simulator and are shared by all its applications, like processes sharing a SoftHSM token directory.
@@ -54,6 +55,8 @@ const DECIDERS: Record<FnName, Decider> = {
   ...pick(objects, [
     "C_CreateObject",
     "C_DestroyObject",
+    "C_CopyObject",
+    "C_GetObjectSize",
     "C_GetAttributeValue",
     "C_SetAttributeValue",
     "C_FindObjectsInit",
@@ -70,7 +73,10 @@ function pick<M extends object, K extends keyof M & string>(m: M, keys: K[]): Re
 export interface SimulatorOptions extends ProfileOptions {
   /** Token slots for the default profile's fixed numbering (default 1). SoftHSM numbering has no such option. */
   slots?: number;
-  /** Where call records go (default: a new in-memory store). */
+  /**
+   * Where call records go (default: a new in-memory store). A store that already holds records is replayed first:
+   * the simulator starts in the state its log describes (pass the options and `simulatorKey` it was written with).
+   */
   store?: EventStore;
   /** 32 bytes. Keys PIN verifiers and sealed values; needed again to replay a log that holds sealed values. */
   simulatorKey?: Uint8Array;
@@ -110,7 +116,7 @@ export class Simulator {
     this.store = opts.store ?? new MemoryEventStore();
     this.state = newSimState(this.profile, slots);
     this.read = new ReadModel(this.profile, this.state.fixedSlots);
-    this.seq = this.store.lastSeq;
+    this.seq = 0;
     const keys = this.keys;
     const random = this.random;
     this.shell = {
@@ -123,6 +129,12 @@ export class Simulator {
       openDigest: (m) => digestMechanism(m)!.create(),
       unseal: (sealed) => unseal(keys.seal, sealed),
     };
+    // A store that already holds records (a file store reopened) is the simulator's past: rebuild the state from it
+    // before serving, so that the next call is decided on the state the log describes.
+    for (const r of this.store.read()) this.apply(r);
+    if (this.seq !== this.store.lastSeq) {
+      throw new RangeError(`"store" read ${this.seq} records but its lastSeq is ${this.store.lastSeq}`);
+    }
   }
 
   /** A new caller: an application once it calls C_Initialize. */
@@ -191,11 +203,16 @@ export class Simulator {
     return sim;
   }
 
-  /** Apply one recorded call (replay, or a follower of another simulator's log). */
+  /** Apply one recorded call and append it to this simulator's store (replay, or a follower of another's log). */
   ingest(record: CallRecord): void {
+    this.apply(record, true);
+  }
+
+  /** Fold one recorded call into the write and read models; `append` it to the store unless it came from there. */
+  private apply(record: CallRecord, append = false): void {
     if (record.seq !== this.seq + 1) throw new RangeError(`"record.seq" expected ${this.seq + 1}, got ${record.seq}`);
     for (const f of record.facts) evolve(this.state, f as Fact, this.env);
-    this.store.append(record);
+    if (append) this.store.append(record);
     this.read.apply(record);
     this.seq = record.seq;
   }

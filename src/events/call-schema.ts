@@ -43,6 +43,8 @@ export const CALL_SCHEMA: { [F in FnName]: Record<string, Kind> } = {
   C_CancelFunction: { hSession: "ulong" },
   C_CreateObject: { hSession: "ulong", template: "template", phObject: "nullptr" },
   C_DestroyObject: { hSession: "ulong", hObject: "ulong" },
+  C_CopyObject: { hSession: "ulong", hObject: "ulong", template: "template", phNewObject: "nullptr" },
+  C_GetObjectSize: { hSession: "ulong", hObject: "ulong", pulSize: "nullptr" },
   C_GetAttributeValue: { hSession: "ulong", hObject: "ulong", template: "template" },
   C_SetAttributeValue: { hSession: "ulong", hObject: "ulong", template: "template" },
   C_FindObjectsInit: { hSession: "ulong", template: "template" },

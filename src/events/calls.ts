@@ -47,6 +47,8 @@ export interface CallArgs {
   C_CancelFunction: { hSession: number };
   C_CreateObject: { hSession: number; template: Template[] | null; phObject?: null };
   C_DestroyObject: { hSession: number; hObject: number };
+  C_CopyObject: { hSession: number; hObject: number; template: Template[] | null; phNewObject?: null };
+  C_GetObjectSize: { hSession: number; hObject: number; pulSize?: null };
   C_GetAttributeValue: { hSession: number; hObject: number; template: Template[] | null };
   C_SetAttributeValue: { hSession: number; hObject: number; template: Template[] | null };
   C_FindObjectsInit: { hSession: number; template: Template[] | null };
@@ -137,6 +139,8 @@ export interface CallOut {
   C_CancelFunction: undefined;
   C_CreateObject: { hObject: number };
   C_DestroyObject: undefined;
+  C_CopyObject: { hObject: number };
+  C_GetObjectSize: { size: number };
   C_GetAttributeValue: { attrs: AttributeOut[] };
   C_SetAttributeValue: undefined;
   C_FindObjectsInit: undefined;

@@ -94,14 +94,17 @@ function applyEntry(
   cls: number,
   attrs: Map<number, Uint8Array>,
   entry: Template,
-  op: "create" | "set",
+  op: "create" | "set" | "copy",
 ): CkrName | undefined {
   const rule = rules.get(entry.type);
   if (!rule) return "CKR_ATTRIBUTE_TYPE_INVALID";
   const v = entry.value ?? new Uint8Array(0);
   const size = fixedSize(rule.kind);
   if (size !== undefined && v.length !== size) return "CKR_ATTRIBUTE_VALUE_INVALID";
+  // A non-modifiable object takes no change at all after creation, not even in a copy's template (rule 3).
+  if (op !== "create" && attrs.get(CK.CKA_MODIFIABLE)?.[0] === 0) return "CKR_ATTRIBUTE_READ_ONLY";
   if (op === "set" && rule.onSet !== "ok") return "CKR_ATTRIBUTE_READ_ONLY";
+  if (op === "copy" && rule.onCopy !== "ok") return "CKR_ATTRIBUTE_READ_ONLY";
   if (rule.type === CK.CKA_CLASS && readUlong(v) !== cls) return "CKR_TEMPLATE_INCONSISTENT";
   if (rule.kind === "bool") {
     const value = v[0] !== 0;
@@ -222,6 +225,54 @@ export function C_DestroyObject(ctx: DecideContext, args: CallArgs["C_DestroyObj
   if (denied) return answer(denied, undefined, looked);
   if (!boolAttr(object, CK.CKA_DESTROYABLE)) return answer("CKR_ACTION_PROHIBITED", undefined, looked);
   return answer("CKR_OK", undefined, [...looked, { type: "ObjectDestroyed", app: ctx.appId, object: object.id }]);
+}
+
+/**
+ * C_CopyObject — §5.7.2. Read access to the source, then CKA_COPYABLE (before any template check), then the target's
+ * CKA_TOKEN / CKA_PRIVATE (a private object may not become public), then write access for the target, then each
+ * template entry under the copy rules. The copy keeps every source attribute; a failed copy leaves nothing behind
+ * (SoftHSM destroys it), in both profiles. No 32-attribute limit applies (docs/notes/softhsm-data-objects.md §4).
+ */
+export function C_CopyObject(ctx: DecideContext, args: CallArgs["C_CopyObject"]): Decision {
+  const s = objectStep(ctx, args.hSession, args.hObject, args.template === null || args.phNewObject === null);
+  if ("rv" in s) return answer(s.rv!, undefined, s.looked);
+  const { ref, object: source, looked } = s;
+  const refuse = (rv: CkrName) => answer(rv, undefined, looked);
+  const login = ref.slot.actor.login;
+  if (!readAccess(login, source.private)) return refuse("CKR_USER_NOT_LOGGED_IN");
+  if (!boolAttr(source, CK.CKA_COPYABLE)) return refuse("CKR_ACTION_PROHIBITED");
+  const template = args.template!;
+  const target = extractObjectInformation(template);
+  const token = template.some((t) => t.type === CK.CKA_TOKEN && t.value?.length === 1) ? target.token : source.token;
+  const priv = template.some((t) => t.type === CK.CKA_PRIVATE && t.value?.length === 1) ? target.priv : source.private;
+  if (source.private && !priv) return refuse("CKR_TEMPLATE_INCONSISTENT");
+  const denied = writeAccess(login, ref.session.rw, token, priv);
+  if (denied) return refuse(denied);
+  const cls = readUlong(source.attrs.get(CK.CKA_CLASS)!);
+  const rules = OBJECT_CLASSES.get(cls)!;
+  const attrs = new Map(source.attrs);
+  for (const entry of template) {
+    const failed = applyEntry(rules, cls, attrs, entry, "copy");
+    if (failed) return refuse(failed);
+  }
+  const id = newObjectId(ctx, ref, token);
+  const handle = nextHandle(ctx, "object");
+  return answer("CKR_OK", { hObject: handle }, [
+    ...looked,
+    created(ctx, ref, handle, { id, token, private: priv, attrs: stored(attrs) }),
+  ]);
+}
+
+/** C_GetObjectSize — §5.7.4. No access check at all; SoftHSM does not know the size (§16). */
+export function C_GetObjectSize(ctx: DecideContext, args: CallArgs["C_GetObjectSize"]): Decision {
+  const rv = firstFailure([
+    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
+    [args.pulSize === null, "CKR_ARGUMENTS_BAD"],
+  ]);
+  if (rv) return reject(rv);
+  const s = objectStep(ctx, args.hSession, args.hObject, false);
+  if ("rv" in s) return answer(s.rv!, undefined, s.looked);
+  return answer("CKR_OK", { size: UNAVAILABLE }, s.looked);
 }
 
 /** CK_UNAVAILABLE_INFORMATION, the ulValueLen of an entry that cannot be returned. */

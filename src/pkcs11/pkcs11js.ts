@@ -381,19 +381,22 @@ export class PKCS11 {
     return handleOut(this.call("C_CreateObject", "C_CreateObject", { hSession, template: t }).hObject);
   }
   C_CopyObject(session: Handle, object: Handle, template: Attribute[]): Handle {
-    handleArg(arguments, 0);
-    handleArg(arguments, 1);
-    templateArg(arguments, 2);
-    return this.unsupported("C_CopyObject");
+    required(arguments, 2);
+    const hSession = handleArg(arguments, 0);
+    const hObject = handleArg(arguments, 1);
+    const t = templateArg(arguments, 2);
+    return handleOut(this.call("C_CopyObject", "C_CopyObject", { hSession, hObject, template: t }).hObject);
   }
   C_DestroyObject(session: Handle, object: Handle): void {
     required(arguments, 1);
     this.call("C_DestroyObject", "C_DestroyObject", { hSession: handleArg(arguments, 0), hObject: handleArg(arguments, 1) });
   }
   C_GetObjectSize(session: Handle, object: Handle): number {
-    handleArg(arguments, 0);
-    handleArg(arguments, 1);
-    return this.unsupported("C_GetObjectSize");
+    required(arguments, 1);
+    const hSession = handleArg(arguments, 0);
+    const hObject = handleArg(arguments, 1);
+    // pkcs11js reads the CK_ULONG into a uint32: CK_UNAVAILABLE_INFORMATION arrives as 4294967295.
+    return u32(this.call("C_GetObjectSize", "C_GetObjectSize", { hSession, hObject }).size);
   }
   C_GetAttributeValue(session: Handle, object: Handle, template: Attribute[]): { type: number; value: Buffer }[] {
     required(arguments, 2);

@@ -70,6 +70,13 @@ export const callArb: fc.Arbitrary<Call> = fc.oneof(
   { weight: 2, arbitrary: handle.map((hSession) => c("C_Logout", { hSession })) },
   { weight: 8, arbitrary: fc.tuple(handle, template).map(([hSession, t]) => c("C_CreateObject", { hSession, template: t })) },
   { weight: 2, arbitrary: fc.tuple(handle, handle).map(([hSession, hObject]) => c("C_DestroyObject", { hSession, hObject })) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(handle, handle, fc.constantFrom<Template[]>([], [{ type: CK.CKA_TOKEN, value: Uint8Array.of(1) }], [{ type: CK.CKA_PRIVATE, value: Uint8Array.of(0) }], [{ type: CK.CKA_LABEL, value: bytes("copy") }]))
+      .map(([hSession, hObject, t]) => c("C_CopyObject", { hSession, hObject, template: t })),
+  },
+  { weight: 1, arbitrary: fc.tuple(handle, handle).map(([hSession, hObject]) => c("C_GetObjectSize", { hSession, hObject })) },
   { weight: 2, arbitrary: fc.tuple(handle, handle, attrs).map(([hSession, hObject, t]) => c("C_GetAttributeValue", { hSession, hObject, template: t })) },
   { weight: 2, arbitrary: fc.tuple(handle, handle, setAttrs).map(([hSession, hObject, t]) => c("C_SetAttributeValue", { hSession, hObject, template: t })) },
   { weight: 3, arbitrary: fc.tuple(handle, findTemplate).map(([hSession, t]) => c("C_FindObjectsInit", { hSession, template: t })) },
@@ -129,7 +136,7 @@ export function resolve(step: Step, seen: Seen): Call {
 export function observe(call: Call, out: unknown, rv: number, seen: Seen): void {
   if (rv !== 0 || !out) return;
   if (call.fn === "C_OpenSession") seen.sessions.push((out as { hSession: number }).hSession);
-  if (call.fn === "C_CreateObject") seen.objects.push((out as { hObject: number }).hObject);
+  if (call.fn === "C_CreateObject" || call.fn === "C_CopyObject") seen.objects.push((out as { hObject: number }).hObject);
   if (call.fn === "C_FindObjects") seen.objects.push(...(out as { handles: number[] }).handles);
   if (call.fn === "C_Finalize") {
     seen.sessions.length = 0;

@@ -1,0 +1,177 @@
+/**
+ * Scripted differential scenarios for calls the random sequences leave out (C_CopyObject, C_GetObjectSize): the same
+ * script runs through the real pkcs11js on SoftHSM 2.6.1 (in this process, fresh token directory) and through the
+ * drop-in on a softhsm2-profile simulator, and every result and error shape must agree. The scripts follow SoftHSM's
+ * ObjectTests::testCopyObject / testGetObjectSize (fact sheet §18) and the copy rules in
+ * docs/notes/softhsm-data-objects.md §4.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import { PKCS11 as DropIn } from "../../src/pkcs11/pkcs11js.js";
+import { CK } from "../../src/pkcs11/constants.js";
+import { createSoftHsmEnv, loadSoftHsm, softHsmAvailable, type SoftHsmEnv } from "../support/softhsm.js";
+
+type P = Record<string, (...a: unknown[]) => any>;
+type Trace = (name: string, f: () => unknown) => any;
+
+function observe(p: P, script: (p: P, t: Trace) => void): string[] {
+  const out: string[] = [];
+  const t: Trace = (name, f) => {
+    try {
+      const r = f();
+      out.push(`${name} OK ${JSON.stringify(r, (_k, v) => (v?.type === "Buffer" ? Buffer.from(v.data).toString("hex") : typeof v === "bigint" ? String(v) : v))}`);
+      return r;
+    } catch (e) {
+      const x = e as Error & { code?: number; method?: string };
+      out.push(`${name} ERR ${x.constructor.name} ${x.message} code=${x.code} method=${x.method}`);
+      return undefined;
+    }
+  };
+  script(p, t);
+  return out;
+}
+
+const SO = "12345678";
+const USER = "1234";
+const F = false;
+const T = true;
+
+/** Initialise, make a token with a user PIN, re-initialise so the token has its serial-derived slot; returns it. */
+function prepare(p: P): Buffer {
+  p.C_Initialize();
+  const [slot] = p.C_GetSlotList(true);
+  p.C_InitToken(slot, SO, "scripts".padEnd(32));
+  const h = p.C_OpenSession(slot, CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION);
+  p.C_Login(h, CK.CKU_SO, SO);
+  p.C_InitPIN(h, USER);
+  p.C_Finalize();
+  p.C_Initialize();
+  return p.C_GetSlotList(true)[0];
+}
+
+const data = (token: boolean, priv: boolean, more: object[] = []) => [
+  { type: CK.CKA_CLASS, value: CK.CKO_DATA },
+  { type: CK.CKA_TOKEN, value: token },
+  { type: CK.CKA_PRIVATE, value: priv },
+  { type: CK.CKA_LABEL, value: "A data object" },
+  ...more,
+];
+
+const SCRIPTS: Record<string, (p: P, t: Trace) => void> = {
+  "ObjectTests::testCopyObject": (p, t) => {
+    const slot = prepare(p);
+    const ro = t("open RO", () => p.C_OpenSession(slot, CK.CKF_SERIAL_SESSION));
+    const o = t("dataMin", () => p.C_CreateObject(ro, data(F, F)));
+    const oc = t("dataMCD C=F", () => p.C_CreateObject(ro, data(F, F, [{ type: CK.CKA_MODIFIABLE, value: T }, { type: CK.CKA_COPYABLE, value: F }, { type: CK.CKA_DESTROYABLE, value: T }])));
+    const attrs = [
+      { type: CK.CKA_LABEL, value: "Label modified via C_CopyObject" },
+      { type: CK.CKA_TOKEN, value: F },
+      { type: CK.CKA_PRIVATE, value: F },
+      { type: CK.CKA_CLASS, value: CK.CKO_DATA },
+    ];
+    const c1 = t("copy 1 attr", () => p.C_CopyObject(ro, o, attrs.slice(0, 1)));
+    t("destroy copy", () => p.C_DestroyObject(ro, c1));
+    t("copy non-copyable", () => p.C_CopyObject(ro, oc, attrs.slice(0, 1)));
+    t("destroy oc", () => p.C_DestroyObject(ro, oc));
+    const c3 = t("copy 3 attrs", () => p.C_CopyObject(ro, o, attrs.slice(0, 3)));
+    t("destroy c3", () => p.C_DestroyObject(ro, c3));
+    t("copy with CKA_CLASS", () => p.C_CopyObject(ro, o, attrs));
+    attrs[1] = { type: CK.CKA_TOKEN, value: T };
+    t("copy to token in RO", () => p.C_CopyObject(ro, o, attrs.slice(0, 3)));
+    attrs[1] = { type: CK.CKA_TOKEN, value: F };
+    attrs[2] = { type: CK.CKA_PRIVATE, value: T };
+    t("copy to private, public session", () => p.C_CopyObject(ro, o, attrs.slice(0, 3)));
+    t("close RO", () => p.C_CloseSession(ro));
+    const rw = t("open RW", () => p.C_OpenSession(slot, CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION));
+    t("login user", () => p.C_Login(rw, CK.CKU_USER, USER));
+    const normal = (priv: boolean) => data(F, priv, [{ type: CK.CKA_APPLICATION, value: "app" }, { type: CK.CKA_OBJECT_ID, value: Buffer.from("3006", "hex") }, { type: CK.CKA_VALUE, value: "Some data" }]);
+    const o2 = t("dataNormal", () => p.C_CreateObject(rw, normal(F)));
+    attrs[1] = { type: CK.CKA_TOKEN, value: T };
+    attrs[2] = { type: CK.CKA_PRIVATE, value: F };
+    const c4 = t("copy to token", () => p.C_CopyObject(rw, o2, attrs.slice(0, 3)));
+    t("read copy", () => p.C_GetAttributeValue(rw, c4, [{ type: CK.CKA_LABEL }, { type: CK.CKA_TOKEN }, { type: CK.CKA_APPLICATION }, { type: CK.CKA_VALUE }, { type: CK.CKA_OBJECT_ID }]));
+    t("destroy c4", () => p.C_DestroyObject(rw, c4));
+    attrs[2] = { type: CK.CKA_PRIVATE, value: T };
+    const c5 = t("copy to private token", () => p.C_CopyObject(rw, o2, attrs.slice(0, 3)));
+    t("destroy c5", () => p.C_DestroyObject(rw, c5));
+    attrs[3] = { type: CK.CKA_OBJECT_ID, value: "Another object ID" };
+    t("copy with OBJECT_ID", () => p.C_CopyObject(rw, o2, attrs));
+    t("destroy o2", () => p.C_DestroyObject(rw, o2));
+    const o3 = t("dataNormal private", () => p.C_CreateObject(rw, normal(T)));
+    attrs[1] = { type: CK.CKA_TOKEN, value: F };
+    attrs[2] = { type: CK.CKA_PRIVATE, value: F };
+    t("privacy downgrade", () => p.C_CopyObject(rw, o3, attrs.slice(0, 3)));
+    t("close RW", () => p.C_CloseSession(rw));
+    p.C_Finalize();
+  },
+
+  "copy rules (notes §4)": (p, t) => {
+    const slot = prepare(p);
+    const rw = t("open RW", () => p.C_OpenSession(slot, CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION));
+    const ro = t("open RO", () => p.C_OpenSession(slot, CK.CKF_SERIAL_SESSION));
+    t("login", () => p.C_Login(rw, CK.CKU_USER, USER));
+    const tok = t("token object", () => p.C_CreateObject(rw, data(T, F, [{ type: CK.CKA_VALUE, value: "tv" }])));
+    const nm = t("non-modifiable", () => p.C_CreateObject(rw, data(F, F, [{ type: CK.CKA_MODIFIABLE, value: F }])));
+    t("copy non-modifiable, empty template", () => p.C_CopyObject(rw, nm, []));
+    t("copy non-modifiable, MODIFIABLE=T", () => p.C_CopyObject(rw, nm, [{ type: CK.CKA_MODIFIABLE, value: T }]));
+    t("copy non-modifiable, label", () => p.C_CopyObject(rw, nm, [{ type: CK.CKA_LABEL, value: "x" }]));
+    const s1 = t("token to session", () => p.C_CopyObject(ro, tok, [{ type: CK.CKA_TOKEN, value: F }, { type: CK.CKA_LABEL, value: "sess" }]));
+    t("read it", () => p.C_GetAttributeValue(rw, s1, [{ type: CK.CKA_TOKEN }, { type: CK.CKA_LABEL }, { type: CK.CKA_VALUE }]));
+    t("2-byte bool", () => p.C_CopyObject(rw, tok, [{ type: CK.CKA_TOKEN, value: Buffer.from([1, 0]) }]));
+    t("COPYABLE=F", () => p.C_CopyObject(rw, tok, [{ type: CK.CKA_COPYABLE, value: F }]));
+    t("CKA_SIGN", () => p.C_CopyObject(rw, tok, [{ type: CK.CKA_SIGN, value: T }]));
+    t("MODIFIABLE=F then LABEL", () => p.C_CopyObject(rw, tok, [{ type: CK.CKA_MODIFIABLE, value: F }, { type: CK.CKA_LABEL, value: "late" }]));
+    t("DESTROYABLE=F", () => p.C_CopyObject(rw, tok, [{ type: CK.CKA_DESTROYABLE, value: F }]));
+    t("bad handle", () => p.C_CopyObject(rw, Buffer.from("ff00000000000000", "hex"), []));
+    t("find all", () => {
+      p.C_FindObjectsInit(rw, []);
+      const r = p.C_FindObjects(rw, 50);
+      p.C_FindObjectsFinal(rw);
+      return r;
+    });
+    t("close session: its copies go", () => p.C_CloseSession(ro));
+    t("find again", () => {
+      p.C_FindObjectsInit(rw, []);
+      const r = p.C_FindObjects(rw, 50);
+      p.C_FindObjectsFinal(rw);
+      return r;
+    });
+    t("logout", () => p.C_Logout(rw));
+    const priv = t("login again, private object", () => {
+      p.C_Login(rw, CK.CKU_USER, USER);
+      return p.C_CreateObject(rw, data(F, T));
+    });
+    t("logout", () => p.C_Logout(rw));
+    t("copy a private object after logout", () => p.C_CopyObject(rw, priv, []));
+    p.C_Finalize();
+  },
+
+  "ObjectTests::testGetObjectSize and more": (p, t) => {
+    const slot = prepare(p);
+    const ro = t("open RO", () => p.C_OpenSession(slot, CK.CKF_SERIAL_SESSION));
+    const o = t("dataMin", () => p.C_CreateObject(ro, data(F, F)));
+    t("size", () => p.C_GetObjectSize(ro, o));
+    t("size of a bad handle", () => p.C_GetObjectSize(ro, Buffer.from("0000000000000000", "hex")));
+    t("size through a bad session", () => p.C_GetObjectSize(Buffer.from("6300000000000000", "hex"), o));
+    t("close", () => p.C_CloseSession(ro));
+    t("size after close", () => p.C_GetObjectSize(ro, o));
+    p.C_Finalize();
+  },
+};
+
+describe.skipIf(!softHsmAvailable())("scripted differential: hsmsim (softhsm2) vs SoftHSM 2.6.1", () => {
+  const envs: SoftHsmEnv[] = [];
+  afterAll(() => envs.forEach((e) => e.remove()));
+
+  it.each(Object.keys(SCRIPTS))("%s", (name) => {
+    const env = createSoftHsmEnv();
+    envs.push(env);
+    env.activate();
+    const real = observe(loadSoftHsm() as unknown as P, SCRIPTS[name]!);
+    const sim = new DropIn();
+    sim.load("memory:?profile=softhsm2");
+    const ours = observe(sim as unknown as P, SCRIPTS[name]!);
+    expect(real.filter((l) => l.includes(" OK ")).length).toBeGreaterThan(3);
+    if (process.env.SHOW) console.log(real.join("\n"));
+    expect(ours).toEqual(real);
+  });
+});
