@@ -99,6 +99,8 @@ export class Simulator {
   private readonly shell: Shell;
   private readonly env: EvolveEnv;
   private readonly listeners = new Set<Listener>();
+  /** Why appends failed (each failed call answered CKR_DEVICE_ERROR); for operators and tests. */
+  readonly storeFailures: unknown[] = [];
   private seq: number;
 
   constructor(opts: SimulatorOptions = {}) {
@@ -170,7 +172,6 @@ export class Simulator {
         : DECIDERS[fn]({ state: this.state, read: this.read, appId, app: this.state.apps.get(appId), time, shell: this.shell }, (call.args ?? {}) as never);
     }
     const facts = decision.facts;
-    for (const f of facts) evolve(this.state, f, this.env);
     const rv = CK[decision.rv];
     const record: CallRecord = {
       seq: ++this.seq,
@@ -184,7 +185,16 @@ export class Simulator {
     const out = isKnownFunction(fn) ? recordOut(fn, decision.out) : undefined;
     // The recorded output may be the very object the caller gets: frozen, so no caller can rewrite the log.
     if (out !== undefined) record.out = freezeRecord(out);
-    this.store.append(record);
+    // The log first: a call is answered, and its facts applied, only once its record is held. A store that cannot
+    // take it (disk full, closed) leaves the state untouched and the caller gets CKR_DEVICE_ERROR.
+    try {
+      this.store.append(record);
+    } catch (cause) {
+      this.seq--;
+      this.storeFailures.push(cause);
+      return { rv: CK.CKR_DEVICE_ERROR };
+    }
+    for (const f of facts) evolve(this.state, f, this.env);
     this.read.apply(record);
     if (fn === "C_Initialize" && rv === CK.CKR_OK) caller.appId = (decision.out as { app: number }).app;
     if (fn === "C_Finalize" && rv === CK.CKR_OK) caller.appId = 0;

@@ -13,11 +13,15 @@
  * - an empty Buffer (no memory behind it) is a NULL pointer: as data it is CKR_ARGUMENTS_BAD, as an output buffer a
  *   size query; an empty view into a larger buffer is a real zero-length input.
  *
- * `load("memory:?profile=softhsm2&slots=2")` attaches a new private simulator; `load(simulator)` attaches a new
- * application to an existing one, so two instances behave like two processes sharing one token directory.
+ * `load("memory:?profile=softhsm2&slots=2")` attaches a new private simulator; `load("file:./dir?profile=softhsm2")`
+ * one on a file event store (src/events/file-store.ts) that persists across processes and runs: the state is
+ * rebuilt from the log on load, the store is locked while loaded and released by `close()`; `load(simulator)` attaches
+ * a new application to an existing one, so two instances behave like two processes sharing one token directory.
  * Every call goes through the simulator's dispatcher and is recorded.
  */
+import { fileURLToPath } from "node:url";
 import { Application, Simulator, type SimulatorOptions } from "../actors/simulator.js";
+import { FileEventStore, StoreCorruptError, StoreLockedError, type Durability } from "../events/file-store.js";
 import type { Call, CallOut, FnName, Template } from "../events/calls.js";
 import { CK, PKCS11JS_CONSTANTS, pkcs11jsRvName } from "./constants.js";
 import type { ProfileName } from "./profiles.js";
@@ -181,38 +185,62 @@ const u64 = (v: number) => (v === UNAVAILABLE ? 0xffffffffffffffffn : BigInt(v))
 
 // ---- load() targets ------------------------------------------------------------------------------------------------
 
-function parseMemoryUrl(url: string): SimulatorOptions {
-  const q = new URLSearchParams(url.slice("memory:".length).replace(/^\/*\?/, ""));
-  const opts: SimulatorOptions = {};
-  for (const [k, v] of q) {
+/** The simulator options of a target's query (`profile`, `slots`, …), and `durability` for a `file:` target. */
+function parseQuery(query: string, url: string, file: boolean): { opts: SimulatorOptions & Record<string, string | number>; durability?: Durability } {
+  const opts: SimulatorOptions & Record<string, string | number> = {};
+  let durability: Durability | undefined;
+  for (const [k, v] of new URLSearchParams(query)) {
     if (k === "profile") opts.profile = v as ProfileName;
     else if (k === "slots" || k === "pinRetries" || k === "maxSessions" || k === "maxRwSessions") {
       const n = Number(v);
       if (!Number.isSafeInteger(n)) throw new NativeError(`hsmsim: "${k}" expected an integer, got "${v}"`, "load");
       opts[k] = n;
-    } else throw new NativeError(`hsmsim: unknown option "${k}" in "${url}"`, "load");
+    } else if (k === "durability" && file) durability = v as Durability; // the store checks the value
+    else throw new NativeError(`hsmsim: unknown option "${k}" in "${url}"`, "load");
   }
-  return opts;
+  return { opts, durability };
+}
+
+function parseMemoryUrl(url: string): SimulatorOptions {
+  return parseQuery(url.slice("memory:".length).replace(/^\/*\?/, ""), url, false).opts;
+}
+
+/** `file:./dir?query` (a path, relative to the working directory) or `file:///abs/dir?query` (a file URL). */
+function parseFileUrl(url: string): { dir: string; query: string } {
+  const rest = url.slice("file:".length);
+  const q = rest.indexOf("?");
+  const where = q < 0 ? rest : rest.slice(0, q);
+  const dir = where.startsWith("//") ? fileURLToPath("file:" + where) : where;
+  if (dir === "") throw new NativeError(`hsmsim: "${url}" names no directory: use e.g. "file:./hsm"`, "load");
+  return { dir, query: q < 0 ? "" : rest.slice(q + 1) };
 }
 
 export class PKCS11 {
   libPath = "";
   private app: Application | undefined;
+  /** The file store this instance opened (`file:` targets): closed, and so unlocked, by `close()`. */
+  private store: FileEventStore | undefined;
 
   constructor(libPath?: string | Simulator) {
     if (libPath !== undefined) this.load(libPath);
   }
 
-  /** `memory:[?profile=softhsm2&slots=N&pinRetries=N&maxSessions=N]`, or an existing Simulator. */
+  /**
+   * `memory:[?profile=softhsm2&slots=N&pinRetries=N&maxSessions=N]`; `file:<dir>[?<the same>&durability=fsync|group|none]`
+   * (the options are stored with a new store and may be left out when reopening it; a different value is an error;
+   * a store in use elsewhere throws StoreLockedError, a damaged one StoreCorruptError); or an existing Simulator.
+   */
   load(target: string | Simulator): void {
+    this.releaseStore();
     if (target instanceof Simulator) {
       this.app = target.application();
       this.libPath = "hsmsim:simulator";
       return;
     }
     if (typeof target !== "string") throw new TypeError("Argument 0 has wrong type. Should be a String");
+    if (target.startsWith("file:")) return this.loadFile(target);
     if (!target.startsWith("memory:")) {
-      throw new NativeError(`hsmsim: cannot load "${target}": use "memory:" or a Simulator`, "load");
+      throw new NativeError(`hsmsim: cannot load "${target}": use "memory:", "file:<dir>" or a Simulator`, "load");
     }
     let opts: SimulatorOptions;
     try {
@@ -225,10 +253,38 @@ export class PKCS11 {
     this.libPath = target;
   }
 
+  private loadFile(url: string): void {
+    let store: FileEventStore | undefined;
+    try {
+      const { dir, query } = parseFileUrl(url);
+      const { opts, durability } = parseQuery(query, url, true);
+      store = new FileEventStore(dir, durability === undefined ? {} : { durability });
+      // The options the store was created with (and its simulator key: PIN verifiers and sealed values need it).
+      const saved = store.settings(opts, { profile: "default" });
+      this.app = new Simulator({ ...(saved.options as SimulatorOptions), simulatorKey: saved.simulatorKey, store }).application();
+    } catch (e) {
+      store?.close();
+      if (e instanceof NativeError || e instanceof StoreLockedError || e instanceof StoreCorruptError) throw e;
+      throw new NativeError(`hsmsim: ${(e as Error).message.replace(/^hsmsim: /, "")}`, "load");
+    }
+    this.store = store;
+    this.libPath = url;
+  }
+
+  private releaseStore(): void {
+    const store = this.store;
+    this.store = undefined;
+    store?.close();
+  }
+
   /** Unload. An application still initialised ends here, as a process's would (recorded as its C_Finalize). */
   close(): void {
-    if (this.app && this.app.appId !== 0) this.app.call({ fn: "C_Finalize", args: {} });
-    this.app = undefined;
+    try {
+      if (this.app && this.app.appId !== 0) this.app.call({ fn: "C_Finalize", args: {} });
+    } finally {
+      this.app = undefined;
+      this.releaseStore();
+    }
   }
 
   /** The simulator behind this instance (hsmsim extension: audit views, tests). */

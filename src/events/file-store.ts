@@ -1,0 +1,634 @@
+/**
+ * The file event store: the embedded persistent default. It owns one directory:
+ *
+ *   events.log      the log: one line per call record, `{"seq","prev","hash","record"}` (chain.ts), appended only
+ *   events.lock     the writer's lock: pid, host, process start time (see "One writer" below)
+ *   simulator.json  what a simulator on this store is created with (profile options and the simulator key, mode 0600),
+ *                   written by `settings()` for the faces that open a store by name (`load("file:./dir")`)
+ *
+ * Durability (`durability` option). Every append is written to the OS with `writeSync` before `append` returns, in
+ * every mode, so a crash of the process (kill -9) never loses an acknowledged call. What differs is the OS crash or
+ * power loss:
+ * - `"fsync"`: every append is fdatasync'ed before it returns: an acknowledged call is on disk. (fdatasync, not
+ *   fsync: it flushes the file size with the data, which is all an append needs.)
+ * - `"group"` (the default): the log is fdatasync'ed `groupWindowMs` (10) after the first unsynced append, by an
+ *   unref'ed timer or by the append that finds the window over, and on close or process exit. A power loss or OS
+ *   crash loses at most the calls acknowledged in the last 10 ms (longer only while the event loop is blocked and no
+ *   append comes to notice the window is over).
+ * - `"none"`: never fsync'ed by hsmsim; the OS writes back when it likes (Linux: within ~30 s).
+ *
+ * Append throughput on the development machine (2 vCPU VM shared with other jobs, ext4 on virtio, Node 20; a
+ * C_DigestInit record, a 380-byte line; `node --import tsx test/support/file-store-throughput.ts`, each figure the
+ * median of three 1 s rounds):
+ *   fsync ≈ 7,000–9,100 appends/s (110–140 µs: the disk flush), group ≈ 41,000–56,000/s, none ≈ 50,000–73,000/s;
+ *   the in-memory store ≈ 550,000–850,000/s (ranges over 4 runs). Of the ≈ 15 µs an unsynced append costs, the
+ *   SHA-256 (noble, ≈ 5 µs) and the canonical encoding (≈ 3 µs) are most; write(2) is ≈ 1 µs. A whole simulator call
+ *   on the store costs about the same plus 2 µs; in fsync mode its rate swings widely (700–9,500/s) with the load.
+ *
+ * Opening verifies the whole log: every line parses and chains (chain.ts). A torn last line (a write cut short:
+ * no newline at the end, or a last line that is not JSON) is cut with a warning: its append never returned, so it was
+ * never acknowledged. Anything else wrong (a line before the last that is not JSON, or any line that parses but does
+ * not chain) is corruption or tampering and is never cut: `StoreCorruptError` names the first bad sequence and the
+ * log is left as it is.
+ *
+ * One writer: the lock file is created with O_EXCL. A second opener, in this process or another, gets
+ * `StoreLockedError` naming the holder. A lock whose process is gone (`kill(pid, 0)` fails with ESRCH; on Linux also
+ * a zombie, or a pid now owned by a process started later) is taken over with a warning. Takeovers are serialised by
+ * a second O_EXCL file (`events.lock.takeover`) and only remove the lock they judged stale, so two openers racing for
+ * a stale lock cannot both win (unless one of them died mid-takeover, leaving that file behind, while two others
+ * race). A lock held on another host (a shared filesystem) cannot be checked and counts as held.
+ */
+import { randomBytes as nodeRandomBytes, randomUUID } from "node:crypto";
+import * as fs from "node:fs";
+import { hostname } from "node:os";
+import { join, resolve } from "node:path";
+import type { EventStore } from "./store.js";
+import type { CallRecord } from "./types.js";
+import { encodeEntry, entryProblem, GENESIS, type Envelope } from "./chain.js";
+import { bytesToHex, hexToBytes } from "../crypto/encoding.js";
+
+export type Durability = "fsync" | "group" | "none";
+
+export interface FileStoreOptions {
+  /** When an append is on disk (see the module comment). Default "group". */
+  durability?: Durability;
+  /** The group-commit window in milliseconds (durability "group" only). Default 10. */
+  groupWindowMs?: number;
+  /** Told about a stale lock taken over, a torn tail cut, a background fsync that failed. Default console.warn. */
+  onWarning?: (message: string) => void;
+}
+
+/** Another writer holds the store. `holder` is what its lock file says (undefined if it could not be read). */
+export class StoreLockedError extends Error {
+  override readonly name = "StoreLockedError";
+  constructor(
+    readonly dir: string,
+    readonly holder: LockHolder | undefined,
+    options?: { cause?: unknown },
+  ) {
+    const who = !holder
+      ? "another process (its lock file could not be read)"
+      : holder.pid === process.pid && holder.host === hostname()
+        ? `this process (pid ${holder.pid}): another FileEventStore on it is open; close it or share its Simulator`
+        : `process ${holder.pid} on ${holder.host} (started ${holder.started})`;
+    super(
+      `hsmsim: the event store in ${dir} is in use by ${who}. A store has one writer at a time: to share one ` +
+        `simulator between processes, run "hsmsim serve" on the store and connect the others to it.`,
+      options,
+    );
+  }
+}
+
+/** The log is damaged before its last line, or a line does not chain. Nothing was cut or changed. */
+export class StoreCorruptError extends Error {
+  override readonly name = "StoreCorruptError";
+  constructor(
+    readonly file: string,
+    /** The first bad sequence: the entry that line should hold. */
+    readonly seq: number,
+    /** Byte offset of the bad line. */
+    readonly offset: number,
+    readonly problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `hsmsim: ${file} is corrupt at seq ${seq} (byte ${offset}): ${problem}. Only a torn last record is ever cut; ` +
+        `the log was left as it is: restore it from a backup, or move it aside to start a new store.`,
+      options,
+    );
+  }
+}
+
+/** An append or a sync failed: the store accepts no more appends (the simulator's state is ahead of its log). */
+export class StoreWriteError extends Error {
+  override readonly name = "StoreWriteError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The contents of a lock file. */
+export interface LockHolder {
+  pid: number;
+  host: string;
+  /** When the holding process started (ISO time). */
+  started: string;
+  /** When it took the lock (ISO time). */
+  acquired: string;
+  /** Linux: the process's start time in clock ticks since boot (/proc/<pid>/stat), to tell a reused pid. */
+  procStart?: string;
+  /** Unique per lock taken: release removes only its own lock. */
+  id: string;
+}
+
+/** What a simulator on this store is created with (see `FileEventStore.settings`). */
+export interface StoreSettings {
+  options: Record<string, string | number>;
+  simulatorKey: Uint8Array;
+}
+
+const LOG = "events.log";
+const LOCK = "events.lock";
+const SETTINGS = "simulator.json";
+/** One index entry (the byte offset of a line) per this many records, so `read(from)` starts near `from`. */
+const INDEX_EVERY = 1024;
+const CHUNK = 1 << 20;
+
+const DURABILITIES: readonly Durability[] = ["fsync", "group", "none"];
+
+export class FileEventStore implements EventStore {
+  readonly dir: string;
+  readonly file: string;
+  readonly durability: Durability;
+  private readonly windowMs: number;
+  private readonly warn: (message: string) => void;
+  private readonly lock: Lock;
+  private fd = -1;
+  /** Bytes of whole, verified or written lines: the log's length. */
+  private size = 0;
+  private last = 0;
+  private head = GENESIS;
+  /** index[k] = byte offset of the line of seq k * INDEX_EVERY + 1. */
+  private readonly index: number[] = [];
+  /** When the oldest append not yet fdatasync'ed was written (group mode), or null. */
+  private dirtySince: number | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private failed: Error | undefined;
+  private closed = false;
+
+  /** Open (creating if needed) the store in `dir`: take the lock, verify the log, cut a torn last record. */
+  constructor(dir: string, opts: FileStoreOptions = {}) {
+    if (typeof dir !== "string" || dir === "") throw new TypeError(`"dir" expected a non-empty string`);
+    const durability = opts.durability ?? "group";
+    if (!DURABILITIES.includes(durability)) throw new RangeError(`"durability" expected fsync, group or none, got ${String(durability)}`);
+    const windowMs = opts.groupWindowMs ?? 10;
+    if (!Number.isFinite(windowMs) || windowMs < 0) throw new RangeError(`"groupWindowMs" expected a number >= 0, got ${windowMs}`);
+    this.dir = resolve(dir);
+    this.file = join(this.dir, LOG);
+    this.durability = durability;
+    this.windowMs = windowMs;
+    this.warn = opts.onWarning ?? ((m) => console.warn(m));
+    fs.mkdirSync(this.dir, { recursive: true });
+    this.lock = Lock.acquire(this.dir, this.warn);
+    try {
+      const existed = fs.existsSync(this.file);
+      this.fd = fs.openSync(this.file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_APPEND, 0o644);
+      // A new log's directory entry must be durable too, or a power loss could lose the whole file.
+      if (!existed && durability !== "none") syncDir(this.dir);
+      this.recover();
+    } catch (e) {
+      if (this.fd >= 0) fs.closeSync(this.fd);
+      this.lock.release();
+      throw e;
+    }
+    OPEN.add(this);
+    registerExitHook();
+  }
+
+  get lastSeq(): number {
+    return this.last;
+  }
+
+  /** The hash of the last entry (GENESIS when empty): it commits to the whole log. */
+  get headHash(): string {
+    return this.head;
+  }
+
+  append(record: CallRecord): void {
+    if (this.closed) throw new StoreWriteError(`hsmsim: the event store in ${this.dir} is closed`);
+    if (this.failed) throw new StoreWriteError(`hsmsim: the event store in ${this.dir} failed earlier and takes no more appends`, { cause: this.failed });
+    if (record.seq !== this.last + 1) throw new RangeError(`"record.seq" expected ${this.last + 1}, got ${record.seq}`);
+    const { line, hash } = encodeEntry(this.head, record);
+    const bytes = Buffer.from(line + "\n", "utf8");
+    try {
+      // O_APPEND: every write lands at the end. A short write (disk full) is continued; a failed one is undone below.
+      for (let done = 0; done < bytes.length; ) done += fs.writeSync(this.fd, bytes, done, bytes.length - done);
+    } catch (e) {
+      // Leave no partial line behind: a later append after it would turn a torn tail into mid-log corruption.
+      try {
+        fs.ftruncateSync(this.fd, this.size);
+      } catch {
+        // The next open cuts it as a torn tail.
+      }
+      this.failed = e as Error;
+      throw new StoreWriteError(`hsmsim: could not append seq ${record.seq} to ${this.file}: ${(e as Error).message}`, { cause: e });
+    }
+    if ((record.seq - 1) % INDEX_EVERY === 0) this.index.push(this.size);
+    this.size += bytes.length;
+    this.last = record.seq;
+    this.head = hash;
+    if (this.durability === "fsync") this.syncNow();
+    else if (this.durability === "group") {
+      const now = Date.now();
+      if (this.dirtySince === null) {
+        this.dirtySince = now;
+        this.timer = setTimeout(() => this.backgroundSync(), this.windowMs);
+        this.timer.unref();
+      } else if (now - this.dirtySince >= this.windowMs) {
+        // A run of appends that never yields to the event loop still gets its fsync on time.
+        this.syncNow();
+      }
+    }
+  }
+
+  /** Records in order from `from`, read from the file (records appended while iterating are included). */
+  *read(from = 1): Iterable<CallRecord> {
+    const start = Math.max(1, Math.floor(from));
+    if (start > this.last) return;
+    const k = Math.min(Math.floor((start - 1) / INDEX_EVERY), this.index.length - 1);
+    let seq = k * INDEX_EVERY;
+    for (const l of lines(() => this.openFd(), this.index[k]!, () => this.size)) {
+      seq++;
+      const e = JSON.parse(l.text) as Envelope;
+      if (e.seq !== seq) throw new StoreCorruptError(this.file, seq, l.start, `envelope seq is ${e.seq} (the log changed under the store)`);
+      if (seq >= start) yield e.record;
+    }
+  }
+
+  /** fdatasync now (group and none modes; fsync mode is always synced). */
+  sync(): void {
+    if (this.closed) return;
+    this.syncNow();
+  }
+
+  /** Sync (unless durability is "none"), close the log and release the lock. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    try {
+      if (this.durability !== "none" && this.dirtySince !== null && !this.failed) this.syncNow();
+    } finally {
+      this.closed = true;
+      clearTimeout(this.timer);
+      OPEN.delete(this);
+      fs.closeSync(this.fd);
+      this.lock.release();
+    }
+  }
+
+  /**
+   * The simulator options and key this store's simulator is created with: read from simulator.json, or, for a new
+   * store, written there (mode 0600) from `requested` and a fresh random 32-byte key. The key keys the PIN verifiers
+   * and the sealed values in the log, so a reopened store needs it to log in and to replay digests; it is as secret as
+   * the store itself (SoftHSM's token directory is too). An option given that differs from the stored one (or, when
+   * not stored, from `defaults`) is a RangeError: the log's facts were decided under the stored options. A new store
+   * stores `defaults` too, so that they are explicit in its settings.
+   */
+  settings(requested: Record<string, string | number> = {}, defaults: Record<string, string | number> = {}): StoreSettings {
+    const path = join(this.dir, SETTINGS);
+    let text: string | undefined;
+    try {
+      text = fs.readFileSync(path, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
+    if (text === undefined) {
+      if (this.last > 0) {
+        throw new RangeError(
+          `hsmsim: ${this.dir} holds ${this.last} records but no ${SETTINGS}: it was written by a simulator created in code; ` +
+            `open it the same way, with the same options and simulatorKey`,
+        );
+      }
+      const simulatorKey = new Uint8Array(nodeRandomBytes(32));
+      const options = { ...defaults, ...requested };
+      const body = JSON.stringify({ options, simulatorKey: bytesToHex(simulatorKey) }, null, 2) + "\n";
+      // Written aside and renamed into place (under the store's lock), so a crash never leaves half a settings file.
+      const tmp = path + ".tmp";
+      const fd = fs.openSync(tmp, "w", 0o600);
+      try {
+        fs.writeFileSync(fd, body);
+        if (this.durability !== "none") fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, path);
+      if (this.durability !== "none") syncDir(this.dir);
+      return { options, simulatorKey };
+    }
+    let stored: { options: Record<string, string | number>; simulatorKey: string };
+    try {
+      stored = JSON.parse(text) as typeof stored;
+      if (typeof stored.options !== "object" || stored.options === null || !/^[0-9a-f]{64}$/.test(stored.simulatorKey)) throw new Error("bad shape");
+    } catch (e) {
+      throw new RangeError(`hsmsim: ${path} is not a valid settings file`, { cause: e });
+    }
+    for (const [k, v] of Object.entries(requested)) {
+      const was = stored.options[k] ?? defaults[k];
+      if (was !== v) {
+        throw new RangeError(
+          `hsmsim: ${this.dir} was created with ${k}=${was ?? "(not set)"}, not ${k}=${v}: open it without "${k}" or with the same value`,
+        );
+      }
+    }
+    return { options: { ...stored.options }, simulatorKey: hexToBytes(stored.simulatorKey) };
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------------------------
+
+  private openFd(): number {
+    if (this.closed) throw new StoreWriteError(`hsmsim: the event store in ${this.dir} is closed`);
+    return this.fd;
+  }
+
+  /** Verify the whole log and cut a torn last line; sets size, last, head and the index. */
+  private recover(): void {
+    const size = fs.fstatSync(this.fd).size;
+    let seq = 0;
+    let prev = GENESIS;
+    let good = 0;
+    let torn: { offset: number; reason: string } | undefined;
+    for (const l of lines(() => this.fd, 0, () => size)) {
+      const expect = seq + 1;
+      if (!l.complete) {
+        torn = { offset: l.start, reason: "no newline at its end" };
+        break;
+      }
+      let e: unknown;
+      try {
+        e = JSON.parse(l.text);
+      } catch (err) {
+        if (l.next === size) {
+          torn = { offset: l.start, reason: "not JSON" };
+          break;
+        }
+        throw new StoreCorruptError(this.file, expect, l.start, "not JSON", { cause: err });
+      }
+      const problem = entryProblem(e, expect, prev);
+      if (problem !== undefined) throw new StoreCorruptError(this.file, expect, l.start, problem);
+      if ((expect - 1) % INDEX_EVERY === 0) this.index.push(l.start);
+      seq = expect;
+      prev = (e as Envelope).hash;
+      good = l.next;
+    }
+    if (torn) {
+      fs.ftruncateSync(this.fd, good);
+      fs.fdatasyncSync(this.fd);
+      this.warn(
+        `hsmsim: cut a torn record at the end of ${this.file} (seq ${seq + 1}, ${size - torn.offset} bytes at byte ${torn.offset}, ` +
+          `${torn.reason}): a write that did not finish, never acknowledged`,
+      );
+    }
+    this.size = good;
+    this.last = seq;
+    this.head = prev;
+  }
+
+  private syncNow(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.dirtySince = null;
+    try {
+      fs.fdatasyncSync(this.fd);
+    } catch (e) {
+      // After a failed fsync the kernel may have dropped the dirty pages: retrying could report success for data
+      // that is gone. The store stops here.
+      this.failed = e as Error;
+      throw new StoreWriteError(`hsmsim: could not sync ${this.file}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  private backgroundSync(): void {
+    if (this.closed || this.dirtySince === null || this.failed) return;
+    try {
+      this.syncNow();
+    } catch (e) {
+      this.warn(`${(e as Error).message}; appends to this store will fail`);
+    }
+  }
+
+  /** @internal At process exit: sync what group commit still holds and release the lock (all synchronous). */
+  exitNow(): void {
+    try {
+      this.close();
+    } catch {
+      // Exiting anyway; the next open takes the lock over and verifies the log.
+    }
+  }
+}
+
+// ---- reading lines -----------------------------------------------------------------------------------------------
+
+interface Line {
+  text: string;
+  /** Byte offset of the line's first byte, and of the byte after its newline (or after its last byte). */
+  start: number;
+  next: number;
+  /** Ended by a newline. Only the last line of a file can be incomplete. */
+  complete: boolean;
+}
+
+/** The lines of the file from byte `from` to `end()` (re-read at each refill, so lines appended meanwhile count). */
+function* lines(fd: () => number, from: number, end: () => number): Generator<Line> {
+  let buf = Buffer.alloc(0);
+  let base = from; // file offset of buf[0]
+  let off = 0; // first unconsumed byte of buf
+  for (;;) {
+    const nl = buf.indexOf(10, off);
+    if (nl >= 0) {
+      yield { text: buf.toString("utf8", off, nl), start: base + off, next: base + nl + 1, complete: true };
+      off = nl + 1;
+      continue;
+    }
+    const at = base + buf.length;
+    const limit = end();
+    if (at >= limit) {
+      if (off < buf.length) yield { text: buf.toString("utf8", off), start: base + off, next: at, complete: false };
+      return;
+    }
+    // Refill, keeping the unfinished line.
+    const keep = buf.length - off;
+    const want = Math.min(CHUNK, limit - at);
+    const next = Buffer.allocUnsafe(keep + want);
+    buf.copy(next, 0, off);
+    let got = 0;
+    while (got < want) {
+      const n = fs.readSync(fd(), next, keep + got, want - got, at + got);
+      if (n === 0) break;
+      got += n;
+    }
+    buf = next.subarray(0, keep + got);
+    base += off;
+    off = 0;
+    if (got === 0) {
+      if (keep > 0) yield { text: buf.toString("utf8"), start: base, next: base + keep, complete: false };
+      return;
+    }
+  }
+}
+
+// ---- the lock ----------------------------------------------------------------------------------------------------
+
+const PROCESS_STARTED = new Date(Date.now() - process.uptime() * 1000).toISOString();
+
+/** Linux: a process's state and start time (clock ticks since boot), fields 3 and 22 of /proc/<pid>/stat. */
+function procStat(pid: number): { state: string; start: string } | undefined {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
+    // Fields after the command (which may hold spaces and parentheses) start at field 3.
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return { state: f[0]!, start: f[22 - 3]! };
+  } catch {
+    return undefined;
+  }
+}
+
+function parseHolder(text: string | undefined): LockHolder | undefined {
+  if (!text) return undefined;
+  try {
+    const h = JSON.parse(text) as LockHolder;
+    return Number.isSafeInteger(h.pid) && h.pid > 0 && typeof h.host === "string" && typeof h.id === "string" ? h : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return fs.readFileSync(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+}
+
+/** Whether the process that wrote a lock may still be running. */
+function holderRunning(h: LockHolder): boolean {
+  if (h.host !== hostname()) return true; // another machine's processes cannot be checked
+  try {
+    process.kill(h.pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ESRCH") return false;
+    // EPERM: running, as another user.
+  }
+  const stat = procStat(h.pid);
+  if (!stat) return true;
+  // A killed process whose parent has not reaped it yet (a zombie) still answers kill(pid, 0).
+  if (stat.state === "Z" || stat.state === "X") return false;
+  // Running, but is it the same process? After a crash the pid may have been reused (containers restart with the
+  // same small pids), and a lock that outlived its process would then never be released.
+  return h.procStart === undefined || stat.start === h.procStart;
+}
+
+const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+class Lock {
+  private constructor(
+    private readonly path: string,
+    private readonly holder: LockHolder,
+  ) {}
+
+  static acquire(dir: string, warn: (m: string) => void): Lock {
+    const path = join(dir, LOCK);
+    const me: LockHolder = {
+      pid: process.pid,
+      host: hostname(),
+      started: PROCESS_STARTED,
+      acquired: new Date().toISOString(),
+      procStart: procStat(process.pid)?.start,
+      id: randomUUID(),
+    };
+    let unreadable = 0;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      let fd: number;
+      try {
+        fd = fs.openSync(path, "wx", 0o644);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        let text: string | undefined;
+        try {
+          text = readText(path);
+        } catch (err) {
+          throw new StoreLockedError(dir, undefined, { cause: err }); // e.g. EACCES: someone else's lock
+        }
+        if (text === undefined) continue; // released meanwhile: try again
+        const holder = parseHolder(text);
+        if (holder) {
+          if (holderRunning(holder)) throw new StoreLockedError(dir, holder);
+          if (takeOver(path, text)) warn(`hsmsim: took over the lock on ${dir} left by process ${holder.pid} (started ${holder.started}), which is no longer running`);
+          continue;
+        }
+        // Empty or garbled: a writer between creating the file and writing it (a millisecond), or one that died
+        // there. Wait a little before judging it stale.
+        if (++unreadable < 5) {
+          sleep(20);
+          continue;
+        }
+        if (takeOver(path, text)) warn(`hsmsim: took over an unreadable lock file on ${dir} (left by a process that died while taking it)`);
+        continue;
+      }
+      try {
+        fs.writeSync(fd, JSON.stringify(me));
+      } finally {
+        fs.closeSync(fd);
+      }
+      return new Lock(path, me);
+    }
+    throw new StoreLockedError(dir, parseHolder(readText(path)));
+  }
+
+  release(): void {
+    try {
+      if (parseHolder(readText(this.path))?.id === this.holder.id) fs.unlinkSync(this.path);
+    } catch {
+      // Gone already, or unreadable: nothing of ours to remove.
+    }
+  }
+}
+
+/**
+ * Remove a stale lock whose contents were `seen`, unless it changed meanwhile (someone else took it over first).
+ * Only one process at a time does this, under an O_EXCL marker; true when this call removed it.
+ */
+function takeOver(path: string, seen: string): boolean {
+  const marker = path + ".takeover";
+  let fd: number;
+  try {
+    fd = fs.openSync(marker, "wx", 0o644);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    const pid = Number(readText(marker));
+    // Another opener is taking it over now: let it finish. One that died doing so leaves its marker: remove it.
+    if (Number.isSafeInteger(pid) && pid > 0 && holderRunning({ pid, host: hostname() } as LockHolder)) sleep(5);
+    else rmQuiet(marker);
+    return false;
+  }
+  try {
+    fs.writeSync(fd, String(process.pid));
+    if (readText(path) !== seen) return false;
+    rmQuiet(path);
+    return true;
+  } finally {
+    fs.closeSync(fd);
+    rmQuiet(marker);
+  }
+}
+
+function rmQuiet(path: string): void {
+  try {
+    fs.unlinkSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+}
+
+function syncDir(dir: string): void {
+  const fd = fs.openSync(dir, "r");
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+// ---- process exit ------------------------------------------------------------------------------------------------
+
+/** Stores open in this process: an exit without close() still syncs them and releases their locks. */
+const OPEN = new Set<FileEventStore>();
+let exitHook = false;
+
+function registerExitHook(): void {
+  if (exitHook) return;
+  exitHook = true;
+  process.on("exit", () => {
+    for (const s of [...OPEN]) s.exitNow();
+  });
+}
