@@ -145,6 +145,21 @@ const SCRIPTS: Record<string, (p: P, t: Trace) => void> = {
     p.C_Finalize();
   },
 
+  "digest mechanisms (FIPS 180-4 / RFC 1321 'abc'), single- and multi-part": (p, t) => {
+    const slot = prepare(p);
+    const h = t("open", () => p.C_OpenSession(slot, CK.CKF_SERIAL_SESSION));
+    for (const m of [CK.CKM_MD5, CK.CKM_SHA_1, CK.CKM_SHA224, CK.CKM_SHA256, CK.CKM_SHA384, CK.CKM_SHA512, CK.CKM_SHA256_HMAC, CK.CKM_RIPEMD160]) {
+      t(`init 0x${m.toString(16)}`, () => p.C_DigestInit(h, { mechanism: m }));
+      t(`digest 0x${m.toString(16)}`, () => p.C_Digest(h, Buffer.from("abc"), Buffer.alloc(64)));
+      t(`init again 0x${m.toString(16)}`, () => p.C_DigestInit(h, { mechanism: m }));
+      t(`update`, () => p.C_DigestUpdate(h, Buffer.from("ab")));
+      t(`small out`, () => p.C_DigestFinal(h, Buffer.alloc(8)));
+      t(`update`, () => p.C_DigestUpdate(h, Buffer.from("c")));
+      t(`final`, () => p.C_DigestFinal(h, Buffer.alloc(64)));
+    }
+    p.C_Finalize();
+  },
+
   "ObjectTests::testGetObjectSize and more": (p, t) => {
     const slot = prepare(p);
     const ro = t("open RO", () => p.C_OpenSession(slot, CK.CKF_SERIAL_SESSION));
