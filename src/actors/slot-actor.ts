@@ -73,9 +73,14 @@ export class SlotActor {
     }
   }
 
-  stop(): void {
+  /** Stop every session actor (C_CloseAllSessions); the slot actor runs on. */
+  stopSessions(): void {
     for (const child of this.children.values()) child.stop();
     this.children.clear();
+  }
+
+  stop(): void {
+    this.stopSessions();
     this.actor.stop();
   }
 }

@@ -290,8 +290,30 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
       return;
     }
     case "AllSessionsClosed": {
+      // closeSession for each, in bulk: the slot and token are looked up once and the slot's sets replaced whole
+      // (this is the one call whose work is proportional to the sessions it closes).
       const a = app(state, fact.app);
-      for (const h of [...slot(a, fact.slotID).sessions]) closeSession(state, a, h);
+      const sl = slot(a, fact.slotID);
+      let rw = 0;
+      for (const h of sl.sessions) {
+        const s = a.sessions.get(h)!;
+        a.sessions.delete(h);
+        if (s.rw) rw++;
+        if (s.created) {
+          for (const id of s.created) {
+            a.sessionObjects.delete(id);
+            a.handleOf.delete(id);
+          }
+        }
+      }
+      const t = sl.token === null ? undefined : state.tokens.get(sl.token);
+      if (t) {
+        t.sessions -= sl.sessions.size;
+        t.rwSessions -= rw;
+      }
+      sl.sessions = new Set();
+      sl.roSessions = 0;
+      sl.actor.stopSessions();
       return;
     }
     case "ObjectHandlesInvalidated": {

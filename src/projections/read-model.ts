@@ -204,11 +204,23 @@ export class ReadModel {
       }
       case "AllSessionsClosed": {
         const m = this.sessions.get(f.app);
-        if (!m) return;
+        if (!m || f.count === 0) return;
+        let token: string | undefined;
+        let rw = 0;
+        let n = 0;
+        const onSlot = f.count === m.size; // then every session of the application goes: drop the map whole
         for (const [h, v] of m) {
           if (v.slotID !== f.slotID) continue;
-          m.delete(h);
-          this.countSession(v, -1);
+          token = v.token;
+          n++;
+          if (v.rw) rw++;
+          if (!onSlot) m.delete(h);
+        }
+        if (onSlot) this.sessions.set(f.app, new Map());
+        const c = token === undefined ? undefined : this.counts.get(token);
+        if (c) {
+          c.sessions -= n;
+          c.rwSessions -= rw;
         }
         return;
       }
