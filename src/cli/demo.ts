@@ -7,6 +7,7 @@
 import { Simulator, type Application } from "../actors/simulator.js";
 import type { Call, CallOut, FnName } from "../events/calls.js";
 import type { CallRecord } from "../events/types.js";
+import type { EventStore } from "../events/store.js";
 import { CK, CKS_NAMES, rvName } from "../pkcs11/constants.js";
 
 const SO_PIN = "12345678";
@@ -15,11 +16,15 @@ const USER_PIN = "1234";
 export interface DemoOptions {
   json?: boolean;
   out?: (line: string) => void;
+  /** Where the calls are recorded (default: the in-memory store). */
+  store?: EventStore;
+  /** What the store is, for the heading (e.g. "file store ./hsm"). */
+  storeName?: string;
 }
 
 export function demo(opts: DemoOptions = {}): number {
   const print = opts.out ?? ((l: string) => console.log(l));
-  const sim = new Simulator();
+  const sim = new Simulator(opts.store ? { store: opts.store } : {});
   const app = sim.application();
   const steps: { step: string; fn: string; rv: string; state?: string }[] = [];
   let hSession = 0;
@@ -68,7 +73,7 @@ export function demo(opts: DemoOptions = {}): number {
     print(JSON.stringify({ steps, digest: hex(digest?.digest ?? null), records }, null, 2));
     return 0;
   }
-  print("hsmsim demo: the documented example on the embedded default (in-process simulator, in-memory event store)\n");
+  print(`hsmsim demo: the documented example on the embedded default (in-process simulator, ${opts.storeName ?? "in-memory event store"})\n`);
   print(table(["step", "call", "rv", "session state (read model)"], steps.map((s) => [s.step, s.fn, s.rv, s.state ?? ""])));
   print(`\nSHA-256("abc") = ${hex(digest?.digest ?? null)}`);
   print(`session ${last} after close: ${rvName(app.call({ fn: "C_GetSessionInfo", args: { hSession: last } }).rv)}`);
