@@ -35,6 +35,8 @@ import * as slotToken from "../functions/slot-token.js";
 import * as session from "../functions/session.js";
 import * as objects from "../functions/objects.js";
 import * as digest from "../functions/digest.js";
+import * as mechanisms from "../functions/mechanisms.js";
+import * as randomFns from "../functions/random.js";
 
 type Decider = (ctx: DecideContext, args: never) => Decision;
 
@@ -42,6 +44,7 @@ type Decider = (ctx: DecideContext, args: never) => Decision;
 const DECIDERS: Record<FnName, Decider> = {
   ...pick(general, ["C_Initialize", "C_Finalize", "C_GetInfo", "C_WaitForSlotEvent", "C_GetFunctionStatus", "C_CancelFunction"]),
   ...pick(slotToken, ["C_GetSlotList", "C_GetSlotInfo", "C_GetTokenInfo", "C_InitToken", "C_InitPIN", "C_SetPIN"]),
+  ...pick(mechanisms, ["C_GetMechanismList", "C_GetMechanismInfo"]),
   ...pick(session, [
     "C_OpenSession",
     "C_CloseSession",
@@ -64,6 +67,7 @@ const DECIDERS: Record<FnName, Decider> = {
     "C_FindObjectsFinal",
   ]),
   ...pick(digest, ["C_DigestInit", "C_Digest", "C_DigestUpdate", "C_DigestFinal"]),
+  ...pick(randomFns, ["C_SeedRandom", "C_GenerateRandom"]),
 } as Record<FnName, Decider>;
 
 function pick<M extends object, K extends keyof M & string>(m: M, keys: K[]): Record<K, Decider> {
@@ -126,6 +130,7 @@ export class Simulator {
       newPinVerifier: (pin) => makePinVerifier(keys.pin, pin, random(16)),
       newSerial: () => bytesToHex(random(8)),
       seal: (data) => seal(keys.seal, random(24), data),
+      randomBytes: (n) => new Uint8Array(random(n)),
     };
     this.env = {
       openDigest: (m) => digestMechanism(m)!.create(),

@@ -30,6 +30,8 @@ export const CALL_SCHEMA: { [F in FnName]: Record<string, Kind> } = {
   C_InitToken: { slotID: "ulong", pin: "pin", label: "label" },
   C_InitPIN: { hSession: "ulong", pin: "pin" },
   C_SetPIN: { hSession: "ulong", oldPin: "pin", newPin: "pin" },
+  C_GetMechanismList: { slotID: "ulong", pMechanismList: "ulong?", pulCount: "nullptr" },
+  C_GetMechanismInfo: { slotID: "ulong", type: "ulong", pInfo: "nullptr" },
   C_OpenSession: { slotID: "ulong", flags: "ulong", phSession: "nullptr" },
   C_CloseSession: { hSession: "ulong" },
   C_CloseAllSessions: { slotID: "ulong" },
@@ -54,6 +56,9 @@ export const CALL_SCHEMA: { [F in FnName]: Record<string, Kind> } = {
   C_Digest: { hSession: "ulong", data: "bytes", outLen: "ulong?" },
   C_DigestUpdate: { hSession: "ulong", data: "bytes" },
   C_DigestFinal: { hSession: "ulong", outLen: "ulong?" },
+  // The seed is caller data: the log keeps its length only ("bytes" redacts to { len }).
+  C_SeedRandom: { hSession: "ulong", seed: "bytes" },
+  C_GenerateRandom: { hSession: "ulong", ulRandomLen: "ulong", pRandomData: "nullptr" },
 };
 
 /** Largest CK_ULONG a JS number carries exactly enough for hsmsim (handles and IDs are far below it). */
@@ -141,7 +146,10 @@ export function redactArgs(call: Call): Record<string, unknown> {
   return out;
 }
 
-/** Outputs as the log holds them: bytes as hex; attribute values as lengths (the values are in the facts). */
+/**
+ * Outputs as the log holds them: bytes as hex; attribute values as lengths (the values are in the facts); random
+ * bytes as their length only (functions/random.ts says why).
+ */
 export function recordOut(fn: FnName, out: unknown): unknown {
   if (out === undefined) return undefined;
   if (fn === "C_GetAttributeValue") {
@@ -151,5 +159,6 @@ export function recordOut(fn: FnName, out: unknown): unknown {
     const d = out as { digest: Bytes | null; length: number };
     return { digest: d.digest ? bytesToHex(d.digest) : null, length: d.length };
   }
+  if (fn === "C_GenerateRandom") return { length: (out as { random: Bytes }).random.length };
   return out;
 }

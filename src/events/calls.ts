@@ -34,6 +34,9 @@ export interface CallArgs {
   C_InitToken: { slotID: number; pin: Pin; label: Bytes | string | null };
   C_InitPIN: { hSession: number; pin: Pin };
   C_SetPIN: { hSession: number; oldPin: Pin; newPin: Pin };
+  /** `pMechanismList`: null for a size query (NULL pMechanismList), else the caller's capacity in entries. */
+  C_GetMechanismList: { slotID: number; pMechanismList: number | null; pulCount?: null };
+  C_GetMechanismInfo: { slotID: number; type: number; pInfo?: null };
   C_OpenSession: { slotID: number; flags: number; phSession?: null };
   C_CloseSession: { hSession: number };
   C_CloseAllSessions: { slotID: number };
@@ -58,6 +61,10 @@ export interface CallArgs {
   C_Digest: { hSession: number; data: Bytes | null; outLen: number | null };
   C_DigestUpdate: { hSession: number; data: Bytes | null };
   C_DigestFinal: { hSession: number; outLen: number | null };
+  /** `seed`: the seed bytes, or null for a NULL pSeed. */
+  C_SeedRandom: { hSession: number; seed: Bytes | null };
+  /** `pRandomData: null` is a NULL output pointer; `ulRandomLen` the number of bytes asked for. */
+  C_GenerateRandom: { hSession: number; ulRandomLen: number; pRandomData?: null };
 }
 
 export type FnName = keyof CallArgs;
@@ -116,6 +123,13 @@ export interface AttributeOut {
   length: number;
 }
 
+/** CK_MECHANISM_INFO. Key sizes in bytes (AES, HMAC, generic secret) or bits (RSA, DSA, DH, EC), as SoftHSM says. */
+export interface MechanismInfo {
+  minKeySize: number;
+  maxKeySize: number;
+  flags: number;
+}
+
 export interface CallOut {
   C_Initialize: undefined;
   C_Finalize: undefined;
@@ -126,6 +140,8 @@ export interface CallOut {
   C_InitToken: undefined;
   C_InitPIN: undefined;
   C_SetPIN: undefined;
+  C_GetMechanismList: { mechanisms: number[]; count: number };
+  C_GetMechanismInfo: MechanismInfo;
   C_OpenSession: { hSession: number };
   C_CloseSession: undefined;
   C_CloseAllSessions: undefined;
@@ -150,4 +166,6 @@ export interface CallOut {
   C_Digest: { digest: Bytes | null; length: number };
   C_DigestUpdate: undefined;
   C_DigestFinal: { digest: Bytes | null; length: number };
+  C_SeedRandom: undefined;
+  C_GenerateRandom: { random: Bytes };
 }

@@ -26,6 +26,8 @@ export interface Shell {
   newSerial(): string;
   /** Seal bytes under the simulator key with a fresh nonce. */
   seal(data: Uint8Array): string;
+  /** `n` bytes from the simulator's injected random source (C_GenerateRandom's output). */
+  randomBytes(n: number): Uint8Array;
 }
 
 export interface DecideContext {

@@ -19,6 +19,9 @@ export const CK_EXTRA = {
   CKS_RW_SO_FUNCTIONS: 4,
   CKR_ACTION_PROHIBITED: 0x1b,
   CKR_OPERATION_CANCEL_FAILED: 0x202,
+  /** PKCS#11 v3.0 names SoftHSM 2.6.1 lists in C_GetMechanismList (pkcs11js 2.1.7 has no name for them). */
+  CKM_EC_EDWARDS_KEY_PAIR_GEN: 0x1055,
+  CKM_EDDSA: 0x1057,
 } as const;
 
 export const CK = { ...PKCS11JS, ...CK_EXTRA } as const;

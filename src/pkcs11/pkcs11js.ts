@@ -5,7 +5,8 @@
  * - ulong arguments go through uint32 (2**32 becomes 0), token counts come back as uint32 (CK_UNAVAILABLE_INFORMATION
  *   reads 4294967295) and the memory fields as BigInt;
  * - C_GetSlotList asks for the count first (a size query: SoftHSM adds its new uninitialised slot there), and
- *   C_GetAttributeValue and C_GetOperationState make two calls (lengths, then values);
+ *   C_GetAttributeValue and C_GetOperationState make two calls (lengths, then values), as does C_GetMechanismList
+ *   (the count, then the list); C_GenerateRandom fills the caller's Buffer and returns it;
  * - errors: `Pkcs11Error` with message CKR_NAME, numeric code and method; but C_CreateObject, C_SetAttributeValue,
  *   C_CopyObject and C_FindObjects throw a plain Error "CKR_NAME:code" (pkcs11js does not wrap them), and the
  *   functions pkcs11js post-processes (C_Digest, C_DigestFinal, C_Encrypt, …) give an empty `method`; an rv pkcs11js
@@ -381,12 +382,20 @@ export class PKCS11 {
     this.call("C_SetPIN", "C_SetPIN", { hSession, oldPin: stringArg(arguments, 1), newPin: stringArg(arguments, 2) });
   }
   C_GetMechanismList(slot: Handle): number[] {
-    handleArg(arguments, 0);
-    return this.unsupported("C_GetMechanismList");
+    const slotID = handleArg(arguments, 0);
+    // pkcs11js: a size query, then the fill with exactly that many entries (two recorded calls).
+    const { count } = this.call("C_GetMechanismList", "C_GetMechanismList", { slotID, pMechanismList: null });
+    if (count === 0) return [];
+    const { mechanisms } = this.call("C_GetMechanismList", "C_GetMechanismList", { slotID, pMechanismList: count });
+    return mechanisms.map((m) => m >>> 0);
   }
-  C_GetMechanismInfo(slot: Handle, mech: number): never {
-    handleArg(arguments, 0);
-    return this.unsupported("C_GetMechanismInfo");
+  C_GetMechanismInfo(slot: Handle, mech: number): { minKeySize: number; maxKeySize: number; flags: number } {
+    required(arguments, 1);
+    const slotID = handleArg(arguments, 0);
+    const type = ulongArg(arguments, 1);
+    const i = this.call("C_GetMechanismInfo", "C_GetMechanismInfo", { slotID, type });
+    // napi_create_uint32 on each CK_ULONG field.
+    return { minKeySize: i.minKeySize >>> 0, maxKeySize: i.maxKeySize >>> 0, flags: i.flags >>> 0 };
   }
 
   // ---- sessions ----
@@ -545,6 +554,30 @@ export class PKCS11 {
     return promise(() => this.C_DigestFinal(session, outData));
   }
 
+  // ---- random ----
+  C_SeedRandom(session: Handle, buf: Buffer): void {
+    required(arguments, 1);
+    const hSession = handleArg(arguments, 0);
+    const seed = bufferArg(arguments, 1);
+    this.call("C_SeedRandom", "C_SeedRandom", {
+      hSession,
+      seed: isNullBuffer(seed) ? null : new Uint8Array(seed.buffer, seed.byteOffset, seed.length),
+    });
+  }
+  /** Fills the caller's Buffer and returns that same Buffer, as pkcs11js does. */
+  C_GenerateRandom(session: Handle, buf: Buffer): Buffer {
+    required(arguments, 1);
+    const hSession = handleArg(arguments, 0);
+    const out = bufferArg(arguments, 1);
+    const r = this.call(
+      "C_GenerateRandom",
+      "C_GenerateRandom",
+      isNullBuffer(out) ? { hSession, ulRandomLen: 0, pRandomData: null } : { hSession, ulRandomLen: out.length },
+    );
+    out.set(r.random);
+    return out;
+  }
+
   // ---- events and legacy ----
   C_WaitForSlotEvent(flags: number): Handle | null {
     const f = ulongArg(arguments, 0);
@@ -584,8 +617,8 @@ const NOT_YET = [
   "C_EncryptInit", "C_Encrypt", "C_EncryptUpdate", "C_EncryptFinal", "C_DecryptInit", "C_Decrypt", "C_DecryptUpdate",
   "C_DecryptFinal", "C_DigestKey", "C_SignInit", "C_Sign", "C_SignUpdate", "C_SignFinal", "C_SignRecoverInit",
   "C_SignRecover", "C_VerifyInit", "C_Verify", "C_VerifyUpdate", "C_VerifyFinal", "C_VerifyRecoverInit",
-  "C_VerifyRecover", "C_GenerateKey", "C_GenerateKeyPair", "C_WrapKey", "C_UnwrapKey", "C_DeriveKey", "C_SeedRandom",
-  "C_GenerateRandom", "C_DigestEncryptUpdate", "C_DecryptDigestUpdate", "C_SignEncryptUpdate", "C_DecryptVerifyUpdate",
+  "C_VerifyRecover", "C_GenerateKey", "C_GenerateKeyPair", "C_WrapKey", "C_UnwrapKey", "C_DeriveKey",
+  "C_DigestEncryptUpdate", "C_DecryptDigestUpdate", "C_SignEncryptUpdate", "C_DecryptVerifyUpdate",
 ] as const;
 for (const name of NOT_YET) {
   Object.defineProperty(PKCS11.prototype, name, {

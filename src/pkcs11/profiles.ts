@@ -39,6 +39,11 @@ export interface Profile {
    * generation-counter bug that hides another application's new objects; C_InitPIN writing back stale settings.
    */
   processCaches: boolean;
+  /**
+   * Which mechanisms C_GetMechanismList lists and C_GetMechanismInfo describes. `performed`: only those hsmsim can
+   * run today (functions/mechanisms.ts). `softhsm`: SoftHSM 2.6.1's 70, whether hsmsim runs them yet or not.
+   */
+  mechanismList: "performed" | "softhsm";
 }
 
 export interface ProfileDifference {
@@ -105,6 +110,12 @@ export const PROFILE_DIFFERENCES: readonly ProfileDifference[] = [
     softhsm2: "per-process copies: PINs as of C_Initialize, objects as of the last look (another process's creates can stay hidden), C_InitPIN restores stale settings",
     why: "what SoftHSM 2.6.1 does to processes sharing a token directory (docs/notes/softhsm-multiprocess.md); an HSM shares one token",
   },
+  {
+    switches: ["mechanismList"],
+    default: "C_GetMechanismList / C_GetMechanismInfo cover only the mechanisms hsmsim performs (today the six digests); any other is CKR_MECHANISM_INVALID",
+    softhsm2: "SoftHSM 2.6.1's 70 mechanisms with its sizes and flags, including those hsmsim cannot run yet",
+    why: "code that enumerates mechanisms must see SoftHSM's list under softhsm2; the default profile does not advertise what it cannot do (docs/notes/softhsm-keys.md §6)",
+  },
 ];
 
 export const PROFILES: Record<ProfileName, Profile> = {
@@ -120,6 +131,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     initTokenSeesAllApplications: true,
     atomicObjectWrites: true,
     processCaches: false,
+    mechanismList: "performed",
   },
   softhsm2: {
     name: "softhsm2",
@@ -133,6 +145,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     initTokenSeesAllApplications: false,
     atomicObjectWrites: false,
     processCaches: true,
+    mechanismList: "softhsm",
   },
 };
 

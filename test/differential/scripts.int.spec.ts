@@ -1,5 +1,6 @@
 /**
- * Scripted differential scenarios for calls the random sequences leave out (C_CopyObject, C_GetObjectSize): the same
+ * Scripted differential scenarios for calls the random sequences leave out (C_CopyObject, C_GetObjectSize, the
+ * mechanism list and info, C_SeedRandom / C_GenerateRandom: random output is compared by length, never by value): the same
  * script runs through the real pkcs11js on SoftHSM 2.6.1 (in this process, fresh token directory) and through the
  * drop-in on a softhsm2-profile simulator, and every result and error shape must agree. The scripts follow SoftHSM's
  * ObjectTests::testCopyObject / testGetObjectSize (fact sheet §18) and the copy rules in
@@ -157,6 +158,64 @@ const SCRIPTS: Record<string, (p: P, t: Trace) => void> = {
       t(`update`, () => p.C_DigestUpdate(h, Buffer.from("c")));
       t(`final`, () => p.C_DigestFinal(h, Buffer.alloc(64)));
     }
+    p.C_Finalize();
+  },
+
+  "InfoTests::testGetMechanismList / testGetMechanismInfo, every mechanism (fact sheet §18)": (p, t) => {
+    const invalid = Buffer.from("0000008000000000", "hex");
+    t("list before init", () => p.C_GetMechanismList(Buffer.alloc(8)));
+    t("info before init", () => p.C_GetMechanismInfo(Buffer.alloc(8), CK.CKM_RSA_PKCS));
+    const slot = prepare(p);
+    const list: number[] = t("list", () => p.C_GetMechanismList(slot)) ?? [];
+    for (const m of list) t(`info 0x${m.toString(16)}`, () => p.C_GetMechanismInfo(slot, m));
+    // Slot IDs derive from random serials: compare the count, not the IDs.
+    const all: Buffer[] = p.C_GetSlotList(false);
+    t("all slots", () => all.length);
+    t("list on the uninitialised slot", () => p.C_GetMechanismList(all[all.length - 1]));
+    t("info on the uninitialised slot", () => p.C_GetMechanismInfo(all[all.length - 1], CK.CKM_SHA256));
+    t("list, invalid slot", () => p.C_GetMechanismList(invalid));
+    t("info, invalid slot", () => p.C_GetMechanismInfo(invalid, CK.CKM_SHA256));
+    t("info, invalid slot and mechanism", () => p.C_GetMechanismInfo(invalid, CK.CKM_VENDOR_DEFINED));
+    for (const m of [CK.CKM_VENDOR_DEFINED, 0x12345, CK.CKM_SHA256_HMAC_GENERAL, CK.CKM_RIPEMD160, 0xffffffff]) {
+      t(`info unknown 0x${m.toString(16)}`, () => p.C_GetMechanismInfo(slot, m));
+    }
+    p.C_Finalize();
+  },
+
+  "C_SeedRandom / C_GenerateRandom check orders (fact sheet §14); lengths, not bytes": (p, t) => {
+    const bad = Buffer.from("6300000000000000", "hex");
+    t("generate before init", () => p.C_GenerateRandom(bad, Buffer.alloc(4)).length);
+    t("seed before init", () => p.C_SeedRandom(bad, Buffer.from("s")));
+    const slot = prepare(p);
+    t("generate, NULL buffer and bad session", () => p.C_GenerateRandom(bad, Buffer.alloc(0)));
+    t("seed, NULL seed and bad session", () => p.C_SeedRandom(bad, Buffer.alloc(0)));
+    t("generate, bad session", () => p.C_GenerateRandom(bad, Buffer.alloc(4)).length);
+    t("seed, bad session", () => p.C_SeedRandom(bad, Buffer.from("s")));
+    const ro = t("open RO", () => p.C_OpenSession(slot, CK.CKF_SERIAL_SESSION));
+    for (const n of [1, 16, 32, 1000, 65536]) {
+      t(`generate ${n}`, () => {
+        const buf = Buffer.alloc(n);
+        const r = p.C_GenerateRandom(ro, buf);
+        return { same: r === buf, length: r.length, zeros: n >= 16 && buf.equals(Buffer.alloc(n)) };
+      });
+    }
+    t("generate 0 (a view: not NULL)", () => p.C_GenerateRandom(ro, Buffer.alloc(8).subarray(0, 0)).length);
+    t("generate, NULL buffer", () => p.C_GenerateRandom(ro, Buffer.alloc(0)));
+    t("seed", () => p.C_SeedRandom(ro, Buffer.from("some seed material")));
+    t("seed 0 (a view: not NULL)", () => p.C_SeedRandom(ro, Buffer.alloc(8).subarray(0, 0)));
+    t("seed, NULL", () => p.C_SeedRandom(ro, Buffer.alloc(0)));
+    t("seed during a digest", () => {
+      p.C_DigestInit(ro, { mechanism: CK.CKM_SHA256 });
+      p.C_SeedRandom(ro, Buffer.from("x"));
+      return p.C_GenerateRandom(ro, Buffer.alloc(8)).length;
+    });
+    t("the digest survives", () => p.C_DigestFinal(ro, Buffer.alloc(32)).length);
+    const rw = t("open RW", () => p.C_OpenSession(slot, CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION));
+    t("login user", () => p.C_Login(rw, CK.CKU_USER, USER));
+    t("generate, logged in", () => p.C_GenerateRandom(ro, Buffer.alloc(20)).length);
+    t("close RO", () => p.C_CloseSession(ro));
+    t("generate, closed session", () => p.C_GenerateRandom(ro, Buffer.alloc(4)).length);
+    t("seed, closed session", () => p.C_SeedRandom(ro, Buffer.from("s")));
     p.C_Finalize();
   },
 
