@@ -4,7 +4,7 @@
  * the session state as the read model answers C_GetSessionInfo; then the audit trail: every call recorded, with its
  * facts. PINs appear nowhere in the trail (they are `{ len }` in the arguments).
  */
-import { Simulator, type Application } from "../actors/simulator.js";
+import { Simulator, type Application, type SimulatorOptions } from "../actors/simulator.js";
 import type { Call, CallOut, FnName } from "../events/calls.js";
 import type { CallRecord } from "../events/types.js";
 import type { EventStore } from "../events/store.js";
@@ -20,11 +20,13 @@ export interface DemoOptions {
   store?: EventStore;
   /** What the store is, for the heading (e.g. "file store ./hsm"). */
   storeName?: string;
+  /** The simulator options and key the store records under (a file store's `settings()`), so it can be replayed. */
+  simulator?: Omit<SimulatorOptions, "store">;
 }
 
 export function demo(opts: DemoOptions = {}): number {
   const print = opts.out ?? ((l: string) => console.log(l));
-  const sim = new Simulator(opts.store ? { store: opts.store } : {});
+  const sim = new Simulator({ ...opts.simulator, ...(opts.store ? { store: opts.store } : {}) });
   const app = sim.application();
   const steps: { step: string; fn: string; rv: string; state?: string }[] = [];
   let hSession = 0;

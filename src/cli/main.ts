@@ -1,12 +1,17 @@
 /**
- * The hsmsim command line: `hsmsim <command> [options]`. Exit codes: 0 done, 1 failed (a verification found a bad
- * record), 2 usage or a store that cannot be opened.
+ * The hsmsim command line: `hsmsim <command> [options]`: demo, audit verify, audit show, replay. Exit codes: 0 done,
+ * 1 a check failed (a verification found a bad record or checkpoint), 2 usage, or a store that cannot be opened or
+ * read (args.ts). The commands that read a store (audit, replay) take no lock: a store in use can be audited.
  */
 import fs from "node:fs";
 import { join } from "node:path";
 import { demo } from "./demo.js";
+import type { SimulatorOptions } from "../actors/simulator.js";
 import { FileEventStore } from "../events/file-store.js";
-import { verifyLogFile } from "../events/verify.js";
+import { verifyStore } from "../events/verify.js";
+import { CliError, parse, UsageError, type Parsed } from "./args.js";
+import { auditShow, auditVerify } from "./audit.js";
+import { replay } from "./replay.js";
 
 const USAGE = `usage: hsmsim <command> [options]
 
@@ -14,37 +19,58 @@ commands:
   demo [--store DIR] [--json]
            run the documented example (open, log in, use, inspect, log out, close) on the embedded default,
            printing each step's session state from the read model and the audit trail; with --store, record it in
-           a new file store in DIR and verify its hash chain afterwards
-  audit verify --store DIR [--from N] [--to M] [--json]
-           verify the hash chain of a file store's log (needs only the log); exit 1 naming the first bad record
-  help     this text`;
+           a new file store in DIR and verify its hash chain and signed checkpoints afterwards
+  audit verify --store DIR [--pubkey HEX|FILE] [--from N] [--to M] [--json]
+           verify a file store's hash chain and its signed checkpoints (needs only the log, checkpoints.log and the
+           audit public key: --pubkey, else the store's audit.pub); exit 1 naming the first bad record or checkpoint
+  audit show --store DIR [--fn C_Login[,..]] [--rv CKR_PIN_INCORRECT[,..]] [--app N] [--session H]
+             [--since ISO] [--until ISO] [--format table|jsonl|spy] [--json]
+           list the recorded calls, filtered, as a table, JSON lines (--json), or OpenSC pkcs11-spy text
+  replay --store DIR [--until SEQ|ISO] [--json]
+           rebuild the state after record SEQ (or the last record at or before a time) in a fresh in-memory
+           simulator and print it: tokens, flags, objects (no secret values), applications, slots, logins, sessions
+  help     this text
 
-class UsageError extends Error {}
+exit codes: 0 done, 1 a check failed (bad record, forged checkpoint), 2 usage or a store that cannot be read`;
 
-function parse(args: string[], flags: Record<string, "value" | "bool">): Record<string, string | true> {
-  const out: Record<string, string | true> = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const name = a.replace(/^--/, "");
-    if (!a.startsWith("--") || !(name in flags)) throw new UsageError(`unknown option ${a}`);
-    if (flags[name] === "bool") out[name] = true;
-    else {
-      const v = args[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      out[name] = v;
-    }
+/**
+ * Standard output in 64 KiB writes, flushed before main returns: bin/hsmsim.js calls process.exit, which would cut
+ * short what a pipe had not yet taken (stdout to a pipe is asynchronous), e.g. `hsmsim audit show ... | wc -l`.
+ */
+function stdoutLines(): { line: (l: string) => void; flush: () => Promise<void> } {
+  let buf = "";
+  // The reader went away (`| head`): stop quietly, as shell tools do.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
+  return {
+    line(l) {
+      buf += l + "\n";
+      if (buf.length >= 1 << 16) {
+        process.stdout.write(buf);
+        buf = "";
+      }
+    },
+    async flush() {
+      if (buf) process.stdout.write(buf);
+      buf = "";
+      await new Promise<void>((done) => process.stdout.write("", () => done()));
+    },
+  };
+}
+
+export async function main(argv: string[], print?: (line: string) => void): Promise<number> {
+  const stdout = print ? undefined : stdoutLines();
+  const out = print ?? stdout!.line;
+  try {
+    return run(argv, out);
+  } finally {
+    await stdout?.flush();
   }
-  return out;
 }
 
-function integer(name: string, v: string | true | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${name} expected a positive integer, got ${String(v)}`);
-  return n;
-}
-
-export async function main(argv: string[]): Promise<number> {
+function run(argv: string[], out: (line: string) => void): number {
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
@@ -52,14 +78,20 @@ export async function main(argv: string[]): Promise<number> {
         return runDemo(parse(rest, { json: "bool", store: "value" }));
       case "audit": {
         const [sub, ...more] = rest;
-        if (sub !== "verify") throw new UsageError(`hsmsim audit: unknown subcommand ${sub === undefined ? "(none)" : `"${sub}"`}`);
-        return auditVerify(parse(more, { store: "value", from: "value", to: "value", json: "bool" }));
+        if (sub === "verify") return auditVerify(parse(more, { store: "value", from: "value", to: "value", pubkey: "value", json: "bool" }), out);
+        if (sub === "show") {
+          const flags = { store: "value", fn: "value", rv: "value", app: "value", session: "value", since: "value", until: "value", format: "value", json: "bool" } as const;
+          return auditShow(parse(more, flags), out);
+        }
+        throw new UsageError(`hsmsim audit: unknown subcommand ${sub === undefined ? "(none)" : `"${sub}"`} (verify or show)`);
       }
+      case "replay":
+        return replay(parse(rest, { store: "value", until: "value", json: "bool" }), out);
       case undefined:
       case "help":
       case "--help":
       case "-h":
-        console.log(USAGE);
+        out(USAGE);
         return 0;
       default:
         throw new UsageError(`hsmsim: unknown command "${cmd}"`);
@@ -69,11 +101,15 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`${e.message}\n\n${USAGE}`);
       return 2;
     }
+    if (e instanceof CliError) {
+      console.error(e.message);
+      return e.code;
+    }
     throw e;
   }
 }
 
-function runDemo(o: Record<string, string | true>): number {
+function runDemo(o: Parsed): number {
   const json = o.json === true;
   if (typeof o.store !== "string") return demo({ json });
   const dir = o.store;
@@ -84,33 +120,21 @@ function runDemo(o: Record<string, string | true>): number {
   const store = new FileEventStore(dir, { durability: "fsync" });
   let code: number;
   try {
-    code = demo({ json, store, storeName: `file store ${dir}, fsync durability` });
+    // Saved with the store (simulator.json), so that `hsmsim replay` can rebuild it.
+    const saved = store.settings({}, { profile: "default" });
+    code = demo({ json, store, storeName: `file store ${dir}, fsync durability`, simulator: { ...(saved.options as SimulatorOptions), simulatorKey: saved.simulatorKey } });
   } finally {
     store.close();
   }
-  const v = verifyLogFile(store.file);
+  const v = verifyStore(dir);
   if (!json) {
     console.log(
       v.ok
-        ? `\naudit verify: ${v.checked} records, hash chain intact, head ${v.head}`
+        ? `\naudit verify: ${v.checked} records, hash chain intact, head ${v.head}; ` +
+            `${v.checkpoints.verified} signed checkpoint${v.checkpoints.verified === 1 ? "" : "s"} verified (audit key ${v.checkpoints.publicKey?.slice(0, 16)}…, in ${join(dir, "audit.pub")})`
         : `\naudit verify: FAILED at seq ${v.firstBad!.seq}: ${v.firstBad!.problem}`,
     );
   }
   return v.ok ? code : 1;
 }
 
-function auditVerify(o: Record<string, string | true>): number {
-  if (typeof o.store !== "string") throw new UsageError("hsmsim audit verify: --store DIR is required");
-  const file = join(o.store, "events.log");
-  if (!fs.existsSync(file)) {
-    console.error(`hsmsim audit verify: no log in ${o.store} (expected ${file})`);
-    return 2;
-  }
-  const from = integer("from", o.from);
-  const to = integer("to", o.to);
-  const v = verifyLogFile(file, { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) });
-  if (o.json === true) console.log(JSON.stringify(v));
-  else if (v.ok) console.log(`ok: ${v.checked} records verified (log holds ${v.lastSeq} in range), head ${v.head}`);
-  else console.log(`bad record: seq ${v.firstBad!.seq}: ${v.firstBad!.problem} (${v.checked} records before it verified)`);
-  return v.ok ? 0 : 1;
-}

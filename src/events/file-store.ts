@@ -5,6 +5,9 @@
  *   events.lock     the writer's lock: pid, host, process start time (see "One writer" below)
  *   simulator.json  what a simulator on this store is created with (profile options and the simulator key, mode 0600),
  *                   written by `settings()` for the faces that open a store by name (`load("file:./dir")`)
+ *   checkpoints.log signed checkpoints (checkpoint.ts): every `checkpointEvery` records (1000) and at close, the
+ *                   sequence and chain head signed with the audit key, so a log cut short is detected
+ *   audit-key.json  the audit key (Ed25519, mode 0600) when none is given as `auditKey`; audit.pub its public key
  *
  * Durability (`durability` option). Every append is written to the OS with `writeSync` before `append` returns, in
  * every mode, so a crash of the process (kill -9) never loses an acknowledged call. What differs is the OS crash or
@@ -31,6 +34,12 @@
  * not chain) is corruption or tampering and is never cut: `StoreCorruptError` names the first bad sequence and the
  * log is left as it is.
  *
+ * Checkpoints are written after the records they sign, and (unless durability is "none") only once those records are
+ * fdatasync'ed, so a crash never leaves a checkpoint past the log's end. A store whose log ends before its last
+ * checkpoint, or whose chain hash at a checkpoint differs from the signed head, was cut or changed after it was signed:
+ * it is refused (StoreCorruptError), as `hsmsim audit verify` reports it. (With durability "none" an OS crash could
+ * in principle keep a checkpoint and lose records before it; move checkpoints.log aside to reopen such a store.)
+ *
  * One writer: the lock file is created with O_EXCL. A second opener, in this process or another, gets
  * `StoreLockedError` naming the holder. A lock whose process is gone (`kill(pid, 0)` fails with ESRCH; on Linux also
  * a zombie, or a pid now owned by a process started later) is taken over with a warning. Takeovers are serialised by
@@ -46,6 +55,7 @@ import type { EventStore } from "./store.js";
 import type { CallRecord } from "./types.js";
 import { encodeEntry, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { bytesToHex, hexToBytes } from "../crypto/encoding.js";
+import { checkpointLine, CHECKPOINTS, loadAuditKey, readCheckpoints, signCheckpoint, type AuditKey } from "./checkpoint.js";
 
 export type Durability = "fsync" | "group" | "none";
 
@@ -56,6 +66,10 @@ export interface FileStoreOptions {
   groupWindowMs?: number;
   /** Told about a stale lock taken over, a torn tail cut, a background fsync that failed. Default console.warn. */
   onWarning?: (message: string) => void;
+  /** Sign a checkpoint every this many records (and at close). Default 1000; 0 turns checkpoints off. */
+  checkpointEvery?: number;
+  /** The Ed25519 audit key (32 bytes or 64 hex digits). Default: the store's audit-key.json, made on first use. */
+  auditKey?: Uint8Array | string;
 }
 
 /** Another writer holds the store. `holder` is what its lock file says (undefined if it could not be read). */
@@ -155,6 +169,11 @@ export class FileEventStore implements EventStore {
   private timer: NodeJS.Timeout | undefined;
   private failed: Error | undefined;
   private closed = false;
+  private readonly checkpointEvery: number;
+  private readonly auditKeyOption: Uint8Array | string | undefined;
+  private auditKey: AuditKey | undefined;
+  /** The sequence of the last checkpoint written (0: none). */
+  private checkpointed = 0;
 
   /** Open (creating if needed) the store in `dir`: take the lock, verify the log, cut a torn last record. */
   constructor(dir: string, opts: FileStoreOptions = {}) {
@@ -168,6 +187,10 @@ export class FileEventStore implements EventStore {
     this.durability = durability;
     this.windowMs = windowMs;
     this.warn = opts.onWarning ?? ((m) => console.warn(m));
+    const every = opts.checkpointEvery ?? 1000;
+    if (!Number.isSafeInteger(every) || every < 0) throw new RangeError(`"checkpointEvery" expected an integer >= 0, got ${opts.checkpointEvery}`);
+    this.checkpointEvery = every;
+    this.auditKeyOption = opts.auditKey;
     fs.mkdirSync(this.dir, { recursive: true });
     this.lock = Lock.acquire(this.dir, this.warn);
     try {
@@ -176,6 +199,10 @@ export class FileEventStore implements EventStore {
       // A new log's directory entry must be durable too, or a power loss could lose the whole file.
       if (!existed && durability !== "none") syncDir(this.dir);
       this.recover();
+      // A given audit key is checked against the store's audit.pub now, not at the first checkpoint.
+      if (this.auditKeyOption !== undefined && this.checkpointEvery > 0) {
+        this.auditKey = loadAuditKey(this.dir, this.auditKeyOption, () => new Uint8Array(nodeRandomBytes(32)), durability !== "none");
+      }
     } catch (e) {
       if (this.fd >= 0) fs.closeSync(this.fd);
       this.lock.release();
@@ -217,6 +244,7 @@ export class FileEventStore implements EventStore {
     this.size += bytes.length;
     this.last = record.seq;
     this.head = hash;
+    if (this.checkpointEvery > 0 && record.seq % this.checkpointEvery === 0) this.checkpoint();
     if (this.durability === "fsync") this.syncNow();
     else if (this.durability === "group") {
       const now = Date.now();
@@ -255,6 +283,7 @@ export class FileEventStore implements EventStore {
   close(): void {
     if (this.closed) return;
     try {
+      if (this.checkpointEvery > 0 && this.last > this.checkpointed && !this.failed) this.checkpoint();
       if (this.durability !== "none" && this.dirtySince !== null && !this.failed) this.syncNow();
     } finally {
       this.closed = true;
@@ -322,7 +351,84 @@ export class FileEventStore implements EventStore {
     return { options: { ...stored.options }, simulatorKey: hexToBytes(stored.simulatorKey) };
   }
 
+  /**
+   * The settings a store was created with, read without opening it (no lock taken: readers such as `hsmsim replay`
+   * and `audit show` may look at a store another process is writing). Undefined when the store has none.
+   */
+  static readSettings(dir: string): StoreSettings | undefined {
+    const path = join(resolve(dir), SETTINGS);
+    const text = readText(path);
+    if (text === undefined) return undefined;
+    try {
+      const stored = JSON.parse(text) as { options: Record<string, string | number>; simulatorKey: string };
+      if (typeof stored.options !== "object" || stored.options === null || !/^[0-9a-f]{64}$/.test(stored.simulatorKey)) throw new Error("bad shape");
+      return { options: { ...stored.options }, simulatorKey: hexToBytes(stored.simulatorKey) };
+    } catch (e) {
+      throw new RangeError(`hsmsim: ${path} is not a valid settings file`, { cause: e });
+    }
+  }
+
+  /** The sequence of the last signed checkpoint (0: none yet). */
+  get lastCheckpoint(): number {
+    return this.checkpointed;
+  }
+
   // ---- internals ---------------------------------------------------------------------------------------------------
+
+  /**
+   * Sign (seq, head, now) and append it to checkpoints.log. The log line it covers is written first, so a checkpoint
+   * never names a record the log lacks. A checkpoint that cannot be written is a warning, not a failed append: the
+   * record is in the log; only the protection against cutting it short waits for the next checkpoint.
+   */
+  private checkpoint(): void {
+    try {
+      // The log first: a checkpoint on disk must never sign records that a power loss could still take away.
+      if (this.durability !== "none" && this.dirtySince !== null) this.syncNow();
+      this.auditKey ??= loadAuditKey(this.dir, this.auditKeyOption, () => new Uint8Array(nodeRandomBytes(32)), this.durability !== "none");
+      const line = checkpointLine(signCheckpoint(this.auditKey, this.last, this.head, new Date().toISOString())) + "\n";
+      const fd = fs.openSync(join(this.dir, CHECKPOINTS), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND, 0o644);
+      try {
+        fs.writeSync(fd, line);
+        if (this.durability !== "none") fs.fdatasyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      this.checkpointed = this.last;
+    } catch (e) {
+      this.warn(`hsmsim: could not write a checkpoint for seq ${this.last} in ${this.dir}: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * The checkpoints against the log as recovered: a torn last checkpoint line is cut (its write never finished); a
+   * checkpoint past the log's end or naming another head means the log was cut or changed after it was signed, and
+   * the store is refused (appending would reuse the sequences it signed). Signatures are the verifier's job.
+   */
+  private recoverCheckpoints(heads: Map<number, string>): void {
+    const file = join(this.dir, CHECKPOINTS);
+    const { lines, torn, tornOffset } = readCheckpoints(file);
+    if (torn) {
+      fs.truncateSync(file, tornOffset);
+      this.warn(`hsmsim: cut a torn checkpoint at the end of ${file} (a write that did not finish)`);
+    }
+    for (const l of lines) {
+      const c = l.checkpoint;
+      if (!c) continue; // a damaged line: `hsmsim audit verify` names it
+      if (c.seq > this.last) {
+        throw new StoreCorruptError(
+          this.file,
+          this.last + 1,
+          this.size,
+          `the log ends at seq ${this.last} but ${CHECKPOINTS} line ${l.line} signed seq ${c.seq}: records were removed from its end`,
+        );
+      }
+      const h = heads.get(c.seq);
+      if (h !== undefined && h !== c.head) {
+        throw new StoreCorruptError(this.file, c.seq, 0, `the chain hash at seq ${c.seq} is not the one ${CHECKPOINTS} line ${l.line} signed`);
+      }
+      this.checkpointed = Math.max(this.checkpointed, c.seq);
+    }
+  }
 
   private openFd(): number {
     if (this.closed) throw new StoreWriteError(`hsmsim: the event store in ${this.dir} is closed`);
@@ -331,6 +437,10 @@ export class FileEventStore implements EventStore {
 
   /** Verify the whole log and cut a torn last line; sets size, last, head and the index. */
   private recover(): void {
+    // The sequences checkpoints name, so the walk can keep the chain hash at each of them.
+    const wanted = new Set<number>();
+    for (const l of readCheckpoints(join(this.dir, CHECKPOINTS)).lines) if (l.checkpoint) wanted.add(l.checkpoint.seq);
+    const heads = new Map<number, string>();
     const size = fs.fstatSync(this.fd).size;
     let seq = 0;
     let prev = GENESIS;
@@ -357,6 +467,7 @@ export class FileEventStore implements EventStore {
       if ((expect - 1) % INDEX_EVERY === 0) this.index.push(l.start);
       seq = expect;
       prev = (e as Envelope).hash;
+      if (wanted.has(seq)) heads.set(seq, prev);
       good = l.next;
     }
     if (torn) {
@@ -370,6 +481,7 @@ export class FileEventStore implements EventStore {
     this.size = good;
     this.last = seq;
     this.head = prev;
+    this.recoverCheckpoints(heads);
   }
 
   private syncNow(): void {

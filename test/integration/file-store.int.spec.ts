@@ -21,10 +21,13 @@ import { runSteps, Seen, stepsArb } from "../support/arbitraries.js";
 import { snapshot, SO_PIN, testSimulator, USER_PIN } from "../support/sim.js";
 import { exited, logLines, record, startChild, tempDir } from "../support/file-store-helpers.js";
 
-/** Open a store collecting its warnings. */
+/**
+ * Open a store collecting its warnings. Without signed checkpoints: these tests cut logs to play a writer that crashed,
+ * and a checkpoint signed at close would (rightly) make such a cut tampering. Checkpoints: checkpoint.int.spec.ts.
+ */
 function open(dir: string, durability: Durability = "none") {
   const warnings: string[] = [];
-  const store = new FileEventStore(dir, { durability, onWarning: (m) => warnings.push(m) });
+  const store = new FileEventStore(dir, { durability, onWarning: (m) => warnings.push(m), checkpointEvery: 0 });
   return { store, warnings };
 }
 

@@ -3,6 +3,7 @@
  * record, two records swapped, a record inserted. `verifyLogFile` must name the first bad sequence every time.
  * Dropping the LAST record leaves a shorter, valid chain: a hash chain cannot see truncation by itself (that is what
  * signed checkpoints are for); the property checks that this is the only undetected change and that the head moved.
+ * With the checkpoints (`verifyStore`) that change is caught too: audit-checkpoints.property.spec.ts.
  */
 import fs from "node:fs";
 import os from "node:os";
