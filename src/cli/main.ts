@@ -12,6 +12,7 @@ import { verifyStore } from "../events/verify.js";
 import { CliError, parse, UsageError, type Parsed } from "./args.js";
 import { auditShow, auditVerify } from "./audit.js";
 import { replay } from "./replay.js";
+import { initToken, showSlots } from "./token.js";
 
 const USAGE = `usage: hsmsim <command> [options]
 
@@ -29,6 +30,11 @@ commands:
   replay --store DIR [--until SEQ|ISO] [--json]
            rebuild the state after record SEQ (or the last record at or before a time) in a fresh in-memory
            simulator and print it: tokens, flags, objects (no secret values), applications, slots, logins, sessions
+  init-token --store DIR --slot N --label LABEL --so-pin PIN [--pin USER_PIN] [--profile default|softhsm2] [--slots N]
+           initialise (or re-initialise, with the current SO PIN) the token in slot N, like softhsm2-util --init-token;
+           --pin also sets the user PIN; a new store takes --profile and --slots
+  show-slots --store DIR [--json]
+           list the store's slots and tokens, like softhsm2-util --show-slots
   help     this text
 
 exit codes: 0 done, 1 a check failed (bad record, forged checkpoint), 2 usage or a store that cannot be read`;
@@ -87,6 +93,10 @@ function run(argv: string[], out: (line: string) => void): number {
       }
       case "replay":
         return replay(parse(rest, { store: "value", until: "value", json: "bool" }), out);
+      case "init-token":
+        return initToken(parse(rest, { store: "value", slot: "value", label: "value", "so-pin": "value", pin: "value", profile: "value", slots: "value" }), out);
+      case "show-slots":
+        return showSlots(parse(rest, { store: "value", json: "bool" }), out);
       case undefined:
       case "help":
       case "--help":

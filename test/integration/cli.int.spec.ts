@@ -262,5 +262,56 @@ describe("hsmsim replay", () => {
     expect(nosettings.status).toBe(2);
     expect(nosettings.stderr).toContain("simulator.json");
   });
-});
 
+  it("init-token, show-slots, then the store's log, checkpoints and every export hold no PIN", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hsmsim-token-"));
+    const SO = "S0-secret-pin-42";
+    const USER = "usr-secret-pin-17";
+    try {
+      const init = run("init-token", "--store", dir, "--slot", "0", "--label", "cli token", "--so-pin", SO, "--pin", USER);
+      expect(init.status).toBe(0);
+      expect(init.stdout).toMatch(/initialized on slot 0 \(serial [0-9a-f]{16}\), with a user PIN/);
+      expect(run("init-token", "--store", dir, "--slot", "0", "--label", "x", "--so-pin", "not-the-pin").status).toBe(1);
+      expect(run("init-token", "--store", dir, "--slot", "9", "--label", "x", "--so-pin", SO).status).toBe(2);
+
+      const show = run("show-slots", "--store", dir, "--json");
+      expect(show.status).toBe(0);
+      const [slot] = JSON.parse(show.stdout) as { slotID: number; token: { label: string; flags: number } }[];
+      expect(slot!.slotID).toBe(0);
+      expect(slot!.token.label.trim()).toBe("cli token");
+      expect(slot!.token.flags & 0x8).toBe(0x8); // CKF_USER_PIN_INITIALIZED
+
+      // The user PIN set by the CLI opens the token through the drop-in.
+      const { PKCS11 } = await import("../../src/pkcs11/pkcs11js.js");
+      const p = new PKCS11();
+      p.load(`file:${dir}`);
+      p.C_Initialize();
+      const h = p.C_OpenSession(p.C_GetSlotList(true)[0]!, 6);
+      p.C_Login(h, 1, USER);
+      expect(p.C_GetSessionInfo(h).state).toBe(3);
+      p.C_Finalize();
+      p.close();
+
+      const outputs = [
+        show.stdout,
+        init.stdout,
+        run("show-slots", "--store", dir).stdout,
+        run("audit", "show", "--store", dir, "--format", "jsonl").stdout,
+        run("audit", "show", "--store", dir, "--format", "spy").stdout,
+        run("audit", "show", "--store", dir).stdout,
+        run("replay", "--store", dir, "--json").stdout,
+        fs.readFileSync(path.join(dir, "events.log"), "latin1"),
+        fs.readFileSync(path.join(dir, "checkpoints.log"), "latin1"),
+      ];
+      for (const pin of [SO, USER]) {
+        const b = Buffer.from(pin);
+        for (const enc of [pin, b.toString("hex"), b.toString("hex").toUpperCase(), b.toString("base64")]) {
+          for (const o of outputs) expect(o.includes(enc), `${pin} as ${enc}`).toBe(false);
+        }
+      }
+      expect(outputs[3]!.length).toBeGreaterThan(1000);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
