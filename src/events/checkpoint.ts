@@ -113,7 +113,7 @@ export function loadAuditKey(dir: string, given: Uint8Array | string | undefined
   let key: AuditKey;
   if (given !== undefined) key = auditKeyFrom(given);
   else {
-    const text = readIfExists(keyPath);
+    const text = readText(keyPath);
     if (text !== undefined) {
       let hex: unknown;
       try {
@@ -129,7 +129,7 @@ export function loadAuditKey(dir: string, given: Uint8Array | string | undefined
     }
   }
   const pub = bytesToHex(key.publicKey);
-  const existing = readIfExists(pubPath)?.trim();
+  const existing = readText(pubPath)?.trim();
   if (existing === undefined) writeAtomic(pubPath, pub + "\n", 0o644, durable);
   else if (existing !== pub) {
     throw new RangeError(
@@ -140,7 +140,8 @@ export function loadAuditKey(dir: string, given: Uint8Array | string | undefined
   return key;
 }
 
-function readIfExists(path: string): string | undefined {
+/** A file's text, or undefined when it does not exist (any other error is thrown). */
+export function readText(path: string): string | undefined {
   try {
     return fs.readFileSync(path, "utf8");
   } catch (e) {

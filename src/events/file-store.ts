@@ -55,7 +55,7 @@ import type { EventStore } from "./store.js";
 import type { CallRecord } from "./types.js";
 import { encodeEntry, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { bytesToHex, hexToBytes } from "../crypto/encoding.js";
-import { checkpointLine, CHECKPOINTS, loadAuditKey, readCheckpoints, signCheckpoint, type AuditKey } from "./checkpoint.js";
+import { checkpointLine, CHECKPOINTS, loadAuditKey, readCheckpoints, readText, signCheckpoint, type AuditKey } from "./checkpoint.js";
 
 export type Durability = "fsync" | "group" | "none";
 
@@ -593,14 +593,6 @@ function parseHolder(text: string | undefined): LockHolder | undefined {
   }
 }
 
-function readText(path: string): string | undefined {
-  try {
-    return fs.readFileSync(path, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw e;
-  }
-}
 
 /** Whether the process that wrote a lock may still be running. */
 function holderRunning(h: LockHolder): boolean {

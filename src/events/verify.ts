@@ -50,9 +50,6 @@ function walkLog(file: string, opts: VerifyOptions, atEntry?: (seq: number, hash
   if (to !== Number.POSITIVE_INFINITY && (!Number.isSafeInteger(to) || to < from)) {
     throw new RangeError(`"to" expected an integer >= from, got ${opts.to}`);
   }
-  const fd = fs.openSync(file, "r");
-  const buf = Buffer.alloc(1 << 20);
-  let carry = "";
   let seq = 0;
   let prev = GENESIS;
   let checked = 0;
@@ -63,37 +60,56 @@ function walkLog(file: string, opts: VerifyOptions, atEntry?: (seq: number, hash
     head: prev,
     ...(firstBad ? { firstBad } : {}),
   });
+  const lines = fileLines(file);
+  try {
+    for (let r = lines.next(); ; r = lines.next()) {
+      if (r.done) {
+        // What follows the last newline is a write cut short (or in progress).
+        if (r.value !== "" && seq + 1 <= to) return result({ seq: seq + 1, problem: "last line has no newline (torn write)" });
+        return result();
+      }
+      const expect = seq + 1;
+      if (expect > to) return result();
+      let entry: unknown;
+      try {
+        entry = JSON.parse(r.value);
+      } catch {
+        return result({ seq: expect, problem: "not valid JSON (torn or altered)" });
+      }
+      const problem = entryProblem(entry, expect, prev);
+      if (problem) return result({ seq: expect, problem });
+      const at = atEntry?.(expect, (entry as { hash: string }).hash);
+      if (at) return result({ seq: expect, problem: at });
+      seq = expect;
+      prev = (entry as { hash: string }).hash;
+      if (seq >= from) checked++;
+    }
+  } finally {
+    lines.return("");
+  }
+}
+
+/**
+ * The lines of a file, read in 1 MiB chunks without loading it whole; the generator's return value is what follows
+ * the last newline ("" when the file ends with one), i.e. a torn write.
+ */
+function* fileLines(file: string): Generator<string, string, undefined> {
+  const fd = fs.openSync(file, "r");
+  const buf = Buffer.alloc(1 << 20);
   const decoder = new StringDecoder("utf8");
+  let carry = "";
   try {
     for (;;) {
       const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
+      if (n === 0) return carry + decoder.end();
       const text = carry + decoder.write(buf.subarray(0, n));
       let start = 0;
       for (let nl = text.indexOf("\n", start); nl >= 0; nl = text.indexOf("\n", start)) {
-        const line = text.slice(start, nl);
+        yield text.slice(start, nl);
         start = nl + 1;
-        const expect = seq + 1;
-        if (expect > to) return result();
-        let entry: unknown;
-        try {
-          entry = JSON.parse(line);
-        } catch {
-          return result({ seq: expect, problem: "not valid JSON (torn or altered)" });
-        }
-        const problem = entryProblem(entry, expect, prev);
-        if (problem) return result({ seq: expect, problem });
-        const at = atEntry?.(expect, (entry as { hash: string }).hash);
-        if (at) return result({ seq: expect, problem: at });
-        seq = expect;
-        prev = (entry as { hash: string }).hash;
-        if (seq >= from) checked++;
       }
       carry = text.slice(start);
     }
-    carry += decoder.end();
-    if (carry !== "" && seq + 1 <= to) return result({ seq: seq + 1, problem: "last line has no newline (torn write)" });
-    return result();
   } finally {
     fs.closeSync(fd);
   }
@@ -233,36 +249,19 @@ export class LogReadError extends Error {
  * crash) ends the records without an error.
  */
 export function* readLog(file: string): Generator<CallRecord> {
-  const fd = fs.openSync(file, "r");
-  const buf = Buffer.alloc(1 << 20);
-  const decoder = new StringDecoder("utf8");
-  let carry = "";
   let seq = 0;
   let prev = GENESIS;
-  try {
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) return;
-      const text = carry + decoder.write(buf.subarray(0, n));
-      let start = 0;
-      for (let nl = text.indexOf("\n", start); nl >= 0; nl = text.indexOf("\n", start)) {
-        const line = text.slice(start, nl);
-        start = nl + 1;
-        let entry: unknown;
-        try {
-          entry = JSON.parse(line);
-        } catch {
-          throw new LogReadError(file, seq + 1, "not valid JSON");
-        }
-        const problem = entryProblem(entry, seq + 1, prev);
-        if (problem) throw new LogReadError(file, seq + 1, problem);
-        seq++;
-        prev = (entry as Envelope).hash;
-        yield (entry as Envelope).record;
-      }
-      carry = text.slice(start);
+  for (const line of fileLines(file)) {
+    let entry: unknown;
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      throw new LogReadError(file, seq + 1, "not valid JSON");
     }
-  } finally {
-    fs.closeSync(fd);
+    const problem = entryProblem(entry, seq + 1, prev);
+    if (problem) throw new LogReadError(file, seq + 1, problem);
+    seq++;
+    prev = (entry as Envelope).hash;
+    yield (entry as Envelope).record;
   }
 }

@@ -144,6 +144,9 @@ function bufferArg(args: IArguments | unknown[], i: number): Buffer {
 /** A Buffer with no memory behind it reaches C as a NULL pointer. */
 const isNullBuffer = (b: Buffer) => b.length === 0 && b.buffer.byteLength === 0;
 
+/** The bytes C sees for a Buffer argument: NULL for one with no memory behind it, else a view (no copy). */
+const cBytes = (b: Buffer): Uint8Array | null => (isNullBuffer(b) ? null : new Uint8Array(b.buffer, b.byteOffset, b.length));
+
 function attributeValue(v: unknown): Uint8Array | null {
   if (v === undefined || v === null) return null;
   if (typeof v === "number") {
@@ -424,7 +427,7 @@ export class PKCS11 {
     const s = bufferArg(arguments, 1);
     this.call("C_SetOperationState", "C_SetOperationState", {
       hSession,
-      state: isNullBuffer(s) ? null : new Uint8Array(s),
+      state: cBytes(s),
       hEncryptionKey: handleArg(arguments, 2),
       hAuthenticationKey: handleArg(arguments, 3),
     });
@@ -523,7 +526,7 @@ export class PKCS11 {
     const out = bufferArg(arguments, 2);
     const r = this.call("C_Digest", "C_Digest", {
       hSession,
-      data: isNullBuffer(data) ? null : new Uint8Array(data.buffer, data.byteOffset, data.length),
+      data: cBytes(data),
       outLen: isNullBuffer(out) ? null : out.length,
     });
     return written(out, r);
@@ -537,7 +540,7 @@ export class PKCS11 {
     const data = bufferArg(arguments, 1);
     this.call("C_DigestUpdate", "C_DigestUpdate", {
       hSession,
-      data: isNullBuffer(data) ? null : new Uint8Array(data.buffer, data.byteOffset, data.length),
+      data: cBytes(data),
     });
   }
   C_DigestFinal(session: Handle, outData: Buffer): Buffer;
@@ -561,7 +564,7 @@ export class PKCS11 {
     const seed = bufferArg(arguments, 1);
     this.call("C_SeedRandom", "C_SeedRandom", {
       hSession,
-      seed: isNullBuffer(seed) ? null : new Uint8Array(seed.buffer, seed.byteOffset, seed.length),
+      seed: cBytes(seed),
     });
   }
   /** Fills the caller's Buffer and returns that same Buffer, as pkcs11js does. */

@@ -21,6 +21,16 @@ import { runSteps, Seen, stepsArb } from "../support/arbitraries.js";
 import { snapshot, SO_PIN, testSimulator, USER_PIN } from "../support/sim.js";
 import { exited, logLines, record, startChild, tempDir } from "../support/file-store-helpers.js";
 
+/** What `f` throws (undefined when it returns). */
+function thrown(f: () => unknown): unknown {
+  try {
+    f();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
 /**
  * Open a store collecting its warnings. Without signed checkpoints: these tests cut logs to play a writer that crashed,
  * and a checkpoint signed at close would (rightly) make such a cut tampering. Checkpoints: checkpoint.int.spec.ts.
@@ -138,12 +148,7 @@ describe("FileEventStore: one writer", () => {
   it("a second opener in this process gets StoreLockedError naming the holder; close releases the lock", () => {
     const dir = tempDir();
     const first = new FileEventStore(dir);
-    let err: unknown;
-    try {
-      new FileEventStore(dir);
-    } catch (e) {
-      err = e;
-    }
+    const err = thrown(() => new FileEventStore(dir));
     expect(err).toBeInstanceOf(StoreLockedError);
     const locked = err as StoreLockedError;
     expect(locked.name).toBe("StoreLockedError");
@@ -161,12 +166,7 @@ describe("FileEventStore: one writer", () => {
     const dir = tempDir();
     const { child, lines } = startChild("hold", dir);
     expect((await lines)[0]).toBe(`held ${child.pid}`);
-    let err: unknown;
-    try {
-      new FileEventStore(dir);
-    } catch (e) {
-      err = e;
-    }
+    const err = thrown(() => new FileEventStore(dir));
     expect(err).toBeInstanceOf(StoreLockedError);
     expect((err as StoreLockedError).holder?.pid).toBe(child.pid);
     expect((err as StoreLockedError).message).toMatch(new RegExp(`in use by process ${child.pid} on ${hostname()} \\(started .*\\).*hsmsim serve`));
@@ -334,12 +334,7 @@ describe("FileEventStore: crash recovery", () => {
     const dir = storeWith(5);
     const damaged = damage(logLines(dir)).join("\n") + "\n";
     writeFileSync(join(dir, "events.log"), damaged);
-    let err: unknown;
-    try {
-      open(dir);
-    } catch (e) {
-      err = e;
-    }
+    const err = thrown(() => open(dir));
     expect(err).toBeInstanceOf(StoreCorruptError);
     const corrupt = err as StoreCorruptError;
     expect(corrupt.name).toBe("StoreCorruptError");

@@ -94,6 +94,18 @@ const TWO_SLOTS = { slots: 2 };
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/** SoftHSM's ObjectTests setup: an RO and an RW session, the user logged in through the RO one, and one data
+ * object of each kind: public/private session objects (sPub via ro, sPriv via rw), public/private token objects. */
+const fourKinds = steps(
+  setups.token,
+  openRO,
+  (c, h) => void ok(c("C_Login", { hSession: h.ro!, userType: CK.CKU_USER, pin: USER_PIN })),
+  create("sPub", false, false, "ro"),
+  create("sPriv", false, true, "rw"),
+  create("tPub", true, false, "rw"),
+  create("tPriv", true, true, "rw"),
+);
+
 describe("C_CreateObject", () => {
   it("two rules at once: not initialised wins over a NULL template", () =>
     given().when("C_CreateObject", { hSession: 1, template: null }).then("CKR_CRYPTOKI_NOT_INITIALIZED", []));
@@ -559,19 +571,10 @@ describe("C_SetAttributeValue", () => {
     });
   });
 
+
   it("replays ObjectTests::testSetAttributeValue", () => {
     for (const [, opts] of PROFILES) {
-      const loginRO: Setup = (c, h) => void ok(c("C_Login", { hSession: h.ro!, userType: CK.CKU_USER, pin: USER_PIN }));
-      const objects = steps(
-        setups.token,
-        openRO,
-        loginRO,
-        create("sPub", false, false, "ro"),
-        create("sPriv", false, true, "rw"),
-        create("tPub", true, false, "rw"),
-        create("tPriv", true, true, "rw"),
-        create("nm", false, false, "ro", [attr(CK.CKA_MODIFIABLE, F)]),
-      );
+      const objects = steps(fourKinds, create("nm", false, false, "ro", [attr(CK.CKA_MODIFIABLE, F)]));
       given(objects, opts).when("C_SetAttributeValue", setLabel("ro", "sPub")).then("CKR_OK");
       given(objects, opts).when("C_SetAttributeValue", setLabel("ro", "sPriv")).then("CKR_OK");
       given(objects, opts).when("C_SetAttributeValue", setLabel("ro", "tPub")).then("CKR_SESSION_READ_ONLY");
@@ -767,16 +770,9 @@ describe("C_FindObjects", () => {
   it("replays ObjectTests::testFindObjects", () => {
     for (const [, opts] of PROFILES) {
       const lbl = [attr(CK.CKA_LABEL, bytes("find me"))];
-      const loginRO: Setup = (c, h) => void ok(c("C_Login", { hSession: h.ro!, userType: CK.CKU_USER, pin: USER_PIN }));
       const relabel = (session: string, obj: string): Setup => (c, h) => void ok(c("C_SetAttributeValue", { hSession: h[session]!, hObject: h[obj]!, template: lbl }));
       const objects = steps(
-        setups.token,
-        openRO,
-        loginRO,
-        create("sPub", false, false, "ro"),
-        create("sPriv", false, true, "rw"),
-        create("tPub", true, false, "rw"),
-        create("tPriv", true, true, "rw"),
+        fourKinds,
         relabel("ro", "sPub"),
         relabel("ro", "sPriv"),
         relabel("rw", "tPub"),
