@@ -88,6 +88,11 @@ export interface SimulatorOptions extends ProfileOptions {
   clock?: () => number;
   /** Random bytes (default node:crypto). Inject a seeded one to make whole runs repeatable. */
   randomBytes?: (n: number) => Uint8Array;
+  /**
+   * Wrap the shell the deciders get (re-execution only: `hsmsim replay --check` and `--spy` answer PIN checks and
+   * draws from a record or a trace through it). Whatever it returns is still only reached through recorded facts.
+   */
+  shell?: (base: Shell) => Shell;
 }
 
 export type Listener = (record: CallRecord) => void;
@@ -125,13 +130,14 @@ export class Simulator {
     this.seq = 0;
     const keys = this.keys;
     const random = this.random;
-    this.shell = {
+    const base: Shell = {
       pinMatches: (verifier, pin) => pinMatches(keys.pin, verifier, pin),
       newPinVerifier: (pin) => makePinVerifier(keys.pin, pin, random(16)),
       newSerial: () => bytesToHex(random(8)),
       seal: (data) => seal(keys.seal, random(24), data),
       randomBytes: (n) => new Uint8Array(random(n)),
     };
+    this.shell = opts.shell ? opts.shell(base) : base;
     this.env = {
       openDigest: (m) => digestMechanism(m)!.create(),
       unseal: (sealed) => unseal(keys.seal, sealed),
