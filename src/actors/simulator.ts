@@ -27,7 +27,6 @@ import { ReadModel } from "../projections/read-model.js";
 import { deriveKeys, type SimulatorKeys } from "../crypto/keys.js";
 import { makePinVerifier, pinMatches } from "../crypto/pins.js";
 import { seal, unseal } from "../crypto/seal.js";
-import { digestMechanism } from "../crypto/digest.js";
 import { bytesToHex } from "../crypto/encoding.js";
 import type { DecideContext, Decision, Shell } from "../functions/context.js";
 import * as general from "../functions/general.js";
@@ -139,15 +138,23 @@ export class Simulator {
     };
     this.shell = opts.shell ? opts.shell(base) : base;
     this.env = {
-      openDigest: (m) => digestMechanism(m)!.create(),
       unseal: (sealed) => unseal(keys.seal, sealed),
     };
     // A store that already holds records (a file store reopened) is the simulator's past: rebuild the state from it
-    // before serving, so that the next call is decided on the state the log describes.
-    for (const r of this.store.read()) this.apply(r);
+    // before serving, so that the next call is decided on the state the log describes. A store with snapshots hands
+    // over the newest one that opens (src/events/snapshot.ts), and only the records after it are replayed.
+    const snapshots = this.store.snapshots;
+    const restored = snapshots && this.store.lastSeq > 0 ? restoreSnapshot(snapshots, this.keys.snapshot, this.state) : undefined;
+    if (restored) {
+      this.state = restored.state;
+      this.read = restored.read;
+      this.seq = restored.seq;
+    }
+    for (const r of this.store.read(this.seq + 1)) this.apply(r);
     if (this.seq !== this.store.lastSeq) {
       throw new RangeError(`"store" read ${this.seq} records but its lastSeq is ${this.store.lastSeq}`);
     }
+    snapshots?.attach(snapshotCapture(this.keys.snapshot, () => ({ seq: this.seq, state: this.state, read: this.read })));
   }
 
   /** A new caller: an application once it calls C_Initialize. */
@@ -232,8 +239,9 @@ export class Simulator {
   /** Fold one recorded call into the write and read models; `append` it to the store unless it came from there. */
   private apply(record: CallRecord, append = false): void {
     if (record.seq !== this.seq + 1) throw new RangeError(`"record.seq" expected ${this.seq + 1}, got ${record.seq}`);
-    for (const f of record.facts) evolve(this.state, f as Fact, this.env);
+    // The log first, as in dispatch: a store that takes a snapshot at the start of an append sees the last record's state.
     if (append) this.store.append(record);
+    for (const f of record.facts) evolve(this.state, f as Fact, this.env);
     this.read.apply(record);
     this.seq = record.seq;
   }

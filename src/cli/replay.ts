@@ -19,6 +19,8 @@ import { sessionState, tokenFlags } from "../projections/read-model.js";
 import { CK } from "../pkcs11/constants.js";
 import { CliError, isoTime, storeLog, UsageError, type Parsed } from "./args.js";
 import { attrName, CKO } from "./spy.js";
+import { replayCheck } from "./replay-check.js";
+import { replaySpy } from "./replay-spy.js";
 
 type Print = (line: string) => void;
 
@@ -79,6 +81,12 @@ function until(v: string | true | undefined): { seq: number } | { time: number }
 }
 
 export function replay(o: Parsed, print: Print): number {
+  if (o.check === true && o.spy !== undefined) throw new UsageError("hsmsim replay: --check and --spy are separate runs; give one of them");
+  if (o.check === true || o.spy !== undefined) {
+    if (o.until !== undefined) throw new UsageError(`hsmsim replay: --until shows a state; it does not go with --${o.check === true ? "check" : "spy"}`);
+    return o.check === true ? replayCheck(o, print) : replaySpy(o, print);
+  }
+  if (o.profile !== undefined) throw new UsageError("hsmsim replay: --profile goes with --spy (a store replays under its own profile)");
   const { dir, file } = storeLog("hsmsim replay", o);
   const to = until(o.until);
   let settings;
@@ -159,7 +167,7 @@ function stateView(sim: Simulator, last: CallRecord | undefined, profileName: st
           rw: s.rw,
           state: st,
           stateName: Object.entries(CK).find(([k, v]) => k.startsWith("CKS_") && v === st)?.[0] ?? String(st),
-          operation: op === null ? null : op.kind === "digest" ? `digest (${mechName(op.mechanism)})` : "find",
+          operation: op === null ? null : op.kind === "find" ? "find" : `${op.kind} (${mechName(op.mechanism)})`,
         };
       }),
       sessionObjects: [...a.sessionObjects.values()].map(objectView),

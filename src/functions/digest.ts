@@ -7,11 +7,10 @@
  * is too small answers CKR_BUFFER_TOO_SMALL with the length, and neither ends the operation.
  */
 import type { CallArgs } from "../events/calls.js";
-import { digestMechanism } from "../crypto/digest.js";
-import type { OperationState } from "../model/state.js";
+import { digestEntry, digestStream } from "../crypto/mechanisms/lookup.js";
+import type { DigestState } from "../crypto/mechanisms/index.js";
+import type { DigestOp } from "../model/state.js";
 import { answer, findSession, firstFailure, reject, type DecideContext, type Decision, type SessionRef } from "./context.js";
-
-type DigestOp = Extract<OperationState, { kind: "digest" }>;
 
 /** C_DigestInit — §5.10.1. */
 export function C_DigestInit(ctx: DecideContext, args: CallArgs["C_DigestInit"]): Decision {
@@ -26,7 +25,7 @@ export function C_DigestInit(ctx: DecideContext, args: CallArgs["C_DigestInit"])
   const started = slot.actor.operation(session.handle, { type: "Start", kind: "digest" });
   if (started !== "CKR_OK") return reject(started);
   const mech = args.mechanism!;
-  if (!digestMechanism(mech.mechanism)) return reject("CKR_MECHANISM_INVALID");
+  if (!digestEntry(mech.mechanism)) return reject("CKR_MECHANISM_INVALID");
   return answer("CKR_OK", undefined, [
     { type: "DigestStarted", app: ctx.appId, session: session.handle, mechanism: mech.mechanism },
   ]);
@@ -55,13 +54,15 @@ function ended(ctx: DecideContext, hSession: number) {
 /** Finish a digest into the caller's buffer, or answer its size without ending the operation. */
 function finish(ctx: DecideContext, ref: SessionRef, outLen: number | null, data: Uint8Array | null): Decision {
   const op = ref.session.op as DigestOp;
-  const size = digestMechanism(op.mechanism)!.size;
+  const stream = digestStream(op.mechanism);
+  const size = stream.size;
   if (outLen === null) return answer("CKR_OK", { digest: null, length: size });
   if (outLen < size) return answer("CKR_BUFFER_TOO_SMALL", { digest: null, length: size });
-  // Clone: deciding must not touch the live context (the operation ends by the fact, not here).
-  const h = (op.hash as unknown as { clone(): DigestOp["hash"] }).clone();
-  if (data) h.update(data);
-  return answer("CKR_OK", { digest: h.digest(), length: size }, [ended(ctx, ref.session.handle)]);
+  // States are values: finishing reads the state and changes nothing (the operation ends by the fact). A digest that
+  // was never fed takes the single-part path (node's OpenSSL), the others finish their plain-data context.
+  const state = op.state as DigestState;
+  const digest = !op.updated && data ? stream.once(data) : stream.final(data ? stream.update(state, data) : state);
+  return answer("CKR_OK", { digest, length: size }, [ended(ctx, ref.session.handle)]);
 }
 
 /** C_Digest — §5.10.2. Single-part: it ends the operation. */

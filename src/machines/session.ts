@@ -9,19 +9,38 @@
  * tags: an active state carries `operation` and its kind. A decider asks `operationRule` with the current snapshot,
  * which reads tags and sends nothing: operation calls are the hottest path, and each send costs ~5 µs here.
  *
- * | state     | tags               | start any operation  | step a find                  | step a digest                |
- * |-----------|--------------------|----------------------|------------------------------|------------------------------|
- * | idle      |                    | OK                   | OPERATION_NOT_INITIALIZED    | OPERATION_NOT_INITIALIZED    |
- * | finding   | operation, find    | OPERATION_ACTIVE     | OK                           | OPERATION_NOT_INITIALIZED    |
- * | digesting | operation, digest  | OPERATION_ACTIVE     | OPERATION_NOT_INITIALIZED    | OK                           |
+ * | state      | tags               | start any operation | step of its own kind | step of any other kind     |
+ * |------------|--------------------|---------------------|----------------------|----------------------------|
+ * | idle       |                    | OK                  | —                    | OPERATION_NOT_INITIALIZED  |
+ * | finding    | operation, find    | OPERATION_ACTIVE    | OK                   | OPERATION_NOT_INITIALIZED  |
+ * | digesting  | operation, digest  | OPERATION_ACTIVE    | OK                   | OPERATION_NOT_INITIALIZED  |
+ * | encrypting | operation, encrypt | OPERATION_ACTIVE    | OK                   | OPERATION_NOT_INITIALIZED  |
+ * | decrypting | operation, decrypt | OPERATION_ACTIVE    | OK                   | OPERATION_NOT_INITIALIZED  |
+ * | signing    | operation, sign    | OPERATION_ACTIVE    | OK                   | OPERATION_NOT_INITIALIZED  |
+ * | verifying  | operation, verify  | OPERATION_ACTIVE    | OK                   | OPERATION_NOT_INITIALIZED  |
+ *
+ * C_SetOperationState (default profile) replaces whatever runs: it ends the running operation and starts the saved
+ * one, as two facts.
  */
 import { setup } from "xstate";
 import type { CkrName } from "../pkcs11/constants.js";
 
-export type OperationKind = "find" | "digest";
+export type OperationKind = "find" | "digest" | "encrypt" | "decrypt" | "sign" | "verify";
+
+export const OPERATION_KINDS: readonly OperationKind[] = ["find", "digest", "encrypt", "decrypt", "sign", "verify"];
 
 export type SessionRequest = { type: "Start"; kind: OperationKind } | { type: "Step"; kind: OperationKind };
 export type SessionFactEvent = { type: "OperationStarted"; kind: OperationKind } | { type: "OperationEnded" };
+
+/** The active state of each kind. */
+export const ACTIVE_STATE: Record<OperationKind, string> = {
+  find: "finding",
+  digest: "digesting",
+  encrypt: "encrypting",
+  decrypt: "decrypting",
+  sign: "signing",
+  verify: "verifying",
+};
 
 export const sessionMachine = setup({
   types: {
@@ -29,7 +48,7 @@ export const sessionMachine = setup({
     tags: {} as "operation" | OperationKind,
   },
   guards: {
-    startsFind: ({ event }) => event.type === "OperationStarted" && event.kind === "find",
+    startsKind: ({ event }, params: { kind: OperationKind }) => event.type === "OperationStarted" && event.kind === params.kind,
   },
 }).createMachine({
   id: "session",
@@ -37,11 +56,15 @@ export const sessionMachine = setup({
   states: {
     idle: {
       on: {
-        OperationStarted: [{ guard: "startsFind", target: "finding" }, { target: "digesting" }],
+        OperationStarted: OPERATION_KINDS.map((kind) => ({ guard: { type: "startsKind" as const, params: { kind } }, target: ACTIVE_STATE[kind] })),
       },
     },
     finding: { tags: ["operation", "find"] },
     digesting: { tags: ["operation", "digest"] },
+    encrypting: { tags: ["operation", "encrypt"] },
+    decrypting: { tags: ["operation", "decrypt"] },
+    signing: { tags: ["operation", "sign"] },
+    verifying: { tags: ["operation", "verify"] },
   },
   on: {
     OperationEnded: { target: ".idle" },

@@ -8,22 +8,22 @@
  * created with it, §10); consequences that depend on more than the fact (last session closed → log out) are separate
  * facts, decided by the deciders.
  */
-import type { Fact } from "../events/types.js";
+import type { Fact, StoredAttribute } from "../events/types.js";
+import { SEALED_VALUE } from "./key-material.js";
 import { hexToBytes } from "../crypto/encoding.js";
 import { SlotActor } from "../actors/slot-actor.js";
+import { digestStream } from "../crypto/mechanisms/lookup.js";
+import type { DigestState } from "../crypto/mechanisms/index.js";
 import {
   cacheOf,
   newToken,
   type AppSlotState,
   type AppState,
   type ObjectState,
-  type OperationState,
   type SimState,
 } from "./state.js";
 
 export interface EvolveEnv {
-  /** A fresh hash context for a digest mechanism. */
-  openDigest(mechanism: number): Extract<OperationState, { kind: "digest" }>["hash"];
   /** Open a value sealed under the simulator key (data fed to a digest). */
   unseal(sealed: string): Uint8Array;
 }
@@ -131,6 +131,26 @@ function issueHandle(state: SimState, a: AppState, handle: number, object: strin
   });
   a.handleOf.set(object, handle);
   advance(a, handle, "object", state.profile.sharedHandleCounter);
+}
+
+/**
+ * One stored attribute into an object: raw bytes as they are; a sealed value opened under the simulator key, or, when
+ * it does not open (a replay without the key), kept sealed with SEALED_VALUE in its place.
+ */
+function setStored(o: ObjectState, x: StoredAttribute, env: EvolveEnv): void {
+  if ("value" in x) {
+    o.attrs.set(x.type, hexToBytes(x.value));
+    o.sealed?.delete(x.type);
+    return;
+  }
+  (o.sealed ??= new Map()).set(x.type, x.sealed);
+  let plain = SEALED_VALUE;
+  try {
+    plain = env.unseal(x.sealed);
+  } catch {
+    // Not this simulator's key: the state rebuilds, the key stays sealed.
+  }
+  o.attrs.set(x.type, plain);
 }
 
 export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
@@ -333,8 +353,9 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
         token: snap.token,
         private: snap.private,
         slotID: snap.slotID,
-        attrs: new Map(snap.attrs.map((x) => [x.type, hexToBytes(x.value)])),
+        attrs: new Map(),
       };
+      for (const x of snap.attrs) setStored(o, x, env);
       if (!snap.token) {
         o.app = fact.app;
         o.creator = snap.creator;
@@ -373,7 +394,7 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
       if (id.charCodeAt(0) === 116) o = state.tokens.get(id.slice(1, id.indexOf("/")))?.objects.get(id);
       else for (const a of state.apps.values()) if ((o = a.sessionObjects.get(id))) break;
       if (!o) throw new Error(`AttributesChanged for unknown object ${id}`);
-      for (const x of fact.attrs) o.attrs.set(x.type, hexToBytes(x.value));
+      for (const x of fact.attrs) setStored(o, x, env);
       return;
     }
     case "ObjectHandleIssued": {
@@ -401,13 +422,16 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
     case "DigestStarted": {
       const a = app(state, fact.app);
       const s = a.sessions.get(fact.session)!;
-      s.op = { kind: "digest", mechanism: fact.mechanism, hash: env.openDigest(fact.mechanism) };
+      s.op = { kind: "digest", mechanism: fact.mechanism, state: digestStream(fact.mechanism).init(), updated: false };
       slot(a, s.slotID).actor.applyToSession(s.handle, { type: "OperationStarted", kind: "digest" });
       return;
     }
     case "DigestUpdated": {
       const s = app(state, fact.app).sessions.get(fact.session)!;
-      if (s.op?.kind === "digest") s.op.hash.update(env.unseal(fact.sealed));
+      if (s.op?.kind === "digest") {
+        s.op.state = digestStream(s.op.mechanism).update(s.op.state as DigestState, env.unseal(fact.sealed));
+        s.op.updated = true;
+      }
       return;
     }
     case "OperationEnded": {

@@ -56,6 +56,11 @@ export interface ObjectState {
   privateEpoch?: number;
   /** Attribute type -> raw bytes, in insertion order (SoftHSM returns templates in the caller's order anyway). */
   attrs: Map<number, Uint8Array>;
+  /**
+   * Key material as the facts carry it: attribute type -> the sealed value (model/key-material.ts). Its attrs entry
+   * holds the plaintext, or SEALED_VALUE when the simulator key could not open it.
+   */
+  sealed?: Map<number, string>;
 }
 
 export interface ObjectHandleEntry {
@@ -66,9 +71,46 @@ export interface ObjectHandleEntry {
   epochPrivate: number;
 }
 
-export type OperationState =
-  | { kind: "find"; handles: number[]; pos: number }
-  | { kind: "digest"; mechanism: number; hash: { update(b: Uint8Array): unknown; digest(): Uint8Array } };
+/**
+ * A session's one operation, as plain data (JSON-able: numbers, strings, arrays, plain objects), so it can be
+ * compared, snapshotted, saved by C_GetOperationState and rebuilt by replay. The mechanism states are the registry's
+ * (src/crypto/mechanisms): a digest's chaining words and partial block, a cipher's IV / pending bytes / counter, an
+ * HMAC's inner context. They are secret (pending plaintext, key-derived contexts): whatever persists them seals them.
+ */
+export type OperationState = FindOp | DigestOp | CryptoOp;
+
+export interface FindOp {
+  kind: "find";
+  handles: number[];
+  pos: number;
+}
+
+export interface DigestOp {
+  kind: "digest";
+  mechanism: number;
+  /** The registry's DigestState ({ h, buffer, length }). */
+  state: unknown;
+  /** Data has been fed (C_DigestUpdate / C_DigestKey): single-part C_Digest can no longer take the fast path. */
+  updated: boolean;
+}
+
+/** Operations with a key: encrypt / decrypt (cipher mechanisms), sign / verify (MAC mechanisms). */
+export type CryptoKind = "encrypt" | "decrypt" | "sign" | "verify";
+
+export interface CryptoOp {
+  kind: CryptoKind;
+  mechanism: number;
+  /** The key object's id at init (SoftHSM copies the key into the operation: destroying the object does not stop it). */
+  object: string;
+  /** The key's value and the parameters, sealed under the simulator key (as recorded in the CryptoStarted fact). */
+  sealed: string;
+  /** The mechanism parameters as plain data (IV, counter block, GCM IV/AAD/tag bits, MAC length), hex strings. */
+  params: unknown;
+  /** The registry's stream state (CbcState, CtrState, GcmState, HmacState, …). */
+  state: unknown;
+  /** An update step has run (SoftHSM then refuses single-part C_Sign / C_Verify, and C_Encrypt continues the stream). */
+  updated: boolean;
+}
 
 export interface SessionState {
   handle: number;
