@@ -1,0 +1,495 @@
+/**
+ * The JetStream event store (issue 4): the log of one simulator on the subject `<prefix>.<sim>.events` of one stream
+ * (default `HSMSIM`, subjects `<prefix>.*.events`). Design and measurements: docs/notes/nats-design.md §2 and §7.
+ *
+ * Message format. One message is one group commit: the chain envelopes (chain.ts) of consecutive records, one per
+ * line, the bytes a file store writes to events.log, so the hash chain runs through the stream and `entryProblem`
+ * verifies it on every replay. Headers: `Hsm-Seq: <first>-<last>`, `Nats-Msg-Id: <sim>/<writerId>/<firstSeq>`.
+ *
+ * Group commit. `append` is synchronous (the simulator's decide → append → evolve order is the record order): it
+ * chains the record, keeps it in memory for `read`, and queues its line. At most one publish is in flight; everything
+ * appended meanwhile becomes the next message (up to `maxBatch` records or `maxBatchBytes`). `flush(seq)` resolves once
+ * the message holding `seq` is acknowledged; acknowledgements come in order, so every earlier record is stored too.
+ *
+ * One writer per simulator: every publish carries `expect.lastSubjectSequence` = the stream sequence of the subject's
+ * last message this writer knows (from the replay at open, then from each ack). A second writer for the same
+ * simulator is refused by the server (10071 "wrong last sequence") on its first publish and fails with
+ * `FenceLostError`; it never forks the log. The msgID is unique per writer incarnation, so a second writer can never
+ * be de-duplicated into "success" (a duplicate ack on a first attempt is `ForkSuspectedError`).
+ *
+ * Ambiguous outcomes (a publish timeout; "no responders" / JetStreamNotEnabled while a stream leader is elected; a
+ * lost connection) are retried with the same message (same msgID and expectation) with backoff until `retryForMs`
+ * passes. A duplicate ack on a retry means an earlier attempt landed; a 10071 on a retry is checked against the
+ * subject's last message: if its msgID is ours, the batch is stored (seen on 2.9.10 after a leader failover).
+ *
+ * Failure is fail-stop. The simulator's write model runs ahead of the log by the batch in flight and the one filling
+ * (it applies facts at dispatch, optimistically). When a commit fails for good, `failure` is set, every waiting
+ * `flush` rejects with `StoreWriteError`, and `append` throws (the simulator then answers CKR_DEVICE_ERROR without
+ * changing anything). The owner (hsmsim serve) must stop: its in-memory state may be ahead of its log, and a restart
+ * rebuilds it from the stream.
+ */
+import { randomUUID } from "node:crypto";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
+import {
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type ConsumerMessages,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import type { EventStore } from "./store.js";
+import type { CallRecord } from "./types.js";
+import { encodeEntry, entryProblem, GENESIS, type Envelope } from "./chain.js";
+import { StoreWriteError } from "./file-store.js";
+import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_SEQ, streamSubjects, subjects } from "../remote/protocol.js";
+
+/**
+ * A store whose appends become durable later (JetStream: group commit). `append` still takes the record at once and
+ * synchronously, so the record sequence stays the decision order; a face that must answer only once the record is
+ * stored (`hsmsim serve`) awaits `flush(seq)`. The memory and file stores do not implement it: their append is
+ * durable (in their sense) when it returns.
+ */
+export interface DeferredEventStore extends EventStore {
+  /** The highest sequence known stored, with every earlier one. */
+  readonly durableSeq: number;
+  /** Resolves once every record up to `seq` is stored; rejects if the store failed before that. */
+  flush(seq: number): Promise<void>;
+  /** Set once a commit failed for good: `append` throws from then on (the simulator answers CKR_DEVICE_ERROR). */
+  readonly failure: Error | undefined;
+  close(): Promise<void>;
+}
+
+export function isDeferred(s: EventStore): s is DeferredEventStore {
+  return typeof (s as Partial<DeferredEventStore>).flush === "function";
+}
+
+/** JetStream's "wrong last sequence": the expectation (our fence) did not hold. */
+const WRONG_LAST_SEQUENCE = 10071;
+
+export interface JetStreamStoreOptions {
+  nc: NatsConnection;
+  /** The simulator's name: its subject token. */
+  sim: string;
+  stream?: string;
+  prefix?: string;
+  /** Stream replicas when the stream is created (1 or 3). Default 1. */
+  replicas?: number;
+  /** Records per message at most. Default 256. */
+  maxBatch?: number;
+  /** Bytes per message at most (the server's max_payload is 1 MiB). Default 512 KiB. */
+  maxBatchBytes?: number;
+  /** How long a batch is retried after ambiguous failures before the store fails. Default 30 s. */
+  retryForMs?: number;
+  /** Publish ack timeout per attempt (ms). Default 2000. */
+  publishTimeoutMs?: number;
+  /** Start from a known position instead of the subject's start (a snapshot): records up to `seq` are not loaded. */
+  from?: { seq: number; head: string; streamSeq: number };
+  onWarning?: (message: string) => void;
+}
+
+/** A second writer moved the subject: this writer's view is stale, and it must stop. */
+export class FenceLostError extends Error {
+  override readonly name = "FenceLostError";
+  constructor(
+    readonly subject: string,
+    readonly expected: number,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `hsmsim: another writer appended to ${subject} (expected its last message at stream seq ${expected}): ` +
+        `a simulator has one writer; this one stops without writing (run one "hsmsim serve" per simulator name)`,
+      options,
+    );
+  }
+}
+
+/** A first publish was acknowledged as a duplicate: another writer used this msgID. Treated as a fork: stop. */
+export class ForkSuspectedError extends Error {
+  override readonly name = "ForkSuspectedError";
+}
+
+/** The stream's content does not chain (edited, or not an hsmsim log). */
+export class StreamCorruptError extends Error {
+  override readonly name = "StreamCorruptError";
+  constructor(
+    readonly subject: string,
+    readonly seq: number,
+    readonly streamSeq: number,
+    readonly problem: string,
+  ) {
+    super(`hsmsim: ${subject} is corrupt at record seq ${seq} (stream seq ${streamSeq}): ${problem}`);
+  }
+}
+
+/** Create the stream if it is missing (deny delete and purge: it is an audit log), or check it covers `prefix`. */
+export async function ensureStream(jsm: JetStreamManager, stream: string, prefix: string, replicas = 1): Promise<void> {
+  const subject = streamSubjects(prefix);
+  try {
+    const info = await jsm.streams.info(stream);
+    if (!info.config.subjects?.includes(subject)) {
+      throw new RangeError(`stream ${stream} exists but does not take ${subject} (its subjects: ${info.config.subjects?.join(", ")})`);
+    }
+    return;
+  } catch (e) {
+    if (e instanceof RangeError) throw e;
+    if (!(e instanceof JetStreamApiError) || e.code !== 10059) throw e; // 10059: stream not found
+  }
+  const config: Partial<StreamConfig> & { name: string } = {
+    name: stream,
+    subjects: [subject],
+    storage: "file" as StreamConfig["storage"],
+    num_replicas: replicas,
+    duplicate_window: 120e9,
+    deny_delete: true,
+    deny_purge: true,
+    allow_direct: true,
+  };
+  try {
+    await jsm.streams.add(config);
+  } catch (e) {
+    // Another process created it meanwhile.
+    if (!(e instanceof JetStreamApiError) || e.code !== 10058) throw e;
+  }
+}
+
+export interface ReplayedMessage {
+  streamSeq: number;
+  envelopes: Envelope[];
+}
+
+/**
+ * Read the subject's messages from `startStreamSeq` (default: the start) to its current end, in order. Resolves with
+ * the stream sequence of the last message read (0 if none). An ordered consumer, `max_messages` 1000 (the fast
+ * setting measured in the design note).
+ */
+export async function readSubject(
+  js: JetStreamClient,
+  stream: string,
+  subject: string,
+  onMessage: (m: ReplayedMessage) => void,
+  startStreamSeq = 1,
+): Promise<number> {
+  const c = await js.consumers.get(stream, {
+    filter_subjects: subject,
+    ...(startStreamSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startStreamSeq } : {}),
+  });
+  let last = 0;
+  try {
+    const info = await c.info(true);
+    if (info.num_pending === 0) return 0;
+    const it: ConsumerMessages = await c.consume({ max_messages: 1000 });
+    for await (const m of it) {
+      onMessage({ streamSeq: m.seq, envelopes: parseMessage(m.data) });
+      last = m.seq;
+      if (m.info.pending === 0) break;
+    }
+  } finally {
+    await c.delete().catch(() => undefined);
+  }
+  return last;
+}
+
+const utf8d = new TextDecoder();
+const utf8 = new TextEncoder();
+
+/** The envelopes of one event message (one per line). */
+export function parseMessage(data: Uint8Array): Envelope[] {
+  const text = utf8d.decode(data);
+  const out: Envelope[] = [];
+  let i = 0;
+  while (i < text.length) {
+    let j = text.indexOf("\n", i);
+    if (j < 0) j = text.length;
+    if (j > i) out.push(JSON.parse(text.slice(i, j)) as Envelope);
+    i = j + 1;
+  }
+  return out;
+}
+
+/** Follow a subject live from `startStreamSeq`: every message's envelopes to `onMessage`, until `stop()`. */
+export async function followSubject(
+  js: JetStreamClient,
+  stream: string,
+  subject: string,
+  startStreamSeq: number,
+  onMessage: (m: ReplayedMessage, msg: JsMsg) => void,
+): Promise<{ stop(): Promise<void>; done: Promise<void> }> {
+  const c = await js.consumers.get(stream, {
+    filter_subjects: subject,
+    ...(startStreamSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startStreamSeq } : {}),
+  });
+  const it = await c.consume({ max_messages: 1000 });
+  const done = (async () => {
+    for await (const m of it) onMessage({ streamSeq: m.seq, envelopes: parseMessage(m.data) }, m);
+  })();
+  return {
+    done,
+    async stop() {
+      await it.close().catch(() => undefined);
+      await c.delete().catch(() => undefined);
+    },
+  };
+}
+
+interface Waiter {
+  seq: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class JetStreamEventStore implements DeferredEventStore {
+  readonly subject: string;
+  readonly stream: string;
+  /** Unique per writer incarnation: part of every msgID. */
+  readonly writerId: string;
+  /** Records appended or loaded, for `read` (records before `base` were not loaded: a snapshot covers them). */
+  private readonly records: CallRecord[] = [];
+  private readonly base: number;
+  private last: number;
+  private durable: number;
+  private head: string;
+  /** The stream sequence of the subject's last message this writer knows: the expectation of the next publish. */
+  private fence: number;
+  private pending: { seq: number; line: string }[] = [];
+  private pendingBytes = 0;
+  private inflight = false;
+  private waiters: Waiter[] = [];
+  private failed: Error | undefined;
+  private closed = false;
+  private idle: (() => void)[] = [];
+  readonly stats = { publishes: 0, records: 0, retries: 0, loadedRecords: 0, loadedMessages: 0, loadMs: 0 };
+
+  private constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly opts: Required<Pick<JetStreamStoreOptions, "sim" | "maxBatch" | "maxBatchBytes" | "retryForMs" | "publishTimeoutMs">> & {
+      onWarning: (m: string) => void;
+    },
+    init: { stream: string; subject: string; base: number; head: string; fence: number },
+  ) {
+    this.stream = init.stream;
+    this.subject = init.subject;
+    this.base = init.base;
+    this.last = init.base;
+    this.durable = init.base;
+    this.head = init.head;
+    this.fence = init.fence;
+    this.writerId = randomUUID();
+  }
+
+  /** Create the stream if needed, replay the simulator's subject (verifying the chain), and be ready to append. */
+  static async open(o: JetStreamStoreOptions): Promise<JetStreamEventStore> {
+    const stream = o.stream ?? DEFAULT_STREAM;
+    const prefix = o.prefix ?? DEFAULT_PREFIX;
+    const subject = subjects(o.sim, prefix).events;
+    const jsm = await jetstreamManager(o.nc);
+    await ensureStream(jsm, stream, prefix, o.replicas ?? 1);
+    const js = jetstream(o.nc);
+    const store = new JetStreamEventStore(
+      js,
+      jsm,
+      {
+        sim: o.sim,
+        maxBatch: o.maxBatch ?? 256,
+        maxBatchBytes: o.maxBatchBytes ?? 512 * 1024,
+        retryForMs: o.retryForMs ?? 30_000,
+        publishTimeoutMs: o.publishTimeoutMs ?? 2000,
+        onWarning: o.onWarning ?? ((m) => console.warn(m)),
+      },
+      { stream, subject, base: o.from?.seq ?? 0, head: o.from?.head ?? GENESIS, fence: o.from?.streamSeq ?? 0 },
+    );
+    await store.load(o.from ? o.from.streamSeq + 1 : 1);
+    return store;
+  }
+
+  private async load(startStreamSeq: number): Promise<void> {
+    const t0 = performance.now();
+    const lastStreamSeq = await readSubject(
+      this.js,
+      this.stream,
+      this.subject,
+      (m) => {
+        for (const e of m.envelopes) {
+          const seq = this.last + 1;
+          const problem = entryProblem(e, seq, this.head);
+          if (problem) throw new StreamCorruptError(this.subject, seq, m.streamSeq, problem);
+          this.records.push(e.record);
+          this.last = seq;
+          this.head = e.hash;
+        }
+        this.stats.loadedMessages++;
+      },
+      startStreamSeq,
+    );
+    if (lastStreamSeq > 0) this.fence = lastStreamSeq;
+    this.durable = this.last;
+    this.stats.loadedRecords = this.last - this.base;
+    this.stats.loadMs = performance.now() - t0;
+  }
+
+  get lastSeq(): number {
+    return this.last;
+  }
+
+  get durableSeq(): number {
+    return this.durable;
+  }
+
+  get failure(): Error | undefined {
+    return this.failed;
+  }
+
+  /** The chain hash of the last appended record. */
+  get headHash(): string {
+    return this.head;
+  }
+
+  /** The stream sequence of the subject's last stored message (this writer's fence). */
+  get streamSeq(): number {
+    return this.fence;
+  }
+
+  append(record: CallRecord): void {
+    if (this.failed) throw new StoreWriteError(`hsmsim: the JetStream store for ${this.subject} failed earlier and takes no more appends`, { cause: this.failed });
+    if (this.closed) throw new StoreWriteError(`hsmsim: the JetStream store for ${this.subject} is closed`);
+    if (record.seq !== this.last + 1) throw new RangeError(`"record.seq" expected ${this.last + 1}, got ${record.seq}`);
+    const { line, hash } = encodeEntry(this.head, record);
+    this.records.push(record);
+    this.last = record.seq;
+    this.head = hash;
+    this.pending.push({ seq: record.seq, line });
+    this.pendingBytes += line.length + 1;
+    if (!this.inflight) {
+      // Let the calls of this turn of the event loop join the batch.
+      this.inflight = true;
+      queueMicrotask(() => this.commit());
+    }
+  }
+
+  *read(from = 1): Iterable<CallRecord> {
+    const start = Math.max(from, this.base + 1);
+    for (let s = start; s <= this.last; s++) yield this.records[s - this.base - 1]!;
+  }
+
+  flush(seq: number): Promise<void> {
+    if (seq <= this.durable) return Promise.resolve();
+    if (this.failed) return Promise.reject(this.failure_(seq));
+    return new Promise((resolve, reject) => {
+      const w = { seq, resolve, reject };
+      const n = this.waiters.length;
+      // Calls flush in record order, so this is an append; keep the array sorted otherwise.
+      if (n === 0 || this.waiters[n - 1]!.seq <= seq) this.waiters.push(w);
+      else this.waiters.splice(this.waiters.findIndex((x) => x.seq > seq), 0, w);
+    });
+  }
+
+  private failure_(seq: number): StoreWriteError {
+    return new StoreWriteError(`hsmsim: record ${seq} of ${this.subject} may not be stored: ${this.failed?.message}`, { cause: this.failed });
+  }
+
+  /** Publish the next batch (one in flight at a time). */
+  private commit(): void {
+    if (this.failed || this.pending.length === 0) {
+      this.inflight = false;
+      if (this.pending.length === 0) for (const f of this.idle.splice(0)) f();
+      return;
+    }
+    this.inflight = true;
+    let n = 0;
+    let bytes = 0;
+    while (n < this.pending.length && n < this.opts.maxBatch && (n === 0 || bytes + this.pending[n]!.line.length + 1 <= this.opts.maxBatchBytes)) {
+      bytes += this.pending[n]!.line.length + 1;
+      n++;
+    }
+    const batch = this.pending.splice(0, n);
+    this.pendingBytes -= bytes;
+    const first = batch[0]!.seq;
+    const last = batch[batch.length - 1]!.seq;
+    const body = utf8.encode(batch.map((b) => b.line).join("\n"));
+    const msgID = `${this.opts.sim}/${this.writerId}/${first}`;
+    const expected = this.fence;
+    const h = headers();
+    h.set(HEADER_SEQ, `${first}-${last}`);
+    const deadline = Date.now() + this.opts.retryForMs;
+    this.stats.publishes++;
+    this.stats.records += batch.length;
+
+    const stored = (streamSeq: number): void => {
+      this.fence = streamSeq;
+      this.durable = last;
+      let k = 0;
+      while (k < this.waiters.length && this.waiters[k]!.seq <= last) k++;
+      for (const w of this.waiters.splice(0, k)) w.resolve();
+      this.commit();
+    };
+    const attempt = (n: number): void => {
+      this.js.publish(this.subject, body, { msgID, headers: h, expect: { lastSubjectSequence: expected }, timeout: this.opts.publishTimeoutMs }).then(
+        (ack) => {
+          if (ack.duplicate && n === 0) {
+            this.fail(new ForkSuspectedError(`hsmsim: the first publish of ${msgID} was acknowledged as a duplicate (stream seq ${ack.seq}): another writer?`));
+            return;
+          }
+          stored(ack.seq);
+        },
+        (e: unknown) => {
+          const err = e as Error & { code?: number };
+          if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+            if (n === 0) {
+              this.fail(new FenceLostError(this.subject, expected, { cause: err }));
+              return;
+            }
+            // On a retry, 10071 is ambiguous: an earlier attempt may have landed without the de-dup catching this one.
+            this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject }).then(
+              (m) => {
+                if (m && m.header?.get("Nats-Msg-Id") === msgID) stored(m.seq);
+                else this.fail(new FenceLostError(this.subject, expected, { cause: err }));
+              },
+              (e2: unknown) => retry(n, e2 as Error),
+            );
+            return;
+          }
+          if (err instanceof JetStreamApiError) {
+            this.fail(new StoreWriteError(`hsmsim: JetStream refused records ${first}-${last} of ${this.subject}: ${err.message}`, { cause: err }));
+            return;
+          }
+          retry(n, err);
+        },
+      );
+    };
+    // Timeouts, no responders (no stream leader: JetStreamNotEnabled), a lost connection: the outcome is unknown.
+    const retry = (n: number, err: Error): void => {
+      if (Date.now() >= deadline || this.closed) {
+        this.fail(new StoreWriteError(`hsmsim: records ${first}-${last} of ${this.subject} not acknowledged in ${this.opts.retryForMs} ms: ${err.message}`, { cause: err }));
+        return;
+      }
+      this.stats.retries++;
+      if (n === 0) this.opts.onWarning(`hsmsim: publishing records ${first}-${last} to ${this.subject}: ${err.name}: ${err.message}; retrying`);
+      setTimeout(() => attempt(n + 1), Math.min(50 * 2 ** n, 500));
+    };
+    attempt(0);
+  }
+
+  private fail(e: Error): void {
+    if (!this.failed) this.failed = e;
+    this.inflight = false;
+    for (const w of this.waiters.splice(0)) w.reject(this.failure_(w.seq));
+    this.pending = [];
+    for (const f of this.idle.splice(0)) f();
+  }
+
+  /** Wait until nothing is pending or in flight (or the store failed). */
+  drain(): Promise<void> {
+    if (!this.inflight && this.pending.length === 0) return Promise.resolve();
+    return new Promise((r) => this.idle.push(r));
+  }
+
+  /** Wait for what is pending to be stored, then take no more appends. Does not close the connection. */
+  async close(): Promise<void> {
+    await this.drain();
+    this.closed = true;
+  }
+}
