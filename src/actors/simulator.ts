@@ -28,6 +28,7 @@ import { deriveKeys, type SimulatorKeys } from "../crypto/keys.js";
 import { makePinVerifier, pinMatches } from "../crypto/pins.js";
 import { seal, unseal } from "../crypto/seal.js";
 import { bytesToHex } from "../crypto/encoding.js";
+import { restoreSnapshot, snapshotCapture } from "../events/snapshot.js";
 import type { DecideContext, Decision, Shell } from "../functions/context.js";
 import * as general from "../functions/general.js";
 import * as slotToken from "../functions/slot-token.js";

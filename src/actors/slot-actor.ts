@@ -8,7 +8,7 @@
  * session's actor is started when the session first runs an operation and stopped when the session closes; until
  * then the session is its record (model/state.ts) and its chart is, by definition, idle.
  */
-import { createActor, type Actor } from "xstate";
+import { createActor, type Actor, type Snapshot } from "xstate";
 import { slotMachine, type SlotCommand, type SlotDecision, type SlotFactEvent } from "../machines/slot.js";
 import { operationRule, sessionMachine, type SessionFactEvent, type SessionRequest } from "../machines/session.js";
 import type { CkrName } from "../pkcs11/constants.js";
@@ -16,17 +16,32 @@ import type { Login } from "../events/types.js";
 
 type SessionActor = Actor<typeof sessionMachine>;
 
+/** A slot actor as data (the state snapshot, src/events/snapshot.ts): XState's persisted snapshots of its charts. */
+export interface SlotActorImage {
+  slot: Snapshot<unknown>;
+  sessions: [number, Snapshot<unknown>][];
+}
+
 export class SlotActor {
   private readonly actor: Actor<typeof slotMachine>;
   private last: SlotDecision | undefined;
   private readonly children = new Map<number, SessionActor>();
 
-  constructor(logoutRequiresLogin: boolean) {
-    this.actor = createActor(slotMachine, { input: { logoutRequiresLogin } });
+  constructor(logoutRequiresLogin: boolean, image?: SlotActorImage) {
+    this.actor = createActor(slotMachine, image ? { snapshot: image.slot, input: { logoutRequiresLogin } } : { input: { logoutRequiresLogin } });
     this.actor.on("decision", (d) => {
       this.last = d;
     });
     this.actor.start();
+    for (const [handle, snapshot] of image?.sessions ?? []) this.children.set(handle, createActor(sessionMachine, { snapshot }).start());
+  }
+
+  /** The charts as data, for a state snapshot; `new SlotActor(logoutRequiresLogin, image)` restores them. */
+  persist(): SlotActorImage {
+    return {
+      slot: this.actor.getPersistedSnapshot(),
+      sessions: [...this.children].map(([handle, child]) => [handle, child.getPersistedSnapshot()]),
+    };
   }
 
   /** Ask the chart; it answers with a decision and changes nothing. */

@@ -1,7 +1,8 @@
 /**
  * The simulator key: one 32-byte secret per simulator, given by configuration or drawn from the injected random source
- * on creation, never logged. Two keys are derived from it (HKDF-SHA256, distinct labels) so that PIN verifiers and
- * sealed values never share a key: `pin` keys the PIN verifier MACs, `seal` the XChaCha20-Poly1305 envelopes.
+ * on creation, never logged. Three keys are derived from it (HKDF-SHA256, distinct labels) so that PIN verifiers and
+ * sealed values never share a key: `pin` keys the PIN verifier MACs, `seal` the XChaCha20-Poly1305 envelopes,
+ * `snapshot` the sealed state snapshots.
  */
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -10,6 +11,8 @@ import { utf8ToBytes } from "./encoding.js";
 export interface SimulatorKeys {
   pin: Uint8Array;
   seal: Uint8Array;
+  /** Seals state snapshots (src/events/snapshot.ts). */
+  snapshot: Uint8Array;
 }
 
 export function deriveKeys(simulatorKey: Uint8Array): SimulatorKeys {
@@ -20,5 +23,6 @@ export function deriveKeys(simulatorKey: Uint8Array): SimulatorKeys {
   return {
     pin: hkdf(sha256, simulatorKey, salt, utf8ToBytes("pin verifier"), 32),
     seal: hkdf(sha256, simulatorKey, salt, utf8ToBytes("seal"), 32),
+    snapshot: hkdf(sha256, simulatorKey, salt, utf8ToBytes("state snapshot"), 32),
   };
 }

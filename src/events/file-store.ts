@@ -51,7 +51,7 @@ import { randomBytes as nodeRandomBytes, randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import type { EventStore } from "./store.js";
+import type { EventStore, SnapshotCandidate, SnapshotHost } from "./store.js";
 import type { CallRecord } from "./types.js";
 import { encodeEntry, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { bytesToHex, hexToBytes } from "../crypto/encoding.js";
@@ -70,6 +70,23 @@ export interface FileStoreOptions {
   checkpointEvery?: number;
   /** The Ed25519 audit key (32 bytes or 64 hex digits). Default: the store's audit-key.json, made on first use. */
   auditKey?: Uint8Array | string;
+  /**
+   * Write a state snapshot every this many records, when a simulator is attached (see "Snapshots" above). Default
+   * 100,000; 0: none along the way.
+   */
+  snapshotEvery?: number;
+  /** Write a state snapshot at close (when records were added since the last one). Default true. */
+  snapshotOnClose?: boolean;
+}
+
+/** What the last snapshot write cost (for the bench and operators). */
+export interface SnapshotStats {
+  written: number;
+  /** The last one: its sequence, its size in bytes, and the milliseconds spent capturing and sealing it, and writing it. */
+  lastSeq: number;
+  lastBytes: number;
+  lastCaptureMs: number;
+  lastWriteMs: number;
 }
 
 /** Another writer holds the store. `holder` is what its lock file says (undefined if it could not be read). */
@@ -142,6 +159,11 @@ export interface StoreSettings {
 }
 
 const LOG = "events.log";
+/** snapshot-<seq, 16 digits>.snap; written as .snap.tmp and renamed into place. */
+const SNAPSHOT_FILE = /^snapshot-(\d{16})\.snap$/;
+const SNAPSHOT_HEADER = /^hsmsim-snapshot-file 1 (\d+) ([0-9a-f]{64}) (\d+)\n/;
+/** Snapshots kept: the newest and the one before it (the fallback if the newest does not open). */
+const SNAPSHOTS_KEPT = 2;
 const LOCK = "events.lock";
 const SETTINGS = "simulator.json";
 /** One index entry (the byte offset of a line) per this many records, so `read(from)` starts near `from`. */
@@ -162,8 +184,21 @@ export class FileEventStore implements EventStore {
   private size = 0;
   private last = 0;
   private head = GENESIS;
-  /** index[k] = byte offset of the line of seq k * INDEX_EVERY + 1. */
+  /**
+   * index[k] = byte offset of the line of seq k * INDEX_EVERY + 1. Opened from a snapshot, the entries before the
+   * snapshot's sequence are filled only when a read first needs them (indexPrefix).
+   */
   private readonly index: number[] = [];
+  /** Where the open's walk started: the record after the snapshot it trusted (seq 0, offset 0: the whole log). */
+  private base = { seq: 0, offset: 0 };
+  private prefixIndexed = true;
+  private readonly snapshotEvery: number;
+  private readonly snapshotOnClose: boolean;
+  private capture: ((seq: number, head: string) => Uint8Array | undefined) | undefined;
+  /** The sequence of the last snapshot written or tried (0: none). */
+  private snapshotSeq = 0;
+  private snapshotWarned = false;
+  private readonly stats: SnapshotStats = { written: 0, lastSeq: 0, lastBytes: 0, lastCaptureMs: 0, lastWriteMs: 0 };
   /** When the oldest append not yet fdatasync'ed was written (group mode), or null. */
   private dirtySince: number | null = null;
   private timer: NodeJS.Timeout | undefined;
@@ -191,6 +226,10 @@ export class FileEventStore implements EventStore {
     if (!Number.isSafeInteger(every) || every < 0) throw new RangeError(`"checkpointEvery" expected an integer >= 0, got ${opts.checkpointEvery}`);
     this.checkpointEvery = every;
     this.auditKeyOption = opts.auditKey;
+    const snapEvery = opts.snapshotEvery ?? 100_000;
+    if (!Number.isSafeInteger(snapEvery) || snapEvery < 0) throw new RangeError(`"snapshotEvery" expected an integer >= 0, got ${opts.snapshotEvery}`);
+    this.snapshotEvery = snapEvery;
+    this.snapshotOnClose = opts.snapshotOnClose ?? true;
     fs.mkdirSync(this.dir, { recursive: true });
     this.lock = Lock.acquire(this.dir, this.warn);
     try {
@@ -225,6 +264,8 @@ export class FileEventStore implements EventStore {
     if (this.closed) throw new StoreWriteError(`hsmsim: the event store in ${this.dir} is closed`);
     if (this.failed) throw new StoreWriteError(`hsmsim: the event store in ${this.dir} failed earlier and takes no more appends`, { cause: this.failed });
     if (record.seq !== this.last + 1) throw new RangeError(`"record.seq" expected ${this.last + 1}, got ${record.seq}`);
+    // The state is that of `last` now (the dispatcher appends before it evolves): the moment to snapshot it.
+    if (this.snapshotEvery > 0 && this.capture && this.last - this.snapshotSeq >= this.snapshotEvery) this.snapshot();
     const { line, hash } = encodeEntry(this.head, record);
     const bytes = Buffer.from(line + "\n", "utf8");
     try {
@@ -240,7 +281,7 @@ export class FileEventStore implements EventStore {
       this.failed = e as Error;
       throw new StoreWriteError(`hsmsim: could not append seq ${record.seq} to ${this.file}: ${(e as Error).message}`, { cause: e });
     }
-    if ((record.seq - 1) % INDEX_EVERY === 0) this.index.push(this.size);
+    if ((record.seq - 1) % INDEX_EVERY === 0) this.index[(record.seq - 1) / INDEX_EVERY] = this.size;
     this.size += bytes.length;
     this.last = record.seq;
     this.head = hash;
@@ -263,9 +304,8 @@ export class FileEventStore implements EventStore {
   *read(from = 1): Iterable<CallRecord> {
     const start = Math.max(1, Math.floor(from));
     if (start > this.last) return;
-    const k = Math.min(Math.floor((start - 1) / INDEX_EVERY), this.index.length - 1);
-    let seq = k * INDEX_EVERY;
-    for (const l of lines(() => this.openFd(), this.index[k]!, () => this.size)) {
+    let { seq, offset } = this.locate(start);
+    for (const l of lines(() => this.openFd(), offset, () => this.size)) {
       seq++;
       const e = JSON.parse(l.text) as Envelope;
       if (e.seq !== seq) throw new StoreCorruptError(this.file, seq, l.start, `envelope seq is ${e.seq} (the log changed under the store)`);
@@ -283,6 +323,7 @@ export class FileEventStore implements EventStore {
   close(): void {
     if (this.closed) return;
     try {
+      if (this.snapshotOnClose && this.capture && this.last > this.snapshotSeq && !this.failed) this.snapshot();
       if (this.checkpointEvery > 0 && this.last > this.checkpointed && !this.failed) this.checkpoint();
       if (this.durability !== "none" && this.dirtySince !== null && !this.failed) this.syncNow();
     } finally {
@@ -373,7 +414,179 @@ export class FileEventStore implements EventStore {
     return this.checkpointed;
   }
 
+  /** State snapshots (see "Snapshots" above): the simulator restores from them and attaches its capture. */
+  get snapshots(): SnapshotHost {
+    return {
+      candidates: () => this.snapshotCandidates(),
+      attach: (capture) => {
+        this.capture = capture;
+        // What the simulator restored from counts as written: the next one is due `snapshotEvery` records later.
+        this.snapshotSeq = Math.max(this.snapshotSeq, this.snapshotFiles()[0]?.seq ?? 0);
+      },
+      warn: this.warn,
+    };
+  }
+
+  /** What snapshot writing has cost so far. */
+  get snapshotStats(): Readonly<SnapshotStats> {
+    return { ...this.stats };
+  }
+
+  /** Write a state snapshot now (when a simulator is attached and records were added since the last one). */
+  snapshotNow(): void {
+    if (this.closed) throw new StoreWriteError(`hsmsim: the event store in ${this.dir} is closed`);
+    if (this.capture && this.last > this.snapshotSeq && !this.failed) this.snapshot();
+  }
+
   // ---- internals ---------------------------------------------------------------------------------------------------
+
+  /**
+   * Capture, seal and write a snapshot of the state as of `last`: to a temporary file, fsync'ed, renamed into place,
+   * the directory fsync'ed (durability "none": no fsync), then older ones beyond the newest SNAPSHOTS_KEPT removed. The
+   * log is synced first, so a snapshot on disk never describes records a power loss could take away. A snapshot that
+   * cannot be taken or written is a warning (once per store), never a failed call: the log is the truth, the snapshot
+   * only a shortcut.
+   */
+  private snapshot(): void {
+    const seq = this.last;
+    const head = this.head;
+    const offset = this.size;
+    this.snapshotSeq = seq;
+    const t0 = performance.now();
+    let tmp: string | undefined;
+    try {
+      const body = this.capture!(seq, head);
+      if (!body) return;
+      const t1 = performance.now();
+      if (this.durability !== "none" && this.dirtySince !== null) this.syncNow();
+      const name = `snapshot-${String(seq).padStart(16, "0")}.snap`;
+      tmp = join(this.dir, name + ".tmp");
+      const fd = fs.openSync(tmp, "w", 0o600);
+      try {
+        writeAll(fd, Buffer.from(`hsmsim-snapshot-file 1 ${seq} ${head} ${offset}\n`, "latin1"));
+        writeAll(fd, body);
+        if (this.durability !== "none") fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, join(this.dir, name));
+      tmp = undefined;
+      if (this.durability !== "none") syncDir(this.dir);
+      for (const old of this.snapshotFiles().slice(SNAPSHOTS_KEPT)) rmQuiet(join(this.dir, old.name));
+      Object.assign(this.stats, { written: this.stats.written + 1, lastSeq: seq, lastBytes: body.length, lastCaptureMs: t1 - t0, lastWriteMs: performance.now() - t1 });
+    } catch (e) {
+      if (tmp) rmQuiet(tmp);
+      if (e instanceof StoreWriteError) throw e; // the log's own sync failed: the store has stopped
+      if (!this.snapshotWarned) this.warn(`hsmsim: could not write a state snapshot of seq ${seq} in ${this.dir}: ${(e as Error).message}`);
+      this.snapshotWarned = true;
+    }
+  }
+
+  /** The snapshot files in the directory, newest first, with what their headers say (unreadable headers: seq only). */
+  private snapshotFiles(): SnapshotFile[] {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.dir);
+    } catch {
+      return [];
+    }
+    const files: SnapshotFile[] = [];
+    for (const name of names) {
+      const m = SNAPSHOT_FILE.exec(name);
+      if (m) files.push({ name, seq: Number(m[1]), offset: -1, head: "", headerBytes: 0 });
+      else if (name.endsWith(".snap.tmp") && !this.capture) rmQuiet(join(this.dir, name)); // a write a crash cut short
+    }
+    files.sort((a, b) => b.seq - a.seq);
+    for (const f of files) {
+      try {
+        const fd = fs.openSync(join(this.dir, f.name), "r");
+        try {
+          const b = Buffer.alloc(200);
+          const n = fs.readSync(fd, b, 0, b.length, 0);
+          const h = SNAPSHOT_HEADER.exec(b.toString("latin1", 0, n));
+          if (h && Number(h[1]) === f.seq) Object.assign(f, { head: h[2], offset: Number(h[3]), headerBytes: h[0].length });
+        } finally {
+          fs.closeSync(fd);
+        }
+      } catch {
+        // unreadable: snapshotProblem says so
+      }
+    }
+    return files;
+  }
+
+  /** Why a snapshot file cannot stand for the log's first `seq` records (size: the log's length), or undefined. */
+  private snapshotProblem(f: SnapshotFile, size: number): string | undefined {
+    if (f.headerBytes === 0) return "its header is missing or damaged";
+    if (f.offset > size || f.seq > Math.max(this.last, 0) && this.closed) return `the log ends before seq ${f.seq}`;
+    const e = this.entryEndingAt(f.offset);
+    if (e === undefined) return `the log ends before seq ${f.seq}, or seq ${f.seq} does not end at byte ${f.offset}`;
+    if (entryProblem(e, f.seq, e.prev) !== undefined || e.hash !== f.head) return `the log's record ${f.seq} is not the one it was taken at`;
+    return undefined;
+  }
+
+  /** The entry on the line that ends just before byte `end` (whose newline is byte end - 1), if it parses. */
+  private entryEndingAt(end: number): Envelope | undefined {
+    if (end <= 0) return undefined;
+    let want = 4096;
+    for (;;) {
+      const from = Math.max(0, end - want);
+      const b = Buffer.alloc(end - from);
+      const n = fs.readSync(this.fd, b, 0, b.length, from);
+      if (n !== b.length || b[b.length - 1] !== 10) return undefined;
+      const nl = b.lastIndexOf(10, b.length - 2);
+      if (nl >= 0 || from === 0) {
+        try {
+          const e = JSON.parse(b.toString("utf8", nl + 1, b.length - 1)) as Envelope;
+          return e !== null && typeof e === "object" && typeof e.prev === "string" ? e : undefined;
+        } catch {
+          return undefined;
+        }
+      }
+      want *= 4;
+    }
+  }
+
+  /** The snapshots that match the log, newest first; each one passed over is a warning. */
+  private *snapshotCandidates(): Generator<SnapshotCandidate> {
+    for (const f of this.snapshotFiles()) {
+      const problem = f.seq > this.last ? `the log ends at seq ${this.last}, before it` : this.snapshotProblem(f, this.size);
+      if (problem) {
+        this.warn(`hsmsim: snapshot ${f.name} is stale or foreign, passed over: ${problem}`);
+        continue;
+      }
+      const path = join(this.dir, f.name);
+      yield { seq: f.seq, head: f.head, name: f.name, body: () => new Uint8Array(fs.readFileSync(path).subarray(f.headerBytes)) };
+    }
+  }
+
+  /** Where to start reading for record `start`: the sequence before the line at `offset`. */
+  private locate(start: number): { seq: number; offset: number } {
+    const k = Math.floor((start - 1) / INDEX_EVERY);
+    // Opened from a snapshot: records after it are read from the snapshot's offset or the index built since.
+    if (start > this.base.seq && (k * INDEX_EVERY < this.base.seq || this.index[k] === undefined)) return this.base;
+    if (this.index[k] === undefined && !this.prefixIndexed) this.indexPrefix();
+    const j = Math.min(k, this.index.length - 1);
+    return { seq: j * INDEX_EVERY, offset: this.index[j]! };
+  }
+
+  /** Fill the index for the records before the snapshot the store was opened from (one pass over their newlines). */
+  private indexPrefix(): void {
+    let seq = 0;
+    let pos = 0;
+    const buf = Buffer.allocUnsafe(CHUNK);
+    this.index[0] = 0;
+    while (pos < this.base.offset) {
+      const n = fs.readSync(this.fd, buf, 0, Math.min(CHUNK, this.base.offset - pos), pos);
+      if (n === 0) break;
+      for (let i = buf.indexOf(10, 0); i >= 0 && i < n; i = buf.indexOf(10, i + 1)) {
+        seq++;
+        if (seq % INDEX_EVERY === 0) this.index[seq / INDEX_EVERY] = pos + i + 1;
+      }
+      pos += n;
+    }
+    this.prefixIndexed = true;
+  }
 
   /**
    * Sign (seq, head, now) and append it to checkpoints.log. The log line it covers is written first, so a checkpoint
@@ -442,11 +655,16 @@ export class FileEventStore implements EventStore {
     for (const l of readCheckpoints(join(this.dir, CHECKPOINTS)).lines) if (l.checkpoint) wanted.add(l.checkpoint.seq);
     const heads = new Map<number, string>();
     const size = fs.fstatSync(this.fd).size;
-    let seq = 0;
-    let prev = GENESIS;
-    let good = 0;
+    // The newest snapshot that matches the log: the records up to it are trusted (see "Snapshots"), the rest walked.
+    const base = this.snapshotFiles().find((f) => this.snapshotProblem(f, size) === undefined) ?? { seq: 0, offset: 0, head: GENESIS };
+    this.base = { seq: base.seq, offset: base.offset };
+    this.prefixIndexed = base.seq === 0;
+    if (base.seq > 0) heads.set(base.seq, base.head);
+    let seq = base.seq;
+    let prev = base.head;
+    let good = base.offset;
     let torn: { offset: number; reason: string } | undefined;
-    for (const l of lines(() => this.fd, 0, () => size)) {
+    for (const l of lines(() => this.fd, base.offset, () => size)) {
       const expect = seq + 1;
       if (!l.complete) {
         torn = { offset: l.start, reason: "no newline at its end" };
@@ -464,7 +682,7 @@ export class FileEventStore implements EventStore {
       }
       const problem = entryProblem(e, expect, prev);
       if (problem !== undefined) throw new StoreCorruptError(this.file, expect, l.start, problem);
-      if ((expect - 1) % INDEX_EVERY === 0) this.index.push(l.start);
+      if ((expect - 1) % INDEX_EVERY === 0) this.index[(expect - 1) / INDEX_EVERY] = l.start;
       seq = expect;
       prev = (e as Envelope).hash;
       if (wanted.has(seq)) heads.set(seq, prev);
@@ -515,6 +733,19 @@ export class FileEventStore implements EventStore {
       // Exiting anyway; the next open takes the lock over and verifies the log.
     }
   }
+}
+
+interface SnapshotFile {
+  name: string;
+  seq: number;
+  /** The log's length when it was taken (the byte after record seq's newline); -1 when the header is unreadable. */
+  offset: number;
+  head: string;
+  headerBytes: number;
+}
+
+function writeAll(fd: number, b: Uint8Array): void {
+  for (let done = 0; done < b.length; ) done += fs.writeSync(fd, b, done, b.length - done);
 }
 
 // ---- reading lines -----------------------------------------------------------------------------------------------

@@ -11,4 +11,34 @@ export interface EventStore {
   read(from?: number): Iterable<CallRecord>;
   /** The last sequence held (0 when empty). */
   readonly lastSeq: number;
+  /**
+   * Optional: state snapshots, so that a simulator on a reopened store restores the newest one and replays only the
+   * records after it (the file store; src/events/snapshot.ts seals and opens them). A store without it is replayed
+   * from its first record.
+   */
+  readonly snapshots?: SnapshotHost;
+}
+
+/** A stored snapshot whose sequence and chain head match the log. */
+export interface SnapshotCandidate {
+  seq: number;
+  /** The chain hash of record `seq`. */
+  head: string;
+  /** Where it is (for warnings). */
+  name: string;
+  /** Its sealed body (throws when it cannot be read). */
+  body(): Uint8Array;
+}
+
+export interface SnapshotHost {
+  /** The snapshots that match the log, newest first (a stale or damaged one is left out with a warning). */
+  candidates(): Iterable<SnapshotCandidate>;
+  /**
+   * Give the store the function that seals the simulator's state as of `seq`, the chain head `head`; it answers the
+   * sealed body, or undefined when the state is not that of `seq` (the snapshot is then skipped). The store calls it
+   * when a snapshot is due, at the start of an append and at close: the dispatcher appends a record before it
+   * evolves the state, so the state then is that of the last record held.
+   */
+  attach(capture: (seq: number, head: string) => Uint8Array | undefined): void;
+  warn(message: string): void;
 }

@@ -1,0 +1,140 @@
+/**
+ * State snapshots: the simulator's whole state at a sequence, sealed, so that a simulator on a reopened store starts
+ * from the newest one and replays only the records after it (issue 5: a large store opens fast). The store decides
+ * when and where they are written (the file store: every `snapshotEvery` records and at close, see file-store.ts);
+ * this module decides what they hold and how they are sealed and opened.
+ *
+ * What a snapshot holds: `{ seq, head, state, read }`: the write model (src/model/state.ts: tokens, PIN verifiers,
+ * objects, applications, slots, sessions and their operations, handles, caches), the read model
+ * (src/projections/read-model.ts), the sequence it is the state of and the chain hash of that record. It is walked
+ * by the generic codec (snapshot-codec.ts), so fields added to either model later are carried without an edit here;
+ * a value it cannot carry makes the snapshot fail (a warning, and no snapshot) rather than be written without it.
+ * Class instances in the state, and how each is carried:
+ * - SlotActor (the slot chart and its session charts, XState actors): as XState's persisted snapshots of the charts
+ *   (`getPersistedSnapshot`), restored with `createActor(machine, { snapshot })`. Persisted snapshots are XState's
+ *   own contract for this, and they carry whatever the charts hold (state value, context), where rebuilding a
+ *   chart by sending it events would have to know which events lead to each state.
+ * - ReadModel: its own fields, restored on its prototype.
+ * Operations in progress are plain data in the write model (their mechanism states: chaining words, pending bytes),
+ * so they need nothing of their own.
+ *
+ * Sealing: the JSON text of the encoded value is sealed with XChaCha20-Poly1305 under the simulator key's
+ * `snapshot` key (crypto/keys.ts, HKDF), a fresh random 24-byte nonce (node:crypto: a snapshot is the shell's work
+ * and must not draw from the simulator's own random source, whose draws are behaviour), and the sequence and chain
+ * head as associated data. The state holds secrets (PIN verifiers, key material), so a snapshot is as secret as the
+ * simulator key. Without that key, or with another store's, a snapshot does not open and the log is replayed from
+ * its start.
+ *
+ * Body: "hsmsim-snapshot 1\n" || nonce(24) || ciphertext || tag(16); AAD "hsmsim-snapshot 1 <seq> <head>".
+ */
+import { randomBytes } from "node:crypto";
+import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { SlotActor, type SlotActorImage } from "../actors/slot-actor.js";
+import { ReadModel } from "../projections/read-model.js";
+import type { SimState } from "../model/state.js";
+import type { SnapshotHost } from "./store.js";
+import { SnapshotFormatError, ValueCodec, type ClassCodec } from "./snapshot-codec.js";
+
+const MAGIC = "hsmsim-snapshot 1\n";
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+/** The state a snapshot holds. */
+export interface SimImage {
+  seq: number;
+  state: SimState;
+  read: ReadModel;
+}
+
+const slotActorCodec: ClassCodec<SlotActor> = {
+  name: "SlotActor",
+  type: SlotActor,
+  encode: (v) => v.persist(),
+  decode(data) {
+    const image = data as SlotActorImage;
+    const context = (image.slot as { context?: { logoutRequiresLogin?: unknown } }).context;
+    if (typeof context?.logoutRequiresLogin !== "boolean") throw new SnapshotFormatError("snapshot body: a slot chart without its context");
+    return new SlotActor(context.logoutRequiresLogin, image);
+  },
+};
+
+/** The codec of the simulator's state: the generic walk and the classes above. */
+export const STATE_CODEC = new ValueCodec()
+  .register(slotActorCodec)
+  .registerFields("ReadModel", ReadModel);
+
+const aad = (seq: number, head: string) => utf8.encode(`hsmsim-snapshot 1 ${seq} ${head}`);
+
+/** Seal the state as of `image.seq` (whose chain hash is `head`). Throws UnsnapshotableError for a value it cannot carry. */
+export function sealSnapshot(key: Uint8Array, image: SimImage, head: string): Uint8Array {
+  const text = JSON.stringify(STATE_CODEC.encode({ seq: image.seq, head, state: image.state, read: image.read }));
+  const nonce = new Uint8Array(randomBytes(24));
+  const sealed = xchacha20poly1305(key, nonce, aad(image.seq, head)).encrypt(utf8.encode(text));
+  const magic = utf8.encode(MAGIC);
+  const out = new Uint8Array(magic.length + 24 + sealed.length);
+  out.set(magic, 0);
+  out.set(nonce, magic.length);
+  out.set(sealed, magic.length + 24);
+  return out;
+}
+
+/** Open a sealed snapshot of `seq` / `head`. Throws when it does not open under `key` or does not decode. */
+export function openSnapshot(key: Uint8Array, body: Uint8Array, seq: number, head: string): SimImage {
+  const magic = utf8.encode(MAGIC);
+  if (body.length < magic.length + 24 + 16 || !magic.every((b, i) => body[i] === b)) throw new SnapshotFormatError("not an hsmsim snapshot (version 1)");
+  const nonce = body.subarray(magic.length, magic.length + 24);
+  let plain: Uint8Array;
+  try {
+    plain = xchacha20poly1305(key, nonce, aad(seq, head)).decrypt(body.subarray(magic.length + 24));
+  } catch (cause) {
+    throw new SnapshotFormatError("it does not open under this simulator key (another store's, or damaged)", { cause });
+  }
+  const v = STATE_CODEC.decode(JSON.parse(fromUtf8.decode(plain))) as { seq: number; head: string; state: SimState; read: ReadModel };
+  if (v.seq !== seq || v.head !== head) throw new SnapshotFormatError(`it holds seq ${v.seq}, not ${seq}`);
+  if (!(v.read instanceof ReadModel) || typeof v.state !== "object" || v.state === null || !(v.state.tokens instanceof Map)) {
+    throw new SnapshotFormatError("its body is not a simulator state");
+  }
+  return { seq, state: v.state, read: v.read };
+}
+
+/**
+ * The newest snapshot in `host` that opens under `key` and was written under the same profile and slots as `fresh`
+ * (a new simulator's empty state), or undefined: the caller then replays from the first record. Each one passed over
+ * is a warning, so a fallback is never silent.
+ */
+export function restoreSnapshot(host: SnapshotHost, key: Uint8Array, fresh: SimState): SimImage | undefined {
+  let skipped = 0;
+  for (const c of host.candidates()) {
+    try {
+      const image = openSnapshot(key, c.body(), c.seq, c.head);
+      const why = mismatch(image.state, fresh);
+      if (why) throw new SnapshotFormatError(why);
+      // One profile object, the simulator's own, as a new simulator has.
+      image.state.profile = fresh.profile;
+      (image.read as { profile: unknown }).profile = fresh.profile;
+      if (skipped > 0) host.warn(`hsmsim: restored the older snapshot ${c.name} (seq ${c.seq}) instead`);
+      return image;
+    } catch (e) {
+      skipped++;
+      host.warn(`hsmsim: snapshot ${c.name} (seq ${c.seq}) is not usable: ${(e as Error).message}`);
+    }
+  }
+  if (skipped > 0) host.warn("hsmsim: no usable snapshot: replaying the log from its first record");
+  return undefined;
+}
+
+function mismatch(s: SimState, fresh: SimState): string | undefined {
+  if (JSON.stringify(s.profile) !== JSON.stringify(fresh.profile)) return `it was written under other profile settings (${s.profile?.name})`;
+  if (JSON.stringify(s.fixedSlots) !== JSON.stringify(fresh.fixedSlots)) return "it was written with another number of slots";
+  return undefined;
+}
+
+/** The capture a simulator attaches to its store: its state sealed, when that state is the one of `seq`. */
+export function snapshotCapture(key: Uint8Array, image: () => SimImage): (seq: number, head: string) => Uint8Array | undefined {
+  return (seq, head) => {
+    const now = image();
+    // The state is that of `seq` only between calls: a call whose evolve threw half-way left the read model behind.
+    if (now.seq !== seq || now.read.position !== seq) return undefined;
+    return sealSnapshot(key, now, head);
+  };
+}
