@@ -16,11 +16,11 @@ export interface PinVerifier {
   mac: string; // hex
 }
 
-/** An attribute as stored: type and raw bytes (hex in events), as SoftHSM stores them. */
-export interface StoredAttribute {
-  type: number;
-  value: string; // hex
-}
+/**
+ * An attribute as stored: type and raw bytes (hex in events), as SoftHSM stores them; key material (the attribute
+ * table's `secret` values, e.g. a secret key's CKA_VALUE) as `sealed` instead: sealed under the simulator key.
+ */
+export type StoredAttribute = { type: number; value: string /* hex */ } | { type: number; sealed: string };
 
 export interface ObjectSnapshot {
   /** Stable object id: `t<token>/<n>` for token objects, `a<app>/<n>` for session objects. */

@@ -18,15 +18,29 @@ import type { CallArgs, AttributeOut, Template } from "../events/calls.js";
 import type { Fact, Login, ObjectSnapshot, StoredAttribute } from "../events/types.js";
 import { bytesToHex } from "../crypto/encoding.js";
 import {
+  CK1,
+  CK2,
+  CK3,
+  CK4,
+  CK5,
+  CK6,
+  CK7,
+  CK8,
+  CK17,
   fixedSize,
   KNOWN_CLASSES,
-  OBJECT_CLASSES,
+  normaliseMechanisms,
+  normaliseTemplateAttr,
   privateByDefault,
   readUlong,
+  rulesFor,
+  rulesOf,
   TRUE,
   FALSE,
+  ulongBytes,
   type AttrRule,
 } from "../pkcs11/attributes.js";
+import { certCheckValue, isSealedPlaceholder, keyCheckValue, valueWithheld } from "../model/key-material.js";
 import type { CkrName } from "../pkcs11/constants.js";
 import {
   currentHandleOf,
@@ -62,68 +76,195 @@ export function readAccess(login: Login, priv: boolean): boolean {
 }
 
 const MAX_CREATE_ATTRIBUTES = 32;
+const EMPTY = new Uint8Array(0);
 
-const stored = (attrs: Map<number, Uint8Array>): StoredAttribute[] =>
-  [...attrs].map(([type, v]) => ({ type, value: bytesToHex(v) }));
+/**
+ * The attributes as a fact carries them: raw bytes in hex, key material sealed under the simulator key. `sealedFrom`
+ * gives the sealed form of values this simulator cannot open (SEALED_VALUE placeholders copied from a source object).
+ */
+export function storedAttrs(
+  ctx: DecideContext,
+  attrs: ReadonlyMap<number, Uint8Array>,
+  types?: Iterable<number>,
+  sealedFrom?: ReadonlyMap<number, string>,
+): StoredAttribute[] {
+  const rules = rulesOf(attrs);
+  const out: StoredAttribute[] = [];
+  for (const type of types ?? attrs.keys()) {
+    const v = attrs.get(type)!;
+    if (rules?.get(type)?.secret) {
+      const prior = isSealedPlaceholder(v) ? sealedFrom?.get(type) : undefined;
+      out.push({ type, sealed: prior ?? ctx.shell.seal(v) });
+    } else out.push({ type, value: bytesToHex(v) });
+  }
+  return out;
+}
 
 /** What SoftHSM reads from a template before it builds anything: right-sized entries only, the last one wins. */
-function extractObjectInformation(template: readonly Template[]) {
+export function extractObjectInformation(template: readonly Template[]) {
   let cls: number | undefined;
   let token: boolean | undefined;
   let priv: boolean | undefined;
-  let keyType = false;
-  let certType = false;
+  let keyType: number | undefined;
+  let certType: number | undefined;
   for (const a of template) {
     const v = a.value;
     if (!v) continue;
     if (a.type === CK.CKA_CLASS && v.length === 8) cls = readUlong(v);
     else if (a.type === CK.CKA_TOKEN && v.length === 1) token = v[0] !== 0;
     else if (a.type === CK.CKA_PRIVATE && v.length === 1) priv = v[0] !== 0;
-    else if (a.type === CK.CKA_KEY_TYPE && v.length === 8) keyType = true;
-    else if (a.type === CK.CKA_CERTIFICATE_TYPE && v.length === 8) certType = true;
+    else if (a.type === CK.CKA_KEY_TYPE && v.length === 8) keyType = readUlong(v);
+    else if (a.type === CK.CKA_CERTIFICATE_TYPE && v.length === 8) certType = readUlong(v);
   }
-  return { cls, token: token ?? false, priv: priv ?? (cls === undefined ? true : privateByDefault(cls)), keyType, certType };
+  const privDefault = priv ?? (cls === undefined ? true : privateByDefault(cls));
+  return { cls, token: token ?? false, priv: privDefault, keyType, certType, tokenGiven: token !== undefined, privGiven: priv !== undefined };
 }
 
+/** The calls that write attributes, as SoftHSM's P11Attribute::update tells them apart. */
+export type WriteOp = "create" | "generate" | "unwrap" | "set" | "copy";
+
+/** One object being written: its table, class and subtype, the call, and whether the SO is logged in (CKA_TRUSTED). */
+export interface ObjectWrite {
+  rules: ReadonlyMap<number, AttrRule>;
+  cls: number;
+  subtype: number | undefined;
+  op: WriteOp;
+  so: boolean;
+  attrs: Map<number, Uint8Array>;
+}
+
+const creating = (op: WriteOp) => op === "create" || op === "generate";
+const isTrue = (v: Uint8Array | undefined) => v !== undefined && v[0] === 1;
+
 /**
- * Apply one template entry to an attribute map under SoftHSM's P11Attribute::update rules, in their order.
- * `op` is what the entry is for: create (every attribute the class has may be written) or set.
+ * Apply one template entry under SoftHSM's P11Attribute::update rule list (docs/notes/softhsm-keys.md §0), in its
+ * order; the attribute's writer then does its own checks. Returns the failing rv, or undefined.
  */
-function applyEntry(
-  rules: ReadonlyMap<number, AttrRule>,
-  cls: number,
-  attrs: Map<number, Uint8Array>,
-  entry: Template,
-  op: "create" | "set" | "copy",
-): CkrName | undefined {
+export function applyEntry(w: ObjectWrite, entry: Template): CkrName | undefined {
+  const { rules, op, attrs } = w;
   const rule = rules.get(entry.type);
   if (!rule) return "CKR_ATTRIBUTE_TYPE_INVALID";
-  const v = entry.value ?? new Uint8Array(0);
+  const v = entry.value ?? EMPTY;
   const size = fixedSize(rule.kind);
   if (size !== undefined && v.length !== size) return "CKR_ATTRIBUTE_VALUE_INVALID";
-  // A non-modifiable object takes no change at all after creation, not even in a copy's template (rule 3).
-  if (op !== "create" && attrs.get(CK.CKA_MODIFIABLE)?.[0] === 0) return "CKR_ATTRIBUTE_READ_ONLY";
-  if (op === "set" && rule.onSet !== "ok") return "CKR_ATTRIBUTE_READ_ONLY";
-  if (op === "copy" && rule.onCopy !== "ok") return "CKR_ATTRIBUTE_READ_ONLY";
-  if (rule.type === CK.CKA_CLASS && readUlong(v) !== cls) return "CKR_TEMPLATE_INCONSISTENT";
-  if (rule.kind === "bool") {
-    const value = v[0] !== 0;
-    if (rule.onlyToFalse && value && attrs.get(rule.type)?.[0] === 0) return "CKR_ATTRIBUTE_READ_ONLY";
-    attrs.set(rule.type, value ? TRUE : FALSE);
+  // 3. A non-modifiable object takes no change at all after creation, not even in a copy's or an unwrap's template.
+  if (!creating(op) && attrs.get(CK.CKA_MODIFIABLE)?.[0] === 0) return "CKR_ATTRIBUTE_READ_ONLY";
+  // 4. Nor does a trusted certificate.
+  if (!creating(op) && w.cls === CK.CKO_CERTIFICATE && isTrue(attrs.get(CK.CKA_TRUSTED))) return "CKR_ATTRIBUTE_READ_ONLY";
+  // 5-7. Attributes a creating call may not be given.
+  if (rule.ck & CK2 && op === "create") return "CKR_ATTRIBUTE_READ_ONLY";
+  if (rule.ck & CK4 && op === "generate") return "CKR_ATTRIBUTE_READ_ONLY";
+  if (rule.ck & CK6 && op === "unwrap") return "CKR_ATTRIBUTE_READ_ONLY";
+  // 8-11. Who may write it.
+  const writes =
+    op === "create" || op === "generate" || op === "unwrap" || (rule.ck & CK8 && (op === "set" || op === "copy")) || (rule.ck & CK17 && op === "copy");
+  if (!writes) return "CKR_ATTRIBUTE_READ_ONLY";
+  return write(w, rule, v);
+}
+
+/** The attribute's own writer (SoftHSM P11Attr*::updateAttr). */
+function write(w: ObjectWrite, rule: AttrRule, v: Uint8Array): CkrName | undefined {
+  const { attrs, op } = w;
+  const later = op === "set" || op === "copy";
+  switch (rule.writer) {
+    case "class":
+      if (readUlong(v) !== w.cls) return "CKR_TEMPLATE_INCONSISTENT";
+      break;
+    case "keyType":
+    case "certType":
+      if (readUlong(v) !== w.subtype) return "CKR_TEMPLATE_INCONSISTENT";
+      break;
+    case "copyable":
+      if (v[0] !== 0 && attrs.get(rule.type)?.[0] === 0) return "CKR_ATTRIBUTE_READ_ONLY";
+      break;
+    case "sensitive":
+      // Only F -> T once the key exists; even writing T again is refused.
+      if (later && isTrue(attrs.get(rule.type))) return "CKR_ATTRIBUTE_READ_ONLY";
+      break;
+    case "extractable":
+      // Only T -> F once the key exists.
+      if (later && attrs.get(rule.type)?.[0] === 0) return "CKR_ATTRIBUTE_READ_ONLY";
+      break;
+    case "trusted":
+      if (v[0] !== 0 && !w.so) return "CKR_ATTRIBUTE_READ_ONLY";
+      break;
+    case "keyValue":
+      attrs.set(rule.type, v.slice());
+      attrs.set(CK.CKA_VALUE_LEN, ulongBytes(v.length));
+      attrs.set(CK.CKA_CHECK_VALUE, keyCheckValue(w.subtype!, v));
+      return undefined;
+    case "certValue":
+      attrs.set(rule.type, v.slice());
+      attrs.set(CK.CKA_CHECK_VALUE, certCheckValue(v));
+      return undefined;
+    case "keyCheckValue": {
+      if (v.length === 0) break;
+      if (op === "generate") return "CKR_ATTRIBUTE_VALUE_INVALID";
+      // Unwrap applies the template before the value is written: the KCV is compared against an empty key's.
+      const value = op === "unwrap" ? EMPTY : attrs.get(CK.CKA_VALUE);
+      if (value === undefined || isSealedPlaceholder(value)) return "CKR_GENERAL_ERROR";
+      if (!equalBytes(v, keyCheckValue(w.subtype!, value))) return "CKR_ATTRIBUTE_VALUE_INVALID";
+      break;
+    }
+    case "certCheckValue":
+      // SoftHSM's certificate KCV writer fails for any non-empty value (leaving the object behind, §7.2).
+      if (v.length !== 0) return "CKR_GENERAL_ERROR";
+      break;
+  }
+  if (rule.kind === "bool") attrs.set(rule.type, v[0] !== 0 ? TRUE : FALSE);
+  else if (rule.kind === "date") {
+    if (v.length !== 0 && v.length !== 8) return "CKR_ATTRIBUTE_VALUE_INVALID";
+    attrs.set(rule.type, v.slice());
+  } else if (rule.kind === "mechanisms") {
+    const m = normaliseMechanisms(v);
+    if (!m) return "CKR_ATTRIBUTE_VALUE_INVALID";
+    attrs.set(rule.type, m);
+  } else if (rule.kind === "template") {
+    const t = normaliseTemplateAttr(v);
+    if (!t) return "CKR_ATTRIBUTE_VALUE_INVALID";
+    attrs.set(rule.type, t);
   } else attrs.set(rule.type, v.slice());
   return undefined;
 }
 
-function defaults(rules: ReadonlyMap<number, AttrRule>, cls: number, token: boolean, priv: boolean) {
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const REQUIRED: Partial<Record<WriteOp, number>> = { create: CK1, generate: CK3, unwrap: CK5 };
+
+/**
+ * Apply a whole template (CKA_CHECK_VALUE entries moved to the end, as SoftHSM does, so the check value is compared
+ * against the final key value), then the required-attribute check of the creating call (TEMPLATE_INCOMPLETE).
+ */
+export function applyTemplate(w: ObjectWrite, template: readonly Template[]): CkrName | undefined {
+  const ordered = [...template.filter((t) => t.type !== CK.CKA_CHECK_VALUE), ...template.filter((t) => t.type === CK.CKA_CHECK_VALUE)];
+  for (const entry of ordered) {
+    const failed = applyEntry(w, entry);
+    if (failed) return failed;
+  }
+  const flag = REQUIRED[w.op];
+  if (flag) {
+    for (const r of w.rules.values()) if (r.ck & flag && !template.some((t) => t.type === r.type)) return "CKR_TEMPLATE_INCOMPLETE";
+  }
+  return undefined;
+}
+
+/** A new object's attributes before its template: the table's defaults, then class, subtype, token and privacy. */
+export function defaults(rules: ReadonlyMap<number, AttrRule>, cls: number, subtype: number | undefined, token: boolean, priv: boolean) {
   const attrs = new Map<number, Uint8Array>();
   for (const r of rules.values()) attrs.set(r.type, r.default);
-  attrs.set(CK.CKA_CLASS, new Uint8Array(new BigUint64Array([BigInt(cls)]).buffer));
+  attrs.set(CK.CKA_CLASS, ulongBytes(cls));
+  if (cls === CK.CKO_SECRET_KEY) attrs.set(CK.CKA_KEY_TYPE, ulongBytes(subtype!));
+  if (cls === CK.CKO_CERTIFICATE) attrs.set(CK.CKA_CERTIFICATE_TYPE, ulongBytes(subtype!));
   attrs.set(CK.CKA_TOKEN, token ? TRUE : FALSE);
   attrs.set(CK.CKA_PRIVATE, priv ? TRUE : FALSE);
   return attrs;
 }
 
-function newObjectId(ctx: DecideContext, ref: SessionRef, token: boolean): string {
+export function newObjectId(ctx: DecideContext, ref: SessionRef, token: boolean): string {
   if (token) {
     const t = ctx.state.tokens.get(ref.session.token)!;
     return `t${t.id}/${t.nextObject}`;
@@ -131,7 +272,7 @@ function newObjectId(ctx: DecideContext, ref: SessionRef, token: boolean): strin
   return `a${ctx.appId}/${ref.app.nextSessionObject}`;
 }
 
-function created(ctx: DecideContext, ref: SessionRef, handle: number, o: Omit<ObjectSnapshot, "slotID">): Fact {
+export function created(ctx: DecideContext, ref: SessionRef, handle: number, o: Omit<ObjectSnapshot, "slotID">): Fact {
   return {
     type: "ObjectCreated",
     app: ctx.appId,
@@ -141,7 +282,27 @@ function created(ctx: DecideContext, ref: SessionRef, handle: number, o: Omit<Ob
   };
 }
 
-/** C_CreateObject — §5.7.1. Template checks come before the access check; the 32-attribute limit after it. */
+/**
+ * SoftHSM's half-made object after a creating call failed while applying its template (profile switch
+ * atomicObjectWrites off): no handle is issued for it. A session object keeps what was applied; a token object's file
+ * rolls back to its defaults, with CKA_TOKEN false.
+ */
+export function orphan(ctx: DecideContext, ref: SessionRef, w: ObjectWrite, token: boolean, priv: boolean): Fact {
+  const id = newObjectId(ctx, ref, token);
+  const attrs = token ? defaults(w.rules, w.cls, w.subtype, false, true) : w.attrs;
+  return created(ctx, ref, 0, { id, token, private: token || priv, attrs: storedAttrs(ctx, attrs) });
+}
+
+/** The secret-key or certificate subtype a creating template names, for the table lookup. */
+const subtypeOf = (info: ReturnType<typeof extractObjectInformation>) =>
+  info.cls === CK.CKO_CERTIFICATE ? info.certType : info.keyType;
+
+const isKeyClass = (c: number) => c === CK.CKO_PUBLIC_KEY || c === CK.CKO_PRIVATE_KEY || c === CK.CKO_SECRET_KEY;
+
+/**
+ * C_CreateObject — §5.7.1. Template checks come before the access check; the 32-attribute limit, the class and the
+ * key or certificate type (ATTRIBUTE_VALUE_INVALID for one hsmsim does not build) after it.
+ */
 export function C_CreateObject(ctx: DecideContext, args: CallArgs["C_CreateObject"]): Decision {
   const ref = ctx.appId === 0 ? undefined : findSession(ctx, args.hSession);
   const rv0 = firstFailure([
@@ -153,12 +314,11 @@ export function C_CreateObject(ctx: DecideContext, args: CallArgs["C_CreateObjec
   if (rv0) return reject(rv0);
   const template = args.template!;
   const info = extractObjectInformation(template);
-  const isKey = (c: number) => c === CK.CKO_PUBLIC_KEY || c === CK.CKO_PRIVATE_KEY || c === CK.CKO_SECRET_KEY;
   const { session, slot } = ref!;
   const rv = firstFailure([
     [info.cls === undefined, "CKR_TEMPLATE_INCOMPLETE"],
-    [() => isKey(info.cls!) && !info.keyType, "CKR_TEMPLATE_INCOMPLETE"],
-    [() => info.cls === CK.CKO_CERTIFICATE && !info.certType, "CKR_TEMPLATE_INCOMPLETE"],
+    [() => isKeyClass(info.cls!) && info.keyType === undefined, "CKR_TEMPLATE_INCOMPLETE"],
+    [() => info.cls === CK.CKO_CERTIFICATE && info.certType === undefined, "CKR_TEMPLATE_INCOMPLETE"],
   ]);
   if (rv) return reject(rv);
   const denied = writeAccess(slot.actor.login, session.rw, info.token, info.priv);
@@ -166,27 +326,22 @@ export function C_CreateObject(ctx: DecideContext, args: CallArgs["C_CreateObjec
   if (template.length > MAX_CREATE_ATTRIBUTES) return reject("CKR_TEMPLATE_INCONSISTENT");
   const cls = info.cls!;
   if (!KNOWN_CLASSES.has(cls)) return reject("CKR_ATTRIBUTE_VALUE_INVALID");
-  const rules = OBJECT_CLASSES.get(cls);
-  // Certificates and keys are SoftHSM classes hsmsim does not build yet (issue 3): refused, and said so in the docs.
+  const subtype = subtypeOf(info);
+  const rules = rulesFor(cls, subtype);
+  // Public and private keys, domain parameters, DES/GOST keys and OpenPGP certificates are SoftHSM objects hsmsim
+  // does not build: refused, and said so in the docs.
   if (!rules) return reject("CKR_ATTRIBUTE_VALUE_INVALID");
 
-  const id = newObjectId(ctx, ref!, info.token);
-  const attrs = defaults(rules, cls, info.token, info.priv);
-  for (const entry of template) {
-    const failed = applyEntry(rules, cls, attrs, entry, "create");
-    if (failed) {
-      if (ctx.state.profile.atomicObjectWrites) return reject(failed);
-      // SoftHSM leaves the object it made before applying the template (no handle is issued for it). A session
-      // object keeps what was applied; a token object's file rolls back to its defaults, with CKA_TOKEN false.
-      const orphan = info.token ? defaults(rules, cls, false, true) : attrs;
-      return answer(failed, undefined, [
-        created(ctx, ref!, 0, { id, token: info.token, private: info.token || info.priv, attrs: stored(orphan) }),
-      ]);
-    }
+  const w: ObjectWrite = { rules, cls, subtype, op: "create", so: slot.actor.login === "so", attrs: defaults(rules, cls, subtype, info.token, info.priv) };
+  const failed = applyTemplate(w, template);
+  if (failed) {
+    if (ctx.state.profile.atomicObjectWrites) return reject(failed);
+    return answer(failed, undefined, [orphan(ctx, ref!, w, info.token, info.priv)]);
   }
+  const id = newObjectId(ctx, ref!, info.token);
   const handle = nextHandle(ctx, "object");
   return answer("CKR_OK", { hObject: handle }, [
-    created(ctx, ref!, handle, { id, token: info.token, private: info.priv, attrs: stored(attrs) }),
+    created(ctx, ref!, handle, { id, token: info.token, private: info.priv, attrs: storedAttrs(ctx, w.attrs) }),
   ]);
 }
 
@@ -199,7 +354,7 @@ function tokenOfHandle(app: AppState, handle: number): string | undefined {
   return e && e.object.charCodeAt(0) === 116 /* 't' */ ? e.object.slice(1, e.object.indexOf("/")) : undefined;
 }
 
-function objectStep(ctx: DecideContext, hSession: number, hObject: number, nullTemplate: boolean) {
+export function objectStep(ctx: DecideContext, hSession: number, hObject: number, nullTemplate: boolean) {
   const ref = ctx.appId === 0 ? undefined : findSession(ctx, hSession);
   const found = ref ? resolveObjectHandle(ctx.state, ref.app, hObject) : undefined;
   const rv = firstFailure([
@@ -248,19 +403,23 @@ export function C_CopyObject(ctx: DecideContext, args: CallArgs["C_CopyObject"])
   if (source.private && !priv) return refuse("CKR_TEMPLATE_INCONSISTENT");
   const denied = writeAccess(login, ref.session.rw, token, priv);
   if (denied) return refuse(denied);
-  const cls = readUlong(source.attrs.get(CK.CKA_CLASS)!);
-  const rules = OBJECT_CLASSES.get(cls)!;
-  const attrs = new Map(source.attrs);
-  for (const entry of template) {
-    const failed = applyEntry(rules, cls, attrs, entry, "copy");
-    if (failed) return refuse(failed);
-  }
+  const w = writeOf(source, "copy", login);
+  const failed = applyTemplate(w, template);
+  if (failed) return refuse(failed);
   const id = newObjectId(ctx, ref, token);
   const handle = nextHandle(ctx, "object");
   return answer("CKR_OK", { hObject: handle }, [
     ...looked,
-    created(ctx, ref, handle, { id, token, private: priv, attrs: stored(attrs) }),
+    created(ctx, ref, handle, { id, token, private: priv, attrs: storedAttrs(ctx, w.attrs, undefined, source.sealed) }),
   ]);
+}
+
+/** An existing object's write context, for set and copy: a copy of its attributes to change. */
+function writeOf(o: ObjectState, op: "set" | "copy", login: Login): ObjectWrite {
+  const attrs = new Map(o.attrs);
+  const cls = readUlong(attrs.get(CK.CKA_CLASS)!);
+  const sub = attrs.get(cls === CK.CKO_CERTIFICATE ? CK.CKA_CERTIFICATE_TYPE : CK.CKA_KEY_TYPE);
+  return { rules: rulesOf(attrs)!, cls, subtype: sub ? readUlong(sub) : undefined, op, so: login === "so", attrs };
 }
 
 /** C_GetObjectSize — §5.7.4. No access check at all; SoftHSM does not know the size (§16). */
@@ -288,12 +447,26 @@ export function C_GetAttributeValue(ctx: DecideContext, args: CallArgs["C_GetAtt
   if ("rv" in s) return answer(s.rv!, undefined, s.looked);
   const { ref, object, looked } = s;
   if (!readAccess(ref.slot.actor.login, object.private)) return answer("CKR_GENERAL_ERROR", undefined, looked);
+  const rules = rulesOf(object.attrs);
   let typeInvalid = false;
   let tooSmall = false;
+  let sensitive = false;
+  let general = false;
   const attrs: AttributeOut[] = args.template!.map((t) => {
     const v = object.attrs.get(t.type);
+    const rule = rules?.get(t.type);
     if (v === undefined) {
       typeInvalid = true;
+      return { type: t.type, value: null, length: UNAVAILABLE };
+    }
+    // ck7: a sensitive or unextractable key's value is withheld, before the size query (§2).
+    if (rule && rule.ck & CK7 && valueWithheld(object)) {
+      sensitive = true;
+      return { type: t.type, value: null, length: UNAVAILABLE };
+    }
+    // Key material this simulator cannot open (a log replayed without its key), or SoftHSM's unreadable private dates.
+    if (isSealedPlaceholder(v) || (rule?.kind === "date" && object.private && v.length === 8)) {
+      general = true;
       return { type: t.type, value: null, length: UNAVAILABLE };
     }
     if (t.value === null) return { type: t.type, value: null, length: v.length };
@@ -303,7 +476,15 @@ export function C_GetAttributeValue(ctx: DecideContext, args: CallArgs["C_GetAtt
     }
     return { type: t.type, value: v.slice(), length: v.length };
   });
-  const rv: CkrName = typeInvalid ? "CKR_ATTRIBUTE_TYPE_INVALID" : tooSmall ? "CKR_BUFFER_TOO_SMALL" : "CKR_OK";
+  const rv: CkrName = general
+    ? "CKR_GENERAL_ERROR"
+    : sensitive
+      ? "CKR_ATTRIBUTE_SENSITIVE"
+      : typeInvalid
+        ? "CKR_ATTRIBUTE_TYPE_INVALID"
+        : tooSmall
+          ? "CKR_BUFFER_TOO_SMALL"
+          : "CKR_OK";
   return answer(rv, { attrs }, looked);
 }
 
@@ -315,36 +496,42 @@ export function C_SetAttributeValue(ctx: DecideContext, args: CallArgs["C_SetAtt
   const denied = writeAccess(ref.slot.actor.login, ref.session.rw, object.token, object.private);
   if (denied) return answer(denied, undefined, looked);
   if (!boolAttr(object, CK.CKA_MODIFIABLE)) return answer("CKR_ACTION_PROHIBITED", undefined, looked);
-  const rules = OBJECT_CLASSES.get(readUlong(object.attrs.get(CK.CKA_CLASS)!))!;
-  const cls = readUlong(object.attrs.get(CK.CKA_CLASS)!);
-  const changed = new Map<number, Uint8Array>(object.attrs);
-  const touched = new Map<number, Uint8Array>();
-  for (const entry of args.template!) {
-    const failed = applyEntry(rules, cls, changed, entry, "set");
+  const w = writeOf(object, "set", ref.slot.actor.login);
+  const touched = new Set<number>();
+  const changedFact = (): Fact => ({ type: "AttributesChanged", object: object.id, attrs: storedAttrs(ctx, w.attrs, touched, object.sealed) });
+  const template = args.template!;
+  const ordered = [...template.filter((t) => t.type !== CK.CKA_CHECK_VALUE), ...template.filter((t) => t.type === CK.CKA_CHECK_VALUE)];
+  for (const entry of ordered) {
+    const failed = applyEntry(w, entry);
     if (failed) {
       // SoftHSM keeps what it applied to a session object before the failure; a token object's file rolls back.
       const keep = !ctx.state.profile.atomicObjectWrites && !object.token && touched.size > 0;
-      return answer(failed, undefined, keep ? [...looked, { type: "AttributesChanged", object: object.id, attrs: stored(touched) }] : looked);
+      return answer(failed, undefined, keep ? [...looked, changedFact()] : looked);
     }
-    touched.set(entry.type, changed.get(entry.type)!);
+    touched.add(entry.type);
   }
   if (touched.size === 0) return answer("CKR_OK", undefined, looked);
-  return answer("CKR_OK", undefined, [...looked, { type: "AttributesChanged", object: object.id, attrs: stored(touched) }]);
+  return answer("CKR_OK", undefined, [...looked, changedFact()]);
 }
 
-/** Template matching as SoftHSM's find does it: exact bytes; a bool matches only a 1-byte entry, 0x01 meaning true. */
-function matches(o: ObjectState, template: readonly Template[], rules: ReadonlyMap<number, AttrRule> | undefined) {
+/**
+ * Template matching as SoftHSM's find does it: exact bytes, whatever CKA_SENSITIVE says (a sensitive key is found by
+ * its value); a bool matches only a 1-byte entry, 0x01 meaning true; ALLOWED_MECHANISMS and the wrap templates never
+ * match. "error": a private object's 8-byte date, which SoftHSM cannot read back (§7.1).
+ */
+function matches(o: ObjectState, template: readonly Template[], rules: ReadonlyMap<number, AttrRule> | undefined): boolean | "error" {
   for (const t of template) {
     const v = o.attrs.get(t.type);
     if (v === undefined) return false;
+    const rule = rules?.get(t.type);
+    if (rule?.neverMatches || isSealedPlaceholder(v)) return false;
+    if (rule?.kind === "date" && o.private && v.length === 8) return "error";
     const want = t.value ?? new Uint8Array(0);
-    const kind = rules?.get(t.type)?.kind;
-    if (kind === "bool") {
+    if (rule?.kind === "bool") {
       if (want.length !== 1 || (want[0] === 1) !== (v[0] === 1)) return false;
       continue;
     }
-    if (want.length !== v.length) return false;
-    for (let i = 0; i < v.length; i++) if (want[i] !== v[i]) return false;
+    if (!equalBytes(want, v)) return false;
   }
   return true;
 }
@@ -370,9 +557,12 @@ export function C_FindObjectsInit(ctx: DecideContext, args: CallArgs["C_FindObje
   const facts: Fact[] = [];
   const handles: number[] = [];
   let fresh = 0;
+  let unreadable = false;
   const consider = (o: ObjectState) => {
     if (o.private && !seePrivate) return;
-    if (!matches(o, template, OBJECT_CLASSES.get(readUlong(o.attrs.get(CK.CKA_CLASS)!)))) return;
+    const m = matches(o, template, rulesOf(o.attrs));
+    if (m === "error") unreadable = true;
+    if (m !== true) return;
     let h = currentHandleOf(ctx.state, app, o.id);
     if (h === undefined) {
       h = nextHandle(ctx, "object", fresh++);
@@ -390,6 +580,7 @@ export function C_FindObjectsInit(ctx: DecideContext, args: CallArgs["C_FindObje
   for (const o of app.sessionObjects.values()) {
     if (o.slotID === session.slotID && liveObject(ctx.state, app, o.id)) consider(o);
   }
+  if (unreadable) return answer("CKR_GENERAL_ERROR", undefined, facts);
   handles.sort((a, b) => a - b);
   facts.push({ type: "FindStarted", app: ctx.appId, session: session.handle, handles });
   return answer("CKR_OK", undefined, facts);
