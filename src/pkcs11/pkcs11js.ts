@@ -18,6 +18,8 @@
  * one on a file event store (src/events/file-store.ts) that persists across processes and runs: the state is
  * rebuilt from the log on load, the store is locked while loaded and released by `close()`; `load(simulator)` attaches
  * a new application to an existing one, so two instances behave like two processes sharing one token directory.
+ * `load("nats://host:port/<name>")` attaches to the simulator `<name>` served by `hsmsim serve` (src/remote/sync-client.ts:
+ * a worker thread owns the connection, each call blocks until the service answers; CKR_DEVICE_ERROR when it cannot).
  * Every call goes through the simulator's dispatcher and is recorded.
  */
 import { fileURLToPath } from "node:url";
@@ -26,6 +28,8 @@ import { FileEventStore, StoreCorruptError, StoreLockedError, type Durability } 
 import type { Call, CallOut, FnName, Template } from "../events/calls.js";
 import { CK, PKCS11JS_CONSTANTS, pkcs11jsRvName } from "./constants.js";
 import type { ProfileName } from "./profiles.js";
+import type { Answer } from "../events/types.js";
+import { SyncRemote } from "../remote/sync-client.js";
 
 export type Handle = Buffer;
 
@@ -221,7 +225,7 @@ function parseFileUrl(url: string): { dir: string; query: string } {
 
 export class PKCS11 {
   libPath = "";
-  private app: Application | undefined;
+  private app: Application | SyncRemote | undefined;
   /** The file store this instance opened (`file:` targets): closed, and so unlocked, by `close()`. */
   private store: FileEventStore | undefined;
 
@@ -243,8 +247,9 @@ export class PKCS11 {
     }
     if (typeof target !== "string") throw new TypeError("Argument 0 has wrong type. Should be a String");
     if (target.startsWith("file:")) return this.loadFile(target);
+    if (/^(nats|tls):\/\//.test(target)) return this.loadRemote(target);
     if (!target.startsWith("memory:")) {
-      throw new NativeError(`hsmsim: cannot load "${target}": use "memory:", "file:<dir>" or a Simulator`, "load");
+      throw new NativeError(`hsmsim: cannot load "${target}": use "memory:", "file:<dir>", "nats://host:port/<name>" or a Simulator`, "load");
     }
     let opts: SimulatorOptions;
     try {
@@ -275,38 +280,68 @@ export class PKCS11 {
     this.libPath = url;
   }
 
+  /** `nats://host:port/<name>[?timeout=MS]`: the simulator `<name>` of `hsmsim serve`, through a worker (sync-client.ts). */
+  private loadRemote(url: string): void {
+    const q = url.indexOf("?");
+    let timeoutMs: number | undefined;
+    for (const [k, v] of new URLSearchParams(q < 0 ? "" : url.slice(q + 1))) {
+      if (k !== "timeout" || !Number.isSafeInteger(Number(v)) || Number(v) <= 0) {
+        throw new NativeError(`hsmsim: unknown option "${k}=${v}" in "${url}" (a nats: target takes timeout=MS)`, "load");
+      }
+      timeoutMs = Number(v);
+    }
+    try {
+      this.app = new SyncRemote(q < 0 ? url : url.slice(0, q), { timeoutMs });
+    } catch (e) {
+      // Not through the constructor: it would read "host:port" in the message as pkcs11js's "NAME:code".
+      const err = new NativeError("", "load");
+      err.message = (e as Error).message;
+      throw err;
+    }
+    this.libPath = url;
+  }
+
   private releaseStore(): void {
     const store = this.store;
     this.store = undefined;
     store?.close();
+    const app = this.app;
+    if (app instanceof SyncRemote) {
+      this.app = undefined;
+      app.close();
+    }
   }
 
   /** Unload. An application still initialised ends here, as a process's would (recorded as its C_Finalize). */
   close(): void {
     try {
-      if (this.app && this.app.appId !== 0) this.app.call({ fn: "C_Finalize", args: {} });
+      if (this.app && this.app.appId !== 0) this.invoke({ fn: "C_Finalize", args: {} });
     } finally {
-      this.app = undefined;
       this.releaseStore();
+      this.app = undefined;
     }
   }
 
   /** The simulator behind this instance (hsmsim extension: audit views, tests). */
   get simulator(): Simulator | undefined {
-    return this.app?.simulator;
+    return this.app instanceof Application ? this.app.simulator : undefined;
+  }
+
+  /** One call to the simulator: in process, or through the remote service. */
+  private invoke(call: Call): Answer {
+    if (!this.app) throw notLoaded();
+    return this.app instanceof SyncRemote ? this.app.call(call) : this.app.simulator.dispatch(this.app, call);
   }
 
   private call<F extends FnName>(method: string, fn: F, args: Extract<Call, { fn: F }>["args"]): CallOut[F] {
-    if (!this.app) throw notLoaded();
-    const r = this.app.call({ fn, args } as Extract<Call, { fn: F }>);
+    const r = this.invoke({ fn, args } as Call);
     if (r.rv !== CK.CKR_OK) throw rvError(method, r.rv);
     return r.out as CallOut[F];
   }
 
   private unsupported(method: string): never {
-    if (!this.app) throw notLoaded();
     // Recorded like any call: the simulator answers what it does not implement with CKR_FUNCTION_NOT_SUPPORTED.
-    const r = this.app.simulator.dispatch(this.app, { fn: method, args: {} } as unknown as Call);
+    const r = this.invoke({ fn: method, args: {} } as unknown as Call);
     throw rvError(method, r.rv);
   }
 
@@ -584,8 +619,7 @@ export class PKCS11 {
   // ---- events and legacy ----
   C_WaitForSlotEvent(flags: number): Handle | null {
     const f = ulongArg(arguments, 0);
-    if (!this.app) throw notLoaded();
-    const r = this.app.call({ fn: "C_WaitForSlotEvent", args: { flags: f } });
+    const r = this.invoke({ fn: "C_WaitForSlotEvent", args: { flags: f } });
     if (r.rv === CK.CKR_NO_EVENT) return null;
     if (r.rv !== CK.CKR_OK) throw rvError("C_WaitForSlotEvent", r.rv);
     return handleOut((r.out as { slotID: number }).slotID);
