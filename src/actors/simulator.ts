@@ -37,6 +37,7 @@ import * as objects from "../functions/objects.js";
 import * as digest from "../functions/digest.js";
 import * as mechanisms from "../functions/mechanisms.js";
 import * as randomFns from "../functions/random.js";
+import * as keys from "../functions/keys.js";
 
 type Decider = (ctx: DecideContext, args: never) => Decision;
 
@@ -68,6 +69,7 @@ const DECIDERS: Record<FnName, Decider> = {
   ]),
   ...pick(digest, ["C_DigestInit", "C_Digest", "C_DigestUpdate", "C_DigestFinal"]),
   ...pick(randomFns, ["C_SeedRandom", "C_GenerateRandom"]),
+  ...pick(keys, ["C_GenerateKey", "C_WrapKey", "C_UnwrapKey"]),
 } as Record<FnName, Decider>;
 
 function pick<M extends object, K extends keyof M & string>(m: M, keys: K[]): Record<K, Decider> {

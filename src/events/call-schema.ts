@@ -59,6 +59,11 @@ export const CALL_SCHEMA: { [F in FnName]: Record<string, Kind> } = {
   // The seed is caller data: the log keeps its length only ("bytes" redacts to { len }).
   C_SeedRandom: { hSession: "ulong", seed: "bytes" },
   C_GenerateRandom: { hSession: "ulong", ulRandomLen: "ulong", pRandomData: "nullptr" },
+  // Key management: template values are lengths only (key values reach the log sealed, in the facts); a wrapped key
+  // given to C_UnwrapKey is kept as its length ("bytes"), and C_WrapKey's output likewise (recordOut).
+  C_GenerateKey: { hSession: "ulong", mechanism: "mechanism", template: "template", phKey: "nullptr" },
+  C_WrapKey: { hSession: "ulong", mechanism: "mechanism", hWrappingKey: "ulong", hKey: "ulong", outLen: "ulong?", pulWrappedKeyLen: "nullptr" },
+  C_UnwrapKey: { hSession: "ulong", mechanism: "mechanism", hUnwrappingKey: "ulong", wrappedKey: "bytes", template: "template", phKey: "nullptr" },
 };
 
 /** Largest CK_ULONG a JS number carries exactly enough for hsmsim (handles and IDs are far below it). */
@@ -160,5 +165,7 @@ export function recordOut(fn: FnName, out: unknown): unknown {
     return { digest: d.digest ? bytesToHex(d.digest) : null, length: d.length };
   }
   if (fn === "C_GenerateRandom") return { length: (out as { random: Bytes }).random.length };
+  // A wrapped key is ciphertext, but under a key the log's reader may hold (an imported KEK), so only its length.
+  if (fn === "C_WrapKey") return { length: (out as { length: number }).length };
   return out;
 }

@@ -65,6 +65,24 @@ export interface CallArgs {
   C_SeedRandom: { hSession: number; seed: Bytes | null };
   /** `pRandomData: null` is a NULL output pointer; `ulRandomLen` the number of bytes asked for. */
   C_GenerateRandom: { hSession: number; ulRandomLen: number; pRandomData?: null };
+  /** Key management (§5.14). `phKey: null` is a NULL output pointer. */
+  C_GenerateKey: { hSession: number; mechanism: KeyMechanism | null; template: Template[] | null; phKey?: null };
+  /** `outLen`: the capacity of pWrappedKey in bytes, null for a NULL pWrappedKey (a size query). */
+  C_WrapKey: { hSession: number; mechanism: KeyMechanism | null; hWrappingKey: number; hKey: number; outLen: number | null; pulWrappedKeyLen?: null };
+  C_UnwrapKey: {
+    hSession: number;
+    mechanism: KeyMechanism | null;
+    hUnwrappingKey: number;
+    wrappedKey: Bytes | null;
+    template: Template[] | null;
+    phKey?: null;
+  };
+}
+
+/** CK_MECHANISM for key management: pParameter as raw bytes (an IV for CKM_AES_CBC) or NULL. */
+export interface KeyMechanism {
+  mechanism: number;
+  parameter?: unknown;
 }
 
 export type FnName = keyof CallArgs;
@@ -168,4 +186,8 @@ export interface CallOut {
   C_DigestFinal: { digest: Bytes | null; length: number };
   C_SeedRandom: undefined;
   C_GenerateRandom: { random: Bytes };
+  C_GenerateKey: { hKey: number };
+  /** `wrapped`: null for a size query or CKR_BUFFER_TOO_SMALL; `length`: *pulWrappedKeyLen as the module set it. */
+  C_WrapKey: { wrapped: Bytes | null; length: number };
+  C_UnwrapKey: { hKey: number };
 }

@@ -354,6 +354,12 @@ function tokenOfHandle(app: AppState, handle: number): string | undefined {
   return e && e.object.charCodeAt(0) === 116 /* 't' */ ? e.object.slice(1, e.object.indexOf("/")) : undefined;
 }
 
+/** The look SoftHSM's handle validation makes when a still-held handle names a token object (softhsm2 rule O1). */
+export function handleLooks(ctx: DecideContext, app: AppState, handle: number): Fact[] {
+  const tokenId = tokenOfHandle(app, handle);
+  return tokenId ? looks(ctx, tokenId) : [];
+}
+
 export function objectStep(ctx: DecideContext, hSession: number, hObject: number, nullTemplate: boolean) {
   const ref = ctx.appId === 0 ? undefined : findSession(ctx, hSession);
   const found = ref ? resolveObjectHandle(ctx.state, ref.app, hObject) : undefined;

@@ -165,6 +165,25 @@ function attributeValue(v: unknown): Uint8Array | null {
   throw new TypeError("Attribute value has wrong type. Should be Number, Boolean, String, Date or Buffer");
 }
 
+/** A CK_MECHANISM as pkcs11js takes it: `{ mechanism, parameter? }`, the parameter a Buffer (or a CK_PARAMS object). */
+export interface Mechanism {
+  mechanism: number;
+  parameter?: Buffer | object | null;
+}
+
+/** pkcs11js's mechanism conversion for the key functions: an object with a numeric `mechanism`; a Buffer parameter as its bytes. */
+function keyMechanismArg(args: IArguments | unknown[], i: number): { mechanism: number; parameter?: Uint8Array | null } {
+  required(args, i);
+  const m = args[i] as { mechanism?: unknown; parameter?: unknown } | undefined;
+  if (!m || typeof m !== "object") throw new TypeError(`Argument ${i} has wrong type. Should be an Object`);
+  if (typeof m.mechanism !== "number") throw new TypeError("Attribute 'mechanism' has wrong type. Should be a Number");
+  const p = m.parameter;
+  if (p === undefined || p === null) return { mechanism: uint32(m.mechanism) };
+  if (Buffer.isBuffer(p)) return { mechanism: uint32(m.mechanism), parameter: p.length === 0 ? null : new Uint8Array(p) };
+  // CK_PARAMS objects (GCM, CTR, …) are not key-management parameters: a TypeError, as pkcs11js gives for unknown ones.
+  throw new TypeError("Attribute 'parameter' has wrong type. Should be a Buffer");
+}
+
 export interface Attribute {
   type: number;
   value?: number | boolean | string | Buffer | Date | null;
@@ -616,6 +635,47 @@ export class PKCS11 {
     return out;
   }
 
+  // ---- key management ----
+  C_GenerateKey(session: Handle, mechanism: Mechanism, template: Attribute[]): Buffer;
+  C_GenerateKey(session: Handle, mechanism: Mechanism, template: Attribute[], cb: (e: Error | null, k: Buffer | null) => void): void;
+  C_GenerateKey(session: Handle, mechanism: Mechanism, template: Attribute[], cb?: (e: Error | null, k: Buffer | null) => void): Buffer | void {
+    if (typeof cb === "function") return callback(() => this.C_GenerateKey(session, mechanism, template), cb);
+    required(arguments, 2);
+    const hSession = handleArg(arguments, 0);
+    const m = keyMechanismArg(arguments, 1);
+    const t = templateArg(arguments, 2);
+    return handleOut(this.call("C_GenerateKey", "C_GenerateKey", { hSession, mechanism: m, template: t }).hKey);
+  }
+  /** Writes the wrapped key into the caller's Buffer and returns the written part; an empty Buffer is a size query. */
+  C_WrapKey(session: Handle, mechanism: Mechanism, wrappingKey: Handle, key: Handle, wrappedKey: Buffer): Buffer;
+  C_WrapKey(session: Handle, mechanism: Mechanism, wrappingKey: Handle, key: Handle, wrappedKey: Buffer, cb: (e: Error | null, d: Buffer | null) => void): void;
+  C_WrapKey(session: Handle, mechanism: Mechanism, wrappingKey: Handle, key: Handle, wrappedKey: Buffer, cb?: (e: Error | null, d: Buffer | null) => void): Buffer | void {
+    if (typeof cb === "function") return callback(() => this.C_WrapKey(session, mechanism, wrappingKey, key, wrappedKey), cb);
+    required(arguments, 4);
+    const hSession = handleArg(arguments, 0);
+    const m = keyMechanismArg(arguments, 1);
+    const hWrappingKey = handleArg(arguments, 2);
+    const hKey = handleArg(arguments, 3);
+    const out = bufferArg(arguments, 4);
+    const r = this.call("C_WrapKey", "C_WrapKey", { hSession, mechanism: m, hWrappingKey, hKey, outLen: isNullBuffer(out) ? null : out.length });
+    if (r.wrapped) out.set(r.wrapped);
+    return out.subarray(0, r.length);
+  }
+  C_UnwrapKey(session: Handle, mechanism: Mechanism, unwrappingKey: Handle, wrappedKey: Buffer, template: Attribute[]): Buffer;
+  C_UnwrapKey(session: Handle, mechanism: Mechanism, unwrappingKey: Handle, wrappedKey: Buffer, template: Attribute[], cb: (e: Error | null, k: Buffer | null) => void): void;
+  C_UnwrapKey(session: Handle, mechanism: Mechanism, unwrappingKey: Handle, wrappedKey: Buffer, template: Attribute[], cb?: (e: Error | null, k: Buffer | null) => void): Buffer | void {
+    if (typeof cb === "function") return callback(() => this.C_UnwrapKey(session, mechanism, unwrappingKey, wrappedKey, template), cb);
+    required(arguments, 4);
+    const hSession = handleArg(arguments, 0);
+    const m = keyMechanismArg(arguments, 1);
+    const hUnwrappingKey = handleArg(arguments, 2);
+    const blob = bufferArg(arguments, 3);
+    const t = templateArg(arguments, 4);
+    return handleOut(
+      this.call("C_UnwrapKey", "C_UnwrapKey", { hSession, mechanism: m, hUnwrappingKey, wrappedKey: cBytes(blob), template: t }).hKey,
+    );
+  }
+
   // ---- events and legacy ----
   C_WaitForSlotEvent(flags: number): Handle | null {
     const f = ulongArg(arguments, 0);
@@ -654,7 +714,7 @@ const NOT_YET = [
   "C_EncryptInit", "C_Encrypt", "C_EncryptUpdate", "C_EncryptFinal", "C_DecryptInit", "C_Decrypt", "C_DecryptUpdate",
   "C_DecryptFinal", "C_DigestKey", "C_SignInit", "C_Sign", "C_SignUpdate", "C_SignFinal", "C_SignRecoverInit",
   "C_SignRecover", "C_VerifyInit", "C_Verify", "C_VerifyUpdate", "C_VerifyFinal", "C_VerifyRecoverInit",
-  "C_VerifyRecover", "C_GenerateKey", "C_GenerateKeyPair", "C_WrapKey", "C_UnwrapKey", "C_DeriveKey",
+  "C_VerifyRecover", "C_GenerateKeyPair", "C_DeriveKey",
   "C_DigestEncryptUpdate", "C_DecryptDigestUpdate", "C_SignEncryptUpdate", "C_DecryptVerifyUpdate",
 ] as const;
 for (const name of NOT_YET) {

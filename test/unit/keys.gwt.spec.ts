@@ -6,6 +6,7 @@
 import { describe, it, expect } from "vitest";
 import { given, setups, steps, loginUser, loginSO, ulong, bytes, CK, RW, PROFILES, ok, capture, type Setup, type Call } from "../support/gwt.js";
 import { hexToBytes, bytesToHex } from "../../src/crypto/encoding.js";
+import { keyCheckValue } from "../../src/model/key-material.js";
 
 const T = Uint8Array.of(1);
 const F = Uint8Array.of(0);
@@ -130,5 +131,216 @@ describe.each(PROFILES)("secret keys, C_CreateObject (%s)", (_name, opts) => {
     const rec = JSON.stringify([...r.sim.store.read()].at(-1));
     expect(rec).not.toContain(bytesToHex(KEY16));
     expect(rec).toContain('"sealed"');
+  });
+});
+
+const AES_GEN = { mechanism: CK.CKM_AES_KEY_GEN };
+const GENERIC_GEN = { mechanism: CK.CKM_GENERIC_SECRET_KEY_GEN };
+const KW = { mechanism: CK.CKM_AES_KEY_WRAP };
+const KWP = { mechanism: CK.CKM_AES_KEY_WRAP_PAD };
+const valueLen = (n: number) => attr(CK.CKA_VALUE_LEN, ulong(n));
+const PUB = [attr(CK.CKA_TOKEN, F), attr(CK.CKA_PRIVATE, F)];
+
+describe.each(PROFILES)("C_GenerateKey (%s)", (_name, opts) => {
+  it("two rules at once: a NULL mechanism wins over an invalid session", () =>
+    given(userSession, opts).when("C_GenerateKey", { hSession: 999, mechanism: null, template: [] }).then("CKR_ARGUMENTS_BAD", []));
+  it("two rules at once: an invalid session wins over a bad mechanism", () =>
+    given(userSession, opts).when("C_GenerateKey", { hSession: 999, mechanism: { mechanism: CK.CKM_SHA256 }, template: [] }).then("CKR_SESSION_HANDLE_INVALID", []));
+  it("a mechanism that generates no secret key is CKR_MECHANISM_INVALID", () =>
+    given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: { mechanism: CK.CKM_AES_ECB }, template: [valueLen(16)] })).then("CKR_MECHANISM_INVALID", []));
+  it("two rules at once: CLASS=DATA (VALUE_INVALID) wins over the access check", () =>
+    given(setups.token, opts)
+      .when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [attr(CK.CKA_CLASS, ulong(CK.CKO_DATA)), valueLen(16)] }))
+      .then("CKR_ATTRIBUTE_VALUE_INVALID", []));
+  it("two rules at once: a key type not matching the mechanism (TEMPLATE_INCONSISTENT) wins over the access check", () =>
+    given(setups.token, opts)
+      .when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [attr(CK.CKA_KEY_TYPE, ulong(CK.CKK_GENERIC_SECRET)), valueLen(16)] }))
+      .then("CKR_TEMPLATE_INCONSISTENT", []));
+  it("two rules at once: the access check (PRIVATE defaults to true) wins over a missing VALUE_LEN", () =>
+    given(setups.token, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [] })).then("CKR_USER_NOT_LOGGED_IN", []));
+  it("a public session key needs no login", () =>
+    given(setups.token, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [...PUB, valueLen(16)] })).then("CKR_OK", ["ObjectCreated"]));
+  it("no VALUE_LEN, or 0, is CKR_TEMPLATE_INCOMPLETE; a 4-byte VALUE_LEN CKR_ATTRIBUTE_VALUE_INVALID", () => {
+    given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [] })).then("CKR_TEMPLATE_INCOMPLETE", []);
+    given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [valueLen(0)] })).then("CKR_TEMPLATE_INCOMPLETE", []);
+    given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [attr(CK.CKA_VALUE_LEN, new Uint8Array(4))] })).then("CKR_ATTRIBUTE_VALUE_INVALID", []);
+  });
+  it("two rules at once: a non-empty CHECK_VALUE (VALUE_INVALID) wins over a missing VALUE_LEN", () =>
+    given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [attr(CK.CKA_CHECK_VALUE, hex("08bd28"))] })).then("CKR_ATTRIBUTE_VALUE_INVALID", []));
+  it.each([1, 8, 15, 17, 33, 64])("an AES VALUE_LEN of %i is CKR_ATTRIBUTE_VALUE_INVALID", (n) =>
+    given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [valueLen(n)] })).then("CKR_ATTRIBUTE_VALUE_INVALID", []));
+  it("generic secrets: 1 byte is fine, 0x8000001 is CKR_ATTRIBUTE_VALUE_INVALID; the last VALUE_LEN counts", () => {
+    given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: GENERIC_GEN, template: [valueLen(1)] })).then("CKR_OK");
+    given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: GENERIC_GEN, template: [valueLen(0x8000001)] })).then("CKR_ATTRIBUTE_VALUE_INVALID", []);
+    given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [valueLen(8), valueLen(16)] })).then("CKR_OK");
+    given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [valueLen(16), valueLen(8)] })).then("CKR_ATTRIBUTE_VALUE_INVALID", []);
+  });
+  it("28 entries are fine, 29 are CKR_TEMPLATE_INCONSISTENT (counted before CLASS/TOKEN/PRIVATE/KEY_TYPE are dropped)", () => {
+    const labels = (n: number) => Array.from({ length: n }, () => attr(CK.CKA_LABEL, bytes("x")));
+    given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [valueLen(16), ...labels(27)] })).then("CKR_OK");
+    given(userSession, opts)
+      .when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [attr(CK.CKA_CLASS, ulong(CK.CKO_SECRET_KEY)), valueLen(16), ...labels(27)] }))
+      .then("CKR_TEMPLATE_INCONSISTENT", []);
+  });
+  it.each([
+    ["CKA_VALUE", CK.CKA_VALUE, KEY16],
+    ["CKA_LOCAL", CK.CKA_LOCAL, T],
+    ["CKA_KEY_GEN_MECHANISM", CK.CKA_KEY_GEN_MECHANISM, ulong(CK.CKM_AES_KEY_GEN)],
+    ["CKA_ALWAYS_SENSITIVE", CK.CKA_ALWAYS_SENSITIVE, T],
+    ["CKA_NEVER_EXTRACTABLE", CK.CKA_NEVER_EXTRACTABLE, T],
+  ])("%s in a generate template is CKR_ATTRIBUTE_READ_ONLY (ck4)", (_n, type, value) => {
+    const r = given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [...PUB, valueLen(16), attr(type, value)] }));
+    // softhsm2 leaves SoftHSM's half-made key behind (switch atomicObjectWrites).
+    if (opts === PROFILES[0][1]) r.then("CKR_ATTRIBUTE_READ_ONLY", []);
+    else r.then("CKR_ATTRIBUTE_READ_ONLY", ["ObjectCreated"]);
+  });
+  it("the generated key: LOCAL, KEY_GEN_MECHANISM, ALWAYS_SENSITIVE = SENSITIVE, NEVER_EXTRACTABLE = !EXTRACTABLE, KCV of the value", () => {
+    const cap = capture();
+    const r = given(steps(userSession, cap.setup), opts)
+      .when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [valueLen(32), attr(CK.CKA_SENSITIVE, T), attr(CK.CKA_EXTRACTABLE, T)] }))
+      .then("CKR_OK", ["ObjectCreated"]);
+    const c = cap.get();
+    const b = (t: number) => readHex(c, r.h.rw!, r.out.hKey, t);
+    expect([b(CK.CKA_LOCAL), b(CK.CKA_ALWAYS_SENSITIVE), b(CK.CKA_NEVER_EXTRACTABLE), b(CK.CKA_VALUE_LEN), b(CK.CKA_KEY_GEN_MECHANISM)]).toEqual([
+      "01",
+      "01",
+      "00",
+      bytesToHex(ulong(32)),
+      bytesToHex(ulong(CK.CKM_AES_KEY_GEN)),
+    ]);
+    expect(read(c, r.h.rw!, r.out.hKey, CK.CKA_VALUE).rv).toBe("CKR_ATTRIBUTE_SENSITIVE");
+    // The check value is the KCV of the key bytes, which the model holds (sealed in the log).
+    const o = [...r.sim.state.apps.values()][0]!.sessionObjects.values().next().value!;
+    const value = o.attrs.get(CK.CKA_VALUE)!;
+    expect(value).toHaveLength(32);
+    expect(b(CK.CKA_CHECK_VALUE)).toBe(bytesToHex(keyCheckValue(CK.CKK_AES, value)));
+    expect(JSON.stringify([...r.sim.store.read()])).not.toContain(bytesToHex(value));
+  });
+  it("an empty CHECK_VALUE in the template leaves the generated key's KCV empty", () => {
+    const cap = capture();
+    const r = given(steps(userSession, cap.setup), opts)
+      .when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: GENERIC_GEN, template: [valueLen(7), attr(CK.CKA_CHECK_VALUE, new Uint8Array(0))] }))
+      .then("CKR_OK");
+    expect(readHex(cap.get(), r.h.rw!, r.out.hKey, CK.CKA_CHECK_VALUE)).toBe("");
+  });
+  it("C_GenerateKey does not check for an active operation", () =>
+    given(steps(userSession, (c, h) => void ok(c("C_DigestInit", { hSession: h.rw!, mechanism: { mechanism: CK.CKM_SHA256 } }))), opts)
+      .when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [valueLen(16)] }))
+      .then("CKR_OK"));
+});
+
+
+/** RFC 3394 §4 vectors: KEK, key data, wrapped. */
+const RFC3394 = [
+  ["4.1 128-bit KEK, 128-bit key", "000102030405060708090a0b0c0d0e0f", "00112233445566778899aabbccddeeff", "1fa68b0a8112b447aef34bd8fb5a7b829d3e862371d2cfe5"],
+  ["4.2 192-bit KEK, 128-bit key", "000102030405060708090a0b0c0d0e0f1011121314151617", "00112233445566778899aabbccddeeff", "96778b25ae6ca435f92b5b97c050aed2468ab8a17ad84e5d"],
+  ["4.3 256-bit KEK, 128-bit key", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", "00112233445566778899aabbccddeeff", "64e8c3f9ce0f5ba263e9777905818a2a93c8191e7d6e8ae7"],
+  [
+    "4.6 256-bit KEK, 256-bit key",
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+    "00112233445566778899aabbccddeeff000102030405060708090a0b0c0d0e0f",
+    "28c9f404c4b810f4cbccb35cfb87f8263f5786e2d80ed326cbc7f0e71a99f43bfb988b9b7a02dd21",
+  ],
+] as const;
+
+const extractable = [attr(CK.CKA_EXTRACTABLE, T)];
+const kekAnd = (kek: string, key: string, keyType = CK.CKK_AES, keyMore: Attr[] = extractable): Setup =>
+  steps(userSession, createKey("kek", aesKey(hex(kek))), createKey("key", secretKey(keyType, hex(key), keyMore)));
+
+describe.each(PROFILES)("C_WrapKey / C_UnwrapKey (%s)", (_name, opts) => {
+  it.each(RFC3394)("known answer RFC 3394 %s through C_WrapKey and back through C_UnwrapKey", (_n, kek, key, wrapped) => {
+    const cap = capture();
+    const r = given(steps(kekAnd(kek, key), cap.setup), opts)
+      .when("C_WrapKey", (h) => ({ hSession: h.rw!, mechanism: KW, hWrappingKey: h.kek!, hKey: h.key!, outLen: 64 }))
+      .then("CKR_OK", []);
+    expect(bytesToHex(r.out.wrapped!)).toBe(wrapped);
+    const c = cap.get();
+    const u = ok(c("C_UnwrapKey", { hSession: r.h.rw!, mechanism: KW, hUnwrappingKey: r.h.kek!, wrappedKey: hex(wrapped), template: aesKey(undefined, extractable).filter((a) => a.type !== CK.CKA_VALUE) }));
+    expect(readHex(c, r.h.rw!, u.hKey, CK.CKA_VALUE)).toBe(key);
+    // An unwrapped key: VALUE_LEN 0, empty KCV, not LOCAL (§5.2).
+    expect(readHex(c, r.h.rw!, u.hKey, CK.CKA_VALUE_LEN)).toBe(bytesToHex(ulong(0)));
+    expect(readHex(c, r.h.rw!, u.hKey, CK.CKA_CHECK_VALUE)).toBe("");
+    expect(JSON.stringify([...r.sim.store.read()])).not.toContain(key);
+  });
+  it("known answer RFC 5649 §6 (20-byte key) through C_UnwrapKey with CKM_AES_KEY_WRAP_PAD", () => {
+    const cap = capture();
+    const r = given(steps(userSession, createKey("kek", aesKey(hex("5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8"))), cap.setup), opts)
+      .when("C_UnwrapKey", (h) => ({
+        hSession: h.rw!,
+        mechanism: KWP,
+        hUnwrappingKey: h.kek!,
+        wrappedKey: hex("138bdeaa9b8fa7fc61f97742e72248ee5ae6ae5360d1ae6a5f54f373fa543b6a"),
+        template: [attr(CK.CKA_CLASS, ulong(CK.CKO_SECRET_KEY)), attr(CK.CKA_KEY_TYPE, ulong(CK.CKK_GENERIC_SECRET)), attr(CK.CKA_EXTRACTABLE, T)],
+      }))
+      .then("CKR_OK", ["ObjectCreated"]);
+    expect(readHex(cap.get(), r.h.rw!, r.out.hKey, CK.CKA_VALUE)).toBe("c37b7e6492584340bed12207808941155068f738");
+  });
+  it("SoftHSM's KWP zero-pads first: the RFC 5649 20-byte key wraps to cf1e4853…88e367, not the RFC's 138bdeaa…", () => {
+    const r = given(kekAnd("5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8", "c37b7e6492584340bed12207808941155068f738", CK.CKK_GENERIC_SECRET), opts)
+      .when("C_WrapKey", (h) => ({ hSession: h.rw!, mechanism: KWP, hWrappingKey: h.kek!, hKey: h.key!, outLen: 64 }))
+      .then("CKR_OK");
+    const w = bytesToHex(r.out.wrapped!);
+    expect(w.startsWith("cf1e4853")).toBe(true);
+    expect(w.endsWith("88e367")).toBe(true);
+  });
+  it("output buffer: a size query answers the length; a short buffer CKR_BUFFER_TOO_SMALL with the length", () => {
+    const [, kek, key] = RFC3394[0];
+    given(kekAnd(kek, key), opts).when("C_WrapKey", (h) => ({ hSession: h.rw!, mechanism: KW, hWrappingKey: h.kek!, hKey: h.key!, outLen: null })).then("CKR_OK");
+    const r = given(kekAnd(kek, key), opts).when("C_WrapKey", (h) => ({ hSession: h.rw!, mechanism: KW, hWrappingKey: h.kek!, hKey: h.key!, outLen: 23 })).then("CKR_BUFFER_TOO_SMALL");
+    expect(r.out).toEqual({ wrapped: null, length: 24 });
+  });
+  it("a key created without EXTRACTABLE=true is CKR_KEY_UNEXTRACTABLE, even when not sensitive", () =>
+    given(kekAnd(RFC3394[0][1], RFC3394[0][2], CK.CKK_AES, []), opts)
+      .when("C_WrapKey", (h) => ({ hSession: h.rw!, mechanism: KW, hWrappingKey: h.kek!, hKey: h.key!, outLen: 64 }))
+      .then("CKR_KEY_UNEXTRACTABLE"));
+  it("two rules at once: the wrapping key's type (generic secret) wins over CKA_WRAP=false", () =>
+    given(steps(userSession, createKey("kek", secretKey(CK.CKK_GENERIC_SECRET, KEY16, [attr(CK.CKA_WRAP, F)])), createKey("key", aesKey(KEY16, extractable))), opts)
+      .when("C_WrapKey", (h) => ({ hSession: h.rw!, mechanism: KW, hWrappingKey: h.kek!, hKey: h.key!, outLen: 64 }))
+      .then("CKR_WRAPPING_KEY_TYPE_INCONSISTENT"));
+  it("two rules at once: CKA_WRAP=false wins over an invalid key handle", () =>
+    given(steps(userSession, createKey("kek", aesKey(KEY16, [attr(CK.CKA_WRAP, F)]))), opts)
+      .when("C_WrapKey", (h) => ({ hSession: h.rw!, mechanism: KW, hWrappingKey: h.kek!, hKey: 999, outLen: 64 }))
+      .then("CKR_KEY_FUNCTION_NOT_PERMITTED"));
+  it("an invalid wrapping key handle is CKR_WRAPPING_KEY_HANDLE_INVALID; an invalid key handle CKR_KEY_HANDLE_INVALID", () => {
+    given(userSession, opts).when("C_WrapKey", (h) => ({ hSession: h.rw!, mechanism: KW, hWrappingKey: 999, hKey: 998, outLen: 64 })).then("CKR_WRAPPING_KEY_HANDLE_INVALID");
+    given(steps(userSession, createKey("kek", aesKey())), opts)
+      .when("C_WrapKey", (h) => ({ hSession: h.rw!, mechanism: KW, hWrappingKey: h.kek!, hKey: 998, outLen: 64 }))
+      .then("CKR_KEY_HANDLE_INVALID");
+  });
+  it("ALLOWED_MECHANISMS without the wrap mechanism is CKR_MECHANISM_INVALID", () =>
+    given(steps(userSession, createKey("kek", aesKey(KEY16, [attr(CK.CKA_ALLOWED_MECHANISMS, ulong(CK.CKM_AES_CBC))])), createKey("key", aesKey(KEY16, extractable))), opts)
+      .when("C_WrapKey", (h) => ({ hSession: h.rw!, mechanism: KW, hWrappingKey: h.kek!, hKey: h.key!, outLen: 64 }))
+      .then("CKR_MECHANISM_INVALID"));
+  it("WRAP_WITH_TRUSTED needs a trusted wrapping key: CKR_KEY_NOT_WRAPPABLE", () =>
+    given(kekAnd(RFC3394[0][1], RFC3394[0][2], CK.CKK_AES, [...extractable, attr(CK.CKA_WRAP_WITH_TRUSTED, T)]), opts)
+      .when("C_WrapKey", (h) => ({ hSession: h.rw!, mechanism: KW, hWrappingKey: h.kek!, hKey: h.key!, outLen: 64 }))
+      .then("CKR_KEY_NOT_WRAPPABLE"));
+  it("a KEY_WRAP of a key shorter than 9 bytes is CKR_KEY_SIZE_RANGE; KWP takes it", () => {
+    given(kekAnd(RFC3394[0][1], "0102030405", CK.CKK_GENERIC_SECRET), opts)
+      .when("C_WrapKey", (h) => ({ hSession: h.rw!, mechanism: KW, hWrappingKey: h.kek!, hKey: h.key!, outLen: 64 }))
+      .then("CKR_KEY_SIZE_RANGE");
+    given(kekAnd(RFC3394[0][1], "0102030405", CK.CKK_GENERIC_SECRET), opts)
+      .when("C_WrapKey", (h) => ({ hSession: h.rw!, mechanism: KWP, hWrappingKey: h.kek!, hKey: h.key!, outLen: 64 }))
+      .then("CKR_OK");
+  });
+  it("a parameter with KEY_WRAP is CKR_ARGUMENTS_BAD; AES_ECB is CKR_MECHANISM_INVALID", () => {
+    given(userSession, opts).when("C_WrapKey", (h) => ({ hSession: h.rw!, mechanism: { mechanism: CK.CKM_AES_KEY_WRAP, parameter: new Uint8Array(8) }, hWrappingKey: 1, hKey: 2, outLen: 64 })).then("CKR_ARGUMENTS_BAD");
+    given(userSession, opts).when("C_WrapKey", (h) => ({ hSession: h.rw!, mechanism: { mechanism: CK.CKM_AES_ECB }, hWrappingKey: 1, hKey: 2, outLen: 64 })).then("CKR_MECHANISM_INVALID");
+  });
+  it("C_UnwrapKey: a blob of the wrong length is CKR_WRAPPED_KEY_LEN_RANGE before the key handle is looked at", () =>
+    given(userSession, opts)
+      .when("C_UnwrapKey", (h) => ({ hSession: h.rw!, mechanism: KW, hUnwrappingKey: 999, wrappedKey: new Uint8Array(20), template: [] }))
+      .then("CKR_WRAPPED_KEY_LEN_RANGE", []));
+  it("C_UnwrapKey: a tampered blob is CKR_GENERAL_ERROR", () =>
+    given(steps(userSession, createKey("kek", aesKey())), opts)
+      .when("C_UnwrapKey", (h) => ({ hSession: h.rw!, mechanism: KW, hUnwrappingKey: h.kek!, wrappedKey: new Uint8Array(24), template: aesKey().slice(0, 2) }))
+      .then("CKR_GENERAL_ERROR", []));
+  it("C_UnwrapKey: a template without CKA_KEY_TYPE is CKR_TEMPLATE_INCOMPLETE; CLASS=DATA CKR_ATTRIBUTE_VALUE_INVALID", () => {
+    given(steps(userSession, createKey("kek", aesKey())), opts)
+      .when("C_UnwrapKey", (h) => ({ hSession: h.rw!, mechanism: KW, hUnwrappingKey: h.kek!, wrappedKey: new Uint8Array(24), template: aesKey().slice(0, 1) }))
+      .then("CKR_TEMPLATE_INCOMPLETE", []);
+    given(steps(userSession, createKey("kek", aesKey())), opts)
+      .when("C_UnwrapKey", (h) => ({ hSession: h.rw!, mechanism: KW, hUnwrappingKey: h.kek!, wrappedKey: new Uint8Array(24), template: [attr(CK.CKA_CLASS, ulong(CK.CKO_DATA)), attr(CK.CKA_KEY_TYPE, ulong(CK.CKK_AES))] }))
+      .then("CKR_ATTRIBUTE_VALUE_INVALID", []);
   });
 });
