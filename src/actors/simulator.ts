@@ -27,6 +27,7 @@ import { ReadModel } from "../projections/read-model.js";
 import { deriveKeys, type SimulatorKeys } from "../crypto/keys.js";
 import { makePinVerifier, pinMatches } from "../crypto/pins.js";
 import { seal, unseal } from "../crypto/seal.js";
+import { openOperation, operationStateKey, sealOperation } from "../crypto/operation-blob.js";
 import { bytesToHex } from "../crypto/encoding.js";
 import { restoreSnapshot, snapshotCapture } from "../events/snapshot.js";
 import type { DecideContext, Decision, Shell } from "../functions/context.js";
@@ -35,6 +36,8 @@ import * as slotToken from "../functions/slot-token.js";
 import * as session from "../functions/session.js";
 import * as objects from "../functions/objects.js";
 import * as digest from "../functions/digest.js";
+import * as encrypt from "../functions/encrypt.js";
+import * as sign from "../functions/sign.js";
 import * as mechanisms from "../functions/mechanisms.js";
 import * as randomFns from "../functions/random.js";
 import * as keys from "../functions/keys.js";
@@ -67,7 +70,18 @@ const DECIDERS: Record<FnName, Decider> = {
     "C_FindObjects",
     "C_FindObjectsFinal",
   ]),
-  ...pick(digest, ["C_DigestInit", "C_Digest", "C_DigestUpdate", "C_DigestFinal"]),
+  ...pick(digest, ["C_DigestInit", "C_Digest", "C_DigestUpdate", "C_DigestKey", "C_DigestFinal"]),
+  ...pick(encrypt, [
+    "C_EncryptInit",
+    "C_Encrypt",
+    "C_EncryptUpdate",
+    "C_EncryptFinal",
+    "C_DecryptInit",
+    "C_Decrypt",
+    "C_DecryptUpdate",
+    "C_DecryptFinal",
+  ]),
+  ...pick(sign, ["C_SignInit", "C_Sign", "C_SignUpdate", "C_SignFinal", "C_VerifyInit", "C_Verify", "C_VerifyUpdate", "C_VerifyFinal"]),
   ...pick(randomFns, ["C_SeedRandom", "C_GenerateRandom"]),
   ...pick(keys, ["C_GenerateKey", "C_WrapKey", "C_UnwrapKey"]),
 } as Record<FnName, Decider>;
@@ -132,11 +146,15 @@ export class Simulator {
     this.seq = 0;
     const keys = this.keys;
     const random = this.random;
+    const opStateKey = operationStateKey(keys.seal);
     const base: Shell = {
       pinMatches: (verifier, pin) => pinMatches(keys.pin, verifier, pin),
       newPinVerifier: (pin) => makePinVerifier(keys.pin, pin, random(16)),
       newSerial: () => bytesToHex(random(8)),
       seal: (data) => seal(keys.seal, random(24), data),
+      unseal: (sealed) => unseal(keys.seal, sealed),
+      sealOperation: (plain) => sealOperation(opStateKey, random(24), plain),
+      openOperation: (blob) => openOperation(opStateKey, blob),
       randomBytes: (n) => new Uint8Array(random(n)),
     };
     this.shell = opts.shell ? opts.shell(base) : base;
@@ -157,7 +175,7 @@ export class Simulator {
     if (this.seq !== this.store.lastSeq) {
       throw new RangeError(`"store" read ${this.seq} records but its lastSeq is ${this.store.lastSeq}`);
     }
-    snapshots?.attach(snapshotCapture(this.keys.snapshot, () => ({ seq: this.seq, state: this.state, read: this.read })));
+    snapshots?.attach(snapshotCapture(this.keys.snapshot, () => ({ state: this.state, read: this.read })));
   }
 
   /** A new caller: an application once it calls C_Initialize. */

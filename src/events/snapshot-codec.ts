@@ -72,7 +72,7 @@ export class ValueCodec {
     this.byName.set(name, { proto: type.prototype as object, codec });
   }
 
-  encode(v: unknown, path = "state"): unknown {
+  encode(v: unknown, path = "snapshot"): unknown {
     return new Encoder(this.byType).value(v, path);
   }
 

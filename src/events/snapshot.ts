@@ -129,12 +129,15 @@ function mismatch(s: SimState, fresh: SimState): string | undefined {
   return undefined;
 }
 
-/** The capture a simulator attaches to its store: its state sealed, when that state is the one of `seq`. */
-export function snapshotCapture(key: Uint8Array, image: () => SimImage): (seq: number, head: string) => Uint8Array | undefined {
+/**
+ * The capture a simulator attaches to its store: its state sealed, when that state is the one of `seq`: when the read
+ * model, the last thing a call updates, has folded record `seq` in. (A call whose evolve threw half-way left it
+ * behind: no snapshot is taken of such a state.)
+ */
+export function snapshotCapture(key: Uint8Array, models: () => Omit<SimImage, "seq">): (seq: number, head: string) => Uint8Array | undefined {
   return (seq, head) => {
-    const now = image();
-    // The state is that of `seq` only between calls: a call whose evolve threw half-way left the read model behind.
-    if (now.seq !== seq || now.read.position !== seq) return undefined;
-    return sealSnapshot(key, now, head);
+    const { state, read } = models();
+    if (read.position !== seq) return undefined;
+    return sealSnapshot(key, { seq, state, read }, head);
   };
 }
