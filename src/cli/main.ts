@@ -30,6 +30,14 @@ commands:
   replay --store DIR [--until SEQ|ISO] [--json]
            rebuild the state after record SEQ (or the last record at or before a time) in a fresh in-memory
            simulator and print it: tokens, flags, objects (no secret values), applications, slots, logins, sessions
+  replay --check --store DIR [--json]
+           re-execute every recorded call on a fresh simulator (the store's options and key) and report each call
+           whose return code, outputs or facts differ; PINs are not in the log, so PIN checks answer from the
+           recorded outcome (labelled in the report); exit 1 when a call diverges
+  replay --spy TRACE [--profile default|softhsm2] [--store DIR] [--json]
+           re-execute an OpenSC pkcs11-spy trace (PKCS11SPY_OUTPUT) against hsmsim (default profile softhsm2),
+           mapping slot IDs and handles, and report each call whose return code or outputs differ and the
+           functions skipped; PINs in the trace are used, never written; --store records the re-execution there
   init-token --store DIR --slot N --label LABEL --so-pin PIN [--pin USER_PIN] [--profile default|softhsm2] [--slots N]
            initialise (or re-initialise, with the current SO PIN) the token in slot N, like softhsm2-util --init-token;
            --pin also sets the user PIN; a new store takes --profile and --slots
@@ -37,7 +45,7 @@ commands:
            list the store's slots and tokens, like softhsm2-util --show-slots
   help     this text
 
-exit codes: 0 done, 1 a check failed (bad record, forged checkpoint), 2 usage or a store that cannot be read`;
+exit codes: 0 done, 1 a check failed (bad record, forged checkpoint, a divergent call), 2 usage or a store that cannot be read`;
 
 /**
  * Standard output in 64 KiB writes, flushed before main returns: bin/hsmsim.js calls process.exit, which would cut
@@ -92,7 +100,7 @@ function run(argv: string[], out: (line: string) => void): number {
         throw new UsageError(`hsmsim audit: unknown subcommand ${sub === undefined ? "(none)" : `"${sub}"`} (verify or show)`);
       }
       case "replay":
-        return replay(parse(rest, { store: "value", until: "value", json: "bool" }), out);
+        return replay(parse(rest, { store: "value", until: "value", json: "bool", check: "bool", spy: "value", profile: "value" }), out);
       case "init-token":
         return initToken(parse(rest, { store: "value", slot: "value", label: "value", "so-pin": "value", pin: "value", profile: "value", slots: "value" }), out);
       case "show-slots":

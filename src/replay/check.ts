@@ -1,0 +1,337 @@
+/**
+ * Re-execution of a log (`hsmsim replay --check`): every recorded call is decided again, by today's deciders, on a
+ * fresh simulator created with the log's options and simulator key, and its return code, outputs and facts are
+ * compared with the record. `Simulator.replay` folds recorded facts; this decides again, so it finds the calls a
+ * changed decider (or a different profile, or an edited log) would answer differently.
+ *
+ * A record holds the call's arguments redacted (call-schema.ts): PINs and data as lengths, template values as
+ * lengths. What each call is re-executed with, and how far the comparison then goes (`Mode`):
+ *
+ * - exact: every argument the outcome depends on is in the record, or in its facts. Numbers, flags, handles, labels
+ *   and pointer NULL-ness are recorded; data fed to C_DigestUpdate is opened from the record's sealed fact (with the
+ *   simulator key); buffers whose content the decider ignores (C_GetAttributeValue's value buffers, C_SeedRandom's
+ *   seed, C_SetOperationState's state, mechanism parameters) are zero bytes of the recorded length. A C_CreateObject,
+ *   C_CopyObject or C_SetAttributeValue that succeeded gets its template values from the attributes its fact stored
+ *   (an exact inverse: a successful call stores every entry it was given).
+ * - pin: the call takes a PIN (C_Login, C_InitToken, C_InitPIN, C_SetPIN). No PIN is in the log, and a PIN verifier
+ *   (a keyed MAC) does not yield it, so the PIN argument is zero bytes of the recorded length (length checks are real)
+ *   and the shell's PIN comparison is an oracle that answers from the record: "no match" exactly when the record holds
+ *   a PinRejected fact, "match" otherwise. A new PIN's verifier is the one the record's fact holds. Everything else
+ *   the decider does (the checks before the comparison, the chart's decision, the facts) is decided again. Reported
+ *   separately, so that nobody reads it as a PIN check.
+ * - partial: C_Digest's data is not in the log (no fact seals it), so it is re-executed with zero bytes of the recorded
+ *   length: rv, facts and the digest's length are compared, the digest's value is not.
+ * - record: the outcome depends on argument values the log does not hold (a template's values in a failed
+ *   C_CreateObject / C_CopyObject / C_SetAttributeValue, and any non-empty C_FindObjectsInit template): not decided
+ *   again. Its recorded facts are applied instead so that the calls after it meet the recorded state; each is listed.
+ *
+ * Randomness never comes from a random source during a check: the replaying shell hands the decider the values the
+ * record's facts hold, in order (a new token's serial, a new PIN verifier, the nonce of a sealed value, re-sealing the
+ * same plaintext with it so the sealed fact compares byte for byte). C_GenerateRandom's bytes are recorded by their
+ * length only, so the check hands out zero bytes and compares the length. The clock is the record's time.
+ */
+import { Simulator, type Application, type SimulatorOptions } from "../actors/simulator.js";
+import { CALL_SCHEMA, isKnownFunction } from "../events/call-schema.js";
+import type { Call, FnName, Template } from "../events/calls.js";
+import { canonicalJson } from "../events/chain.js";
+import type { CallRecord, Fact, PinVerifier, StoredAttribute } from "../events/types.js";
+import { deriveKeys } from "../crypto/keys.js";
+import { unseal } from "../crypto/seal.js";
+import { equalBytes, hexToBytes } from "../crypto/encoding.js";
+import type { Shell } from "../functions/context.js";
+import { CK } from "../pkcs11/constants.js";
+
+export type Mode = "exact" | "pin" | "partial" | "record";
+
+export interface Outcome {
+  rv: number;
+  out?: unknown;
+  facts: unknown[];
+}
+
+export interface Divergence {
+  seq: number;
+  fn: string;
+  app: number;
+  mode: Mode;
+  /** What differs: the return code, the outputs, the facts, or the re-built arguments (a reconstruction fault). */
+  differs: ("rv" | "out" | "facts" | "args")[];
+  recorded: Outcome;
+  reexecuted: Outcome;
+}
+
+export interface CheckReport {
+  records: number;
+  /** Calls per mode (see the module comment). */
+  modes: Record<Mode, number>;
+  /** The functions of the `pin`, `partial` and `record` calls, with counts. */
+  byMode: Record<Exclude<Mode, "exact">, Record<string, number>>;
+  divergences: Divergence[];
+  /** The sequences of the calls applied from the record, not decided again (the first 10,000). */
+  unchecked: number[];
+  /** The check could not go on (recorded facts did not apply to the re-executed state). */
+  stopped?: { seq: number; reason: string };
+}
+
+export interface CheckOptions {
+  /** The options and simulator key the log was written with (simulator.json). */
+  simulator: Omit<SimulatorOptions, "store" | "clock" | "randomBytes" | "shell">;
+  /** Called after each record (progress). */
+  progress?: (seq: number) => void;
+  /** Stop after this many divergences (default: all). */
+  maxDivergences?: number;
+}
+
+const zeros = (n: number) => new Uint8Array(n);
+const lenOf = (v: unknown): number | null =>
+  v !== null && typeof v === "object" && typeof (v as { len?: unknown }).len === "number" ? (v as { len: number }).len : null;
+
+/** A JSON value as the log holds it, so re-executed and recorded values compare as text. */
+const json = (v: unknown): string => (v === undefined ? "undefined" : canonicalJson(JSON.parse(JSON.stringify(v))));
+
+interface Rebuilt {
+  call?: Call;
+  mode: Mode;
+  /** Why the call is applied from the record (mode "record"). */
+  why?: string;
+}
+
+/** Template values from the attributes a successful call stored (sealed ones opened with the simulator key). */
+function templateFrom(
+  tpl: { type: number; len: number | null }[],
+  stored: StoredAttribute[] | undefined,
+  openSealed: (sealed: string) => Uint8Array,
+): Template[] | undefined {
+  const by = new Map((stored ?? []).map((a) => [a.type, a]));
+  const out: Template[] = [];
+  for (const t of tpl) {
+    if (t.len === null) {
+      out.push({ type: t.type, value: null });
+      continue;
+    }
+    const a = by.get(t.type);
+    const value = a === undefined ? undefined : "sealed" in a ? openSealed(a.sealed) : hexToBytes(a.value);
+    if (value === undefined || value.length !== t.len) return undefined;
+    out.push({ type: t.type, value });
+  }
+  return out;
+}
+
+/** The call a record describes, with arguments rebuilt as the module comment says, or why it cannot be. */
+function rebuild(r: CallRecord, openSealed: (sealed: string) => Uint8Array): Rebuilt {
+  const a = r.args as Record<string, unknown>;
+  if (!isKnownFunction(r.fn)) return { call: { fn: r.fn } as unknown as Call, mode: "exact" };
+  const fn: FnName = r.fn;
+  // A call whose arguments had the wrong shape was answered CKR_ARGUMENTS_BAD without being decided: any malformed
+  // arguments reproduce that.
+  if (a.invalid === true) return { call: { fn, args: "invalid" } as unknown as Call, mode: "exact" };
+  const ok = r.rv === CK.CKR_OK;
+  const fact = <T extends Fact["type"]>(type: T) => r.facts.find((f) => f.type === type) as Extract<Fact, { type: T }> | undefined;
+  let mode: Mode = "exact";
+  const args: Record<string, unknown> = {};
+  for (const [name, kind] of Object.entries(CALL_SCHEMA[fn])) {
+    const v = a[name];
+    if (v === undefined) continue;
+    switch (kind) {
+      case "pin":
+        mode = "pin";
+        args[name] = v === null ? null : zeros(lenOf(v) ?? 0);
+        break;
+      case "bytes": {
+        if (v === null) {
+          args[name] = null;
+          break;
+        }
+        const n = lenOf(v) ?? 0;
+        const sealed = fn === "C_DigestUpdate" ? fact("DigestUpdated")?.sealed : undefined;
+        if (sealed !== undefined) args[name] = openSealed(sealed);
+        else {
+          if (fn === "C_Digest" && ok) mode = "partial";
+          args[name] = zeros(n);
+        }
+        break;
+      }
+      case "label":
+        args[name] = v === null ? null : new Uint8Array(Buffer.from(String(v), "latin1"));
+        break;
+      case "mechanism":
+        args[name] =
+          v === null ? null : { mechanism: (v as { mechanism: number }).mechanism, parameter: (() => { const n = lenOf((v as { parameter?: unknown }).parameter); return n === null ? null : zeros(n); })() };
+        break;
+      case "template": {
+        if (v === null) {
+          args[name] = null;
+          break;
+        }
+        const tpl = v as { type: number; len: number | null }[];
+        if (fn === "C_GetAttributeValue") {
+          // Only the buffers' presence and size matter: the values come from the object.
+          args[name] = tpl.map((t) => ({ type: t.type, value: t.len === null ? null : zeros(t.len) }));
+          break;
+        }
+        if (tpl.length === 0) {
+          args[name] = [];
+          break;
+        }
+        let values: Template[] | undefined;
+        if (ok && (fn === "C_CreateObject" || fn === "C_CopyObject")) values = templateFrom(tpl, fact("ObjectCreated")?.object.attrs, openSealed);
+        else if (ok && fn === "C_SetAttributeValue") values = templateFrom(tpl, fact("AttributesChanged")?.attrs, openSealed);
+        if (!values) {
+          return {
+            mode: "record",
+            why: fn === "C_FindObjectsInit" ? "the search template's values are not in the log" : "the template's values are not in the log (the call failed, so no fact holds them)",
+          };
+        }
+        args[name] = values;
+        break;
+      }
+      default:
+        // Numbers, booleans, NULL output pointers and opaque values (C_Initialize's pInitArgs) are recorded as given.
+        args[name] = v;
+    }
+  }
+  return { call: { fn, args } as Call, mode };
+}
+
+/** What the record's facts say the decider drew, in the order it drew them. */
+interface Draws {
+  serials: string[];
+  verifiers: PinVerifier[];
+  sealed: string[];
+  pinRejected: boolean;
+}
+
+function drawsOf(r: CallRecord): Draws {
+  const d: Draws = { serials: [], verifiers: [], sealed: [], pinRejected: false };
+  for (const f of r.facts) {
+    if (f.type === "TokenInitialized" && !f.reinit) {
+      d.serials.push(f.serial);
+      d.verifiers.push(f.soPin);
+    } else if (f.type === "UserPinSet" || f.type === "SoPinSet") d.verifiers.push(f.pin);
+    else if (f.type === "PinRejected") d.pinRejected = true;
+    collectSealed(f, d.sealed);
+  }
+  return d;
+}
+
+/** Every sealed value a fact holds (`sealed` fields, at any depth: digest data now, key material later), in order. */
+function collectSealed(v: unknown, out: string[]): void {
+  if (v === null || typeof v !== "object") return;
+  for (const [k, x] of Object.entries(v)) {
+    if (k === "sealed" && typeof x === "string") out.push(x);
+    else collectSealed(x, out);
+  }
+}
+
+export function checkRecords(records: Iterable<CallRecord>, opts: CheckOptions): CheckReport {
+  let current: CallRecord | undefined;
+  let draws: Draws = drawsOf({ facts: [] } as unknown as CallRecord);
+  let pinAsked = false;
+  // The random source: empty, except for the nonce a replayed seal is about to draw.
+  let nonce: Uint8Array | undefined;
+  const feed = (n: number): Uint8Array => {
+    if (nonce && nonce.length === n) {
+      const x = nonce;
+      nonce = undefined;
+      return x;
+    }
+    return zeros(n);
+  };
+  const shell = (base: Shell): Shell => ({
+    ...base,
+    pinMatches: () => {
+      pinAsked = true;
+      return !draws.pinRejected;
+    },
+    newPinVerifier: (pin) => draws.verifiers.shift() ?? base.newPinVerifier(pin),
+    newSerial: () => draws.serials.shift() ?? base.newSerial(),
+    seal: (data) => {
+      // The recorded sealed value that holds these bytes: sealing them again with its nonce gives it back exactly.
+      // (Found by content, not position: a fact may also carry sealed values copied from an earlier one.)
+      const i = draws.sealed.findIndex((s) => equalBytes(opened(s), data));
+      nonce = i < 0 ? undefined : hexToBytes(draws.sealed.splice(i, 1)[0]!.slice(0, 48));
+      return base.seal(data);
+    },
+  });
+  if (!opts.simulator.simulatorKey) throw new RangeError(`"simulator.simulatorKey" is needed to re-execute a log`);
+  const keys = deriveKeys(opts.simulator.simulatorKey);
+  const opened = (sealed: string): Uint8Array => {
+    try {
+      return unseal(keys.seal, sealed);
+    } catch {
+      return new Uint8Array(0);
+    }
+  };
+  const sim = new Simulator({ ...opts.simulator, clock: () => current?.time ?? 0, randomBytes: feed, shell });
+  let captured: CallRecord | undefined;
+  sim.subscribe((rec) => (captured = rec));
+
+  const apps = new Map<number, Application>();
+  const report: CheckReport = {
+    records: 0,
+    modes: { exact: 0, pin: 0, partial: 0, record: 0 },
+    byMode: { pin: {}, partial: {}, record: {} },
+    divergences: [],
+    unchecked: [],
+  };
+  const max = opts.maxDivergences ?? Infinity;
+  const count = (mode: Mode, fn: string) => {
+    report.modes[mode]++;
+    if (mode !== "exact") report.byMode[mode][fn] = (report.byMode[mode][fn] ?? 0) + 1;
+  };
+
+  for (const r of records) {
+    report.records++;
+    current = r;
+    const rebuilt = rebuild(r, opened);
+    if (!rebuilt.call) {
+      count("record", r.fn);
+      if (report.unchecked.length < 10_000) report.unchecked.push(r.seq);
+      try {
+        sim.ingest(r);
+      } catch (e) {
+        report.stopped = { seq: r.seq, reason: `its recorded facts do not apply to the re-executed state: ${(e as Error).message}` };
+        break;
+      }
+      opts.progress?.(r.seq);
+      continue;
+    }
+    draws = drawsOf(r);
+    pinAsked = false;
+    captured = undefined;
+    const caller = (r.app !== 0 && apps.get(r.app)) || sim.application();
+    sim.dispatch(caller, rebuilt.call);
+    const mode: Mode = rebuilt.mode === "exact" && pinAsked ? "pin" : rebuilt.mode;
+    count(mode, r.fn);
+    if (r.fn === "C_Initialize") {
+      const recordedApp = (r.out as { app?: number } | undefined)?.app;
+      if (typeof recordedApp === "number") apps.set(recordedApp, caller);
+    }
+    const again = captured as CallRecord | undefined;
+    if (!again) {
+      report.stopped = { seq: r.seq, reason: "the re-executed call was not recorded (the check's store refused it)" };
+      break;
+    }
+    const differs: Divergence["differs"] = [];
+    if (again.rv !== r.rv) differs.push("rv");
+    const outOf = (x: CallRecord) => (mode === "partial" && x.out ? { ...(x.out as object), digest: "(not compared)" } : x.out);
+    if (json(outOf(again)) !== json(outOf(r))) differs.push("out");
+    if (json(again.facts) !== json(r.facts)) differs.push("facts");
+    if (json(again.args) !== json(r.args)) differs.push("args");
+    if (differs.length && report.divergences.length < max) {
+      report.divergences.push({
+        seq: r.seq,
+        fn: r.fn,
+        app: r.app,
+        mode,
+        differs,
+        recorded: outcome(r),
+        reexecuted: outcome(again),
+      });
+    }
+    opts.progress?.(r.seq);
+  }
+  return report;
+}
+
+const outcome = (r: CallRecord): Outcome => ({ rv: r.rv, ...(r.out !== undefined ? { out: JSON.parse(JSON.stringify(r.out)) } : {}), facts: JSON.parse(JSON.stringify(r.facts)) });

@@ -1,0 +1,560 @@
+/**
+ * Re-execution of a pkcs11-spy trace (`hsmsim replay --spy`): each call the trace records is made again against an
+ * hsmsim simulator, through its one dispatcher, and hsmsim's return code and outputs are compared with the traced
+ * module's.
+ *
+ * - Processes: each process block of the trace (one pkcs11-spy banner) is one application. A process that ended
+ *   without C_Finalize (a tool that aborted) is finalized on its behalf when its block ends, as the process's exit
+ *   ended its sessions on the real module; the report says so.
+ * - Handles: slot IDs, session handles and object handles are the traced module's; hsmsim's may differ. They are
+ *   mapped as outputs establish them (C_GetSlotList's list by position, C_OpenSession's handle, C_CreateObject's and
+ *   C_CopyObject's handle, C_FindObjects' handles by position), and arguments are translated through the maps; a value
+ *   never seen as an output is passed as it is (an invalid handle stays invalid). A handle seen again must map to the
+ *   same hsmsim handle: C_FindObjects naming another object is a divergence.
+ * - Serials: a new token's serial is the one the trace shows for it later (the first serial number a C_GetTokenInfo
+ *   reveals after the C_InitToken that does not belong to a token hsmsim has), so that SoftHSM's slot IDs, derived from
+ *   serials, are the trace's; with no such serial hsmsim draws one and the report shows the difference.
+ * - Time: each call is made at the trace's timestamp; C_GetTokenInfo's utcTime is not compared (the module read its
+ *   clock after pkcs11-spy printed the time, so the two may straddle a second).
+ * - PINs: the trace's PIN bytes are passed to hsmsim, which records them only by length; no PIN is printed, stored or
+ *   put in the report (the report holds return codes and outputs only).
+ * - Skipped calls: a function hsmsim's dispatcher does not have (its function table, `CALL_SCHEMA`), a function whose
+ *   arguments this reader cannot rebuild from the trace, and a call the trace cut off before it returned. Each is
+ *   counted by function with the reason.
+ */
+import { Simulator, type Application, type SimulatorOptions } from "../actors/simulator.js";
+import { isKnownFunction } from "../events/call-schema.js";
+import type { Call, FnName, Template } from "../events/calls.js";
+import type { Shell } from "../functions/context.js";
+import { CK } from "../pkcs11/constants.js";
+import { bufferOf, infoOf, templateOf, ulongOf, type SpyCall, type SpyField, type SpyTrace } from "./spy-parse.js";
+
+export interface SpyDiff {
+  field: string;
+  trace: unknown;
+  hsmsim: unknown;
+}
+
+export interface SpyDivergence {
+  process: number;
+  index: number;
+  line: number;
+  fn: string;
+  rv: { trace: number; hsmsim: number };
+  diffs: SpyDiff[];
+}
+
+export interface SpyReport {
+  processes: number;
+  calls: number;
+  reexecuted: number;
+  /** Re-executed calls with the same rv and outputs. */
+  matched: number;
+  /** Re-executed calls by function. */
+  compared: Record<string, number>;
+  divergences: SpyDivergence[];
+  /** Skipped calls by function: how many, and why. */
+  skipped: Record<string, { count: number; reason: string }>;
+  /** Processes finalized on their behalf (their block ended without C_Finalize). */
+  finalizedOnBehalf: number;
+  /** New tokens whose serial came from the trace; and those for which the trace showed none. */
+  serials: { fromTrace: number; drawn: number };
+}
+
+type Maps = { slots: Map<number, number>; sessions: Map<number, number>; objects: Map<number, number> };
+
+const MECH_BY_NAME = new Map<string, number>();
+const CKU_BY_NAME = new Map<string, number>();
+const ENUM_BY_NAME = new Map<string, number>();
+for (const [k, v] of Object.entries(CK)) {
+  if (typeof v !== "number") continue;
+  if (k.startsWith("CKM_")) MECH_BY_NAME.set(k, v);
+  if (k.startsWith("CKU_")) CKU_BY_NAME.set(k, v);
+  if (/^CK[OKC]_/.test(k)) ENUM_BY_NAME.set(k, v);
+}
+
+/** A mechanism as printed: a name, or `Unknown Mechanism (%08lx)`, or a number. */
+function mechanismOf(s: string): number | undefined {
+  const v = s.trim();
+  const unknown = /Unknown Mechanism \(([0-9a-f]+)\)/i.exec(v);
+  if (unknown) return parseInt(unknown[1]!, 16);
+  return MECH_BY_NAME.get(v) ?? ulongOf(v);
+}
+
+function ulongBytes(v: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(v), true);
+  return b;
+}
+
+/** Why a call cannot be rebuilt from the trace. */
+class NotReadable extends Error {}
+
+const fieldOf = (c: SpyCall, dir: "in" | "out", name: string | RegExp): SpyField | undefined =>
+  c.fields.find((f) => f.dir === dir && (typeof name === "string" ? f.name === name : name.test(f.name)));
+
+function need<T>(v: T | undefined, what: string): T {
+  if (v === undefined) throw new NotReadable(what);
+  return v;
+}
+
+function ulongIn(c: SpyCall, name: string): number {
+  const f = need(fieldOf(c, "in", name), `no [in] ${name}`);
+  return need(ulongOf(f.value), `[in] ${name} is not a number`);
+}
+
+/** An input buffer's bytes (PINs, data, labels), or null for a NULL pointer. */
+function bytesIn(c: SpyCall, name: RegExp): Uint8Array | null {
+  const f = need(fieldOf(c, "in", name), `no [in] ${name.source}`);
+  const b = need(bufferOf(f.value, f.lines), `[in] ${f.name} is not a buffer`).buf;
+  if (b.isNull) return null;
+  if (b.len === 0) return new Uint8Array(0);
+  return need(b.bytes, `[in] ${f.name}'s bytes are not in the trace`);
+}
+
+/** A template with values (print_attribute_list: C_CreateObject, C_SetAttributeValue, C_FindObjectsInit, ...). */
+function valueTemplate(c: SpyCall): Template[] {
+  const f = need(fieldOf(c, "in", /^pTemplate\[\d+\]:?$/), "no [in] pTemplate");
+  const attrs = need(templateOf(f), "the template is not readable");
+  return attrs.map((a) => {
+    if (a.shown !== undefined) {
+      if (a.shown === "True" || a.shown === "False") return { type: a.type, value: new Uint8Array([a.shown === "True" ? 1 : 0]) };
+      const notFound = /^Value ([0-9A-F]+) not found/i.exec(a.shown);
+      const n = notFound ? parseInt(notFound[1]!, 16) : ENUM_BY_NAME.get(a.shown);
+      if (n === undefined) throw new NotReadable(`the value of ${a.name} ("${a.shown}") is not readable`);
+      return { type: a.type, value: ulongBytes(n) };
+    }
+    const b = a.buffer!;
+    if (b.isNull) return { type: a.type, value: null };
+    if (b.len === 0) return { type: a.type, value: new Uint8Array(0) };
+    return { type: a.type, value: need(b.bytes, `the value of ${a.name} is not in the trace`) };
+  });
+}
+
+/** A C_GetAttributeValue request template (print_attribute_list_req): buffers by presence and size. */
+function requestTemplate(c: SpyCall): Template[] {
+  const f = need(fieldOf(c, "in", /^pTemplate\[\d+\]:?$/), "no [in] pTemplate");
+  const attrs = need(templateOf(f), "the template is not readable");
+  return attrs.map((a) => ({ type: a.type, value: !a.buffer || a.buffer.isNull ? null : new Uint8Array(a.buffer.len) }));
+}
+
+const OK = CK.CKR_OK;
+const TOO_SMALL = CK.CKR_BUFFER_TOO_SMALL;
+
+/** The call to make for a traced call, its handles mapped. */
+function rebuild(c: SpyCall, fn: FnName, maps: Maps): Call {
+  const slot = (name = "slotID") => {
+    const v = ulongIn(c, name);
+    return maps.slots.get(v) ?? v;
+  };
+  const session = () => {
+    const v = ulongIn(c, "hSession");
+    return maps.sessions.get(v) ?? v;
+  };
+  const object = (name = "hObject") => {
+    const v = ulongIn(c, name);
+    return maps.objects.get(v) ?? v;
+  };
+  /** An output buffer's capacity as far as the trace tells: its printed length when the call succeeded. */
+  const outCapacity = (name: RegExp): number | null => {
+    const f = need(fieldOf(c, "out", name), `no [out] ${name.source}`);
+    const b = need(bufferOf(f.value, f.lines), `[out] ${f.name} is not a buffer`).buf;
+    if (b.isNull) return null;
+    return c.rv === TOO_SMALL ? 0 : b.len;
+  };
+  const listCapacity = (name: RegExp): number | null => {
+    const f = fieldOf(c, "out", name);
+    if (!f) {
+      // A failed call prints no list; what the caller passed is not in the trace.
+      if (c.rv === OK) throw new NotReadable(`no [out] ${name.source}`);
+      return null;
+    }
+    if (f.lines.some((l) => /^Count is \d+$/.test(l.trim()))) return null;
+    return c.rv === TOO_SMALL ? 0 : f.lines.filter((l) => l.trim() !== "").length;
+  };
+  switch (fn) {
+    case "C_Initialize": {
+      const f = fieldOf(c, "in", "pInitArgs");
+      if (f && f.value !== "(nil)" && f.value !== "NULL") throw new NotReadable("C_Initialize's init arguments are not read from traces");
+      return { fn, args: {} };
+    }
+    case "C_Finalize":
+    case "C_GetInfo":
+      return { fn, args: {} } as Call;
+    case "C_GetSlotList":
+      return { fn, args: { tokenPresent: ulongIn(c, "tokenPresent") !== 0, pSlotList: listCapacity(/^pSlotList:?$/) } };
+    case "C_GetSlotInfo":
+    case "C_GetTokenInfo":
+      return { fn, args: { slotID: slot() } } as Call;
+    case "C_GetMechanismList":
+      return { fn, args: { slotID: slot(), pMechanismList: listCapacity(/^pMechanismList(\[\d+\])?:?$/) } };
+    case "C_GetMechanismInfo":
+      return { fn, args: { slotID: slot(), type: need(mechanismOf(need(fieldOf(c, "in", "type"), "no [in] type").value), "the mechanism is not readable") } };
+    case "C_InitToken": {
+      const label = bytesIn(c, /^pLabel/);
+      return { fn, args: { slotID: slot(), pin: bytesIn(c, /^pPin/), label } };
+    }
+    case "C_InitPIN":
+      return { fn, args: { hSession: session(), pin: bytesIn(c, /^pPin/) } };
+    case "C_SetPIN":
+      return { fn, args: { hSession: session(), oldPin: bytesIn(c, /^pOldPin/), newPin: bytesIn(c, /^pNewPin/) } };
+    case "C_OpenSession":
+      return { fn, args: { slotID: slot(), flags: ulongIn(c, "flags") } };
+    case "C_CloseSession":
+    case "C_GetSessionInfo":
+    case "C_Logout":
+    case "C_FindObjectsFinal":
+    case "C_GetFunctionStatus":
+    case "C_CancelFunction":
+      return { fn, args: { hSession: session() } } as Call;
+    case "C_CloseAllSessions":
+      return { fn, args: { slotID: slot() } };
+    case "C_Login": {
+      const ut = need(fieldOf(c, "in", "userType"), "no [in] userType").value.trim();
+      const userType = need(CKU_BY_NAME.get(ut) ?? ulongOf(ut), `user type ${ut} is not readable`);
+      return { fn, args: { hSession: session(), userType, pin: bytesIn(c, /^pPin/) } };
+    }
+    case "C_CreateObject":
+      return { fn, args: { hSession: session(), template: valueTemplate(c) } };
+    case "C_CopyObject":
+      return { fn, args: { hSession: session(), hObject: object(), template: valueTemplate(c) } };
+    case "C_SetAttributeValue":
+      return { fn, args: { hSession: session(), hObject: object(), template: valueTemplate(c) } };
+    case "C_FindObjectsInit":
+      return { fn, args: { hSession: session(), template: valueTemplate(c) } };
+    case "C_DestroyObject":
+    case "C_GetObjectSize":
+      return { fn, args: { hSession: session(), hObject: object() } } as Call;
+    case "C_GetAttributeValue":
+      return { fn, args: { hSession: session(), hObject: object(), template: requestTemplate(c) } };
+    case "C_FindObjects":
+      return { fn, args: { hSession: session(), maxCount: ulongIn(c, "ulMaxObjectCount") } };
+    case "C_DigestInit": {
+      const type = need(mechanismOf(need(fieldOf(c, "in", "pMechanism->type"), "no [in] pMechanism->type").value), "the mechanism is not readable");
+      const p = fieldOf(c, "in", /^pMechanism->pParameter/);
+      const param = p ? need(bufferOf(p.value, p.lines), "the mechanism parameter is not readable").buf : undefined;
+      return { fn, args: { hSession: session(), mechanism: { mechanism: type, parameter: !param || param.isNull ? null : (param.bytes ?? new Uint8Array(param.len)) } } };
+    }
+    case "C_DigestUpdate":
+      return { fn, args: { hSession: session(), data: bytesIn(c, /^pPart/) } };
+    case "C_Digest":
+      return { fn, args: { hSession: session(), data: bytesIn(c, /^pData/), outLen: c.rv === OK || c.rv === TOO_SMALL ? outCapacity(/^pDigest/) : 64 } };
+    case "C_DigestFinal":
+      return { fn, args: { hSession: session(), outLen: c.rv === OK || c.rv === TOO_SMALL ? outCapacity(/^pDigest/) : 64 } };
+    case "C_SeedRandom":
+      return { fn, args: { hSession: session(), seed: bytesIn(c, /^pSeed/) } };
+    case "C_GenerateRandom": {
+      const f = need(fieldOf(c, "out", /^RandomData/), "no [out] RandomData");
+      const b = need(bufferOf(f.value, f.lines), "[out] RandomData is not a buffer").buf;
+      return { fn, args: { hSession: session(), ulRandomLen: b.len, ...(b.isNull ? { pRandomData: null } : {}) } };
+    }
+    default:
+      throw new NotReadable("no trace reader for its arguments yet");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Comparing outputs.
+
+const pad = (s: string) => s;
+const versionText = (v: { major: number; minor: number }) => `${v.major}.${v.minor}`;
+
+function compareInfo(f: SpyField | undefined, out: Record<string, unknown>, keys: [trace: string, ours: string, kind: "text" | "num" | "hex" | "ver"][], diffs: SpyDiff[]): void {
+  if (!f) return;
+  const info = infoOf(f);
+  for (const [tk, ok, kind] of keys) {
+    const t = info.get(tk);
+    if (t === undefined) continue;
+    const o = out[ok];
+    let same: boolean;
+    let shown: unknown = o;
+    if (kind === "text") same = pad(String(o)) === t;
+    else if (kind === "ver") {
+      shown = versionText(o as { major: number; minor: number });
+      same = shown === t;
+    } else if (kind === "hex") {
+      same = parseInt(t, 16) === o;
+      shown = (o as number).toString(16);
+    } else same = ulongOf(t) === o;
+    if (!same) diffs.push({ field: ok, trace: t, hsmsim: shown });
+  }
+}
+
+const TOKEN_KEYS: [string, string, "text" | "num" | "hex" | "ver"][] = [
+  ["label", "label", "text"],
+  ["manufacturerID", "manufacturerID", "text"],
+  ["model", "model", "text"],
+  ["serialNumber", "serialNumber", "text"],
+  ["ulMaxSessionCount", "maxSessionCount", "num"],
+  ["ulSessionCount", "sessionCount", "num"],
+  ["ulMaxRwSessionCount", "maxRwSessionCount", "num"],
+  ["ulRwSessionCount", "rwSessionCount", "num"],
+  ["ulMaxPinLen", "maxPinLen", "num"],
+  ["ulMinPinLen", "minPinLen", "num"],
+  ["ulTotalPublicMemory", "totalPublicMemory", "num"],
+  ["ulFreePublicMemory", "freePublicMemory", "num"],
+  ["ulTotalPrivateMemory", "totalPrivateMemory", "num"],
+  ["ulFreePrivateMemory", "freePrivateMemory", "num"],
+  ["hardwareVersion", "hardwareVersion", "ver"],
+  ["firmwareVersion", "firmwareVersion", "ver"],
+  ["flags", "flags", "hex"],
+];
+const SLOT_KEYS: [string, string, "text" | "num" | "hex" | "ver"][] = [
+  ["slotDescription", "slotDescription", "text"],
+  ["manufacturerID", "manufacturerID", "text"],
+  ["hardwareVersion", "hardwareVersion", "ver"],
+  ["firmwareVersion", "firmwareVersion", "ver"],
+  ["flags", "flags", "hex"],
+];
+const MODULE_KEYS: [string, string, "text" | "num" | "hex" | "ver"][] = [
+  ["cryptokiVersion", "cryptokiVersion", "ver"],
+  ["manufacturerID", "manufacturerID", "text"],
+  ["flags", "flags", "hex"],
+  ["libraryDescription", "libraryDescription", "text"],
+  ["libraryVersion", "libraryVersion", "ver"],
+];
+
+/** Map trace handles to hsmsim's position by position; a handle already mapped must map the same way. */
+function mapHandles(map: Map<number, number>, trace: number[], ours: number[], field: string, diffs: SpyDiff[]): void {
+  if (trace.length !== ours.length) {
+    diffs.push({ field: `${field} (count)`, trace: trace.length, hsmsim: ours.length });
+    return;
+  }
+  trace.forEach((t, i) => {
+    const known = map.get(t);
+    if (known !== undefined && known !== ours[i]) diffs.push({ field: `${field}[${i}]`, trace: t, hsmsim: `${ours[i]} (the trace's ${t} was hsmsim's ${known})` });
+    else map.set(t, ours[i]!);
+  });
+}
+
+const hexOf = (b: Uint8Array | null | undefined) => (b ? Buffer.from(b).toString("hex") : null);
+
+/** Compare a re-executed call's outputs with the trace's, and learn handle mappings from them. */
+function compareOut(c: SpyCall, fn: FnName, out: Record<string, unknown> | undefined, rv: number, maps: Maps, diffs: SpyDiff[]): void {
+  if (!out) return;
+  const bothOk = rv === OK && c.rv === OK;
+  switch (fn) {
+    case "C_GetInfo":
+      if (bothOk) compareInfo(fieldOf(c, "out", /^pInfo:?$/), out, MODULE_KEYS, diffs);
+      break;
+    case "C_GetSlotInfo":
+      if (bothOk) compareInfo(fieldOf(c, "out", /^pInfo:?$/), out, SLOT_KEYS, diffs);
+      break;
+    case "C_GetTokenInfo":
+      if (bothOk) compareInfo(fieldOf(c, "out", /^pInfo:?$/), out, TOKEN_KEYS, diffs);
+      break;
+    case "C_GetSlotList": {
+      const f = fieldOf(c, "out", /^pSlotList:?$/);
+      if (!f || (rv !== OK && rv !== TOO_SMALL)) break;
+      const count = f.lines.map((l) => /^Count is (\d+)$/.exec(l.trim())).find(Boolean);
+      const traceCount = fieldOf(c, "out", "*pulCount");
+      const tc = count ? Number(count[1]) : traceCount ? ulongOf(traceCount.value) : undefined;
+      if (tc !== undefined && tc !== out.count) diffs.push({ field: "count", trace: tc, hsmsim: out.count });
+      if (!count && bothOk) {
+        const slots = f.lines.map((l) => /^Slot (\d+)$/.exec(l.trim())).filter(Boolean).map((m) => Number(m![1]));
+        mapHandles(maps.slots, slots, out.slots as number[], "slots", diffs);
+      }
+      break;
+    }
+    case "C_GetMechanismList": {
+      const f = fieldOf(c, "out", /^pMechanismList/);
+      if (!f || (rv !== OK && rv !== TOO_SMALL)) break;
+      const count = f.lines.map((l) => /^Count is (\d+)$/.exec(l.trim())).find(Boolean);
+      if (count) {
+        if (Number(count[1]) !== out.count) diffs.push({ field: "count", trace: Number(count[1]), hsmsim: out.count });
+        break;
+      }
+      if (!bothOk) break;
+      const traced = f.lines.map((l) => l.trim()).filter(Boolean).map((l) => mechanismOf(l) ?? l);
+      const ours = out.mechanisms as number[];
+      const name = (m: unknown) => (typeof m === "number" ? [...MECH_BY_NAME].find(([, v]) => v === m)?.[0] ?? `0x${m.toString(16)}` : String(m));
+      const missing = traced.filter((m) => !ours.includes(m as number)).map(name);
+      const extra = ours.filter((m) => !traced.includes(m)).map(name);
+      if (missing.length || extra.length) diffs.push({ field: "mechanisms", trace: { notInHsmsim: missing }, hsmsim: { notInTrace: extra } });
+      else if (traced.join() !== ours.join()) diffs.push({ field: "mechanisms (order)", trace: traced.map(name), hsmsim: ours.map(name) });
+      break;
+    }
+    case "C_GetMechanismInfo": {
+      const f = fieldOf(c, "out", /^pInfo:?$/);
+      const m = f && /min:(\d+) max:(\d+) flags:0x([0-9A-F]+)/i.exec(f.lines.join(" "));
+      if (!bothOk || !m) break;
+      const t = { minKeySize: Number(m[1]), maxKeySize: Number(m[2]), flags: parseInt(m[3]!, 16) };
+      for (const k of ["minKeySize", "maxKeySize", "flags"] as const) if (t[k] !== out[k]) diffs.push({ field: k, trace: t[k], hsmsim: out[k] });
+      break;
+    }
+    case "C_OpenSession": {
+      const f = fieldOf(c, "out", "*phSession");
+      const t = f && ulongOf(f.value);
+      if (bothOk && t !== undefined) mapHandles(maps.sessions, [t], [out.hSession as number], "hSession", diffs);
+      break;
+    }
+    case "C_CreateObject":
+    case "C_CopyObject": {
+      const f = fieldOf(c, "out", /^\*ph(New)?Object$/);
+      const t = f && ulongOf(f.value);
+      if (bothOk && t !== undefined) mapHandles(maps.objects, [t], [out.hObject as number], "hObject", diffs);
+      break;
+    }
+    case "C_FindObjects": {
+      if (!bothOk) break;
+      const f = fieldOf(c, "out", "ulObjectCount");
+      if (!f) break;
+      const handles = f.lines.map((l) => /^Object (0x[0-9a-f]+|\d+) matches$/i.exec(l.trim())).filter(Boolean).map((m) => Number(m![1]));
+      mapHandles(maps.objects, handles, out.handles as number[], "handles", diffs);
+      break;
+    }
+    case "C_GetSessionInfo": {
+      const f = fieldOf(c, "out", /^pInfo:?$/);
+      if (!bothOk || !f) break;
+      const info = infoOf(f);
+      const slotID = ulongOf(info.get("slotID") ?? "");
+      if (slotID !== undefined && (maps.slots.get(slotID) ?? slotID) !== out.slotID) diffs.push({ field: "slotID", trace: slotID, hsmsim: out.slotID });
+      const state = info.get("state")?.trim();
+      const ours = Object.entries(CK).find(([k, v]) => k.startsWith("CKS_") && v === out.state)?.[0];
+      if (state !== undefined && state !== ours) diffs.push({ field: "state", trace: state, hsmsim: ours });
+      const flags = info.get("flags");
+      if (flags !== undefined && parseInt(flags, 16) !== out.flags) diffs.push({ field: "flags", trace: flags, hsmsim: (out.flags as number).toString(16) });
+      break;
+    }
+    case "C_GetObjectSize": {
+      const f = fieldOf(c, "out", "*pulSize");
+      const t = f && ulongOf(f.value);
+      if (bothOk && t !== undefined && t !== out.size) diffs.push({ field: "size", trace: t, hsmsim: out.size });
+      break;
+    }
+    case "C_GetAttributeValue": {
+      const f = fieldOf(c, "out", /^pTemplate\[\d+\]:?$/);
+      const attrs = f && templateOf(f);
+      if (!attrs) break;
+      const ours = out.attrs as { type: number; value: Uint8Array | null; length: number }[];
+      attrs.forEach((a, i) => {
+        const o = ours[i];
+        if (!o) return;
+        const name = a.name;
+        if (a.shown !== undefined) {
+          // A value printed by meaning: a boolean or an enum.
+          const v = o.value;
+          const ourShown = !v ? null : v.length === 1 ? (v[0] ? "True" : "False") : v.length === 8 ? [...ENUM_BY_NAME].find(([k, n]) => n === Number(new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0, true)) && k.startsWith(name === "CKA_CLASS" ? "CKO_" : name === "CKA_KEY_TYPE" ? "CKK_" : "CKC_"))?.[0] : undefined;
+          if (ourShown !== undefined && ourShown !== a.shown) diffs.push({ field: name, trace: a.shown, hsmsim: ourShown });
+          return;
+        }
+        const b = a.buffer!;
+        if (b.len !== o.length) diffs.push({ field: `${name} (length)`, trace: b.len === CK.CK_UNAVAILABLE_INFORMATION ? -1 : b.len, hsmsim: o.length === CK.CK_UNAVAILABLE_INFORMATION ? -1 : o.length });
+        else if (b.bytes && o.value && hexOf(b.bytes) !== hexOf(o.value)) diffs.push({ field: name, trace: hexOf(b.bytes), hsmsim: hexOf(o.value) });
+      });
+      break;
+    }
+    case "C_Digest":
+    case "C_DigestFinal": {
+      const f = fieldOf(c, "out", /^pDigest/);
+      const b = f && bufferOf(f.value, f.lines)?.buf;
+      if (!b) break;
+      if (b.len !== out.length && (rv === OK || rv === TOO_SMALL)) diffs.push({ field: "length", trace: b.len, hsmsim: out.length });
+      else if (bothOk && b.bytes && hexOf(b.bytes) !== hexOf(out.digest as Uint8Array | null)) diffs.push({ field: "digest", trace: hexOf(b.bytes), hsmsim: hexOf(out.digest as Uint8Array) });
+      break;
+    }
+    case "C_GenerateRandom": {
+      // Random bytes differ by design; their number is compared.
+      const f = fieldOf(c, "out", /^RandomData/);
+      const b = f && bufferOf(f.value, f.lines)?.buf;
+      if (bothOk && b && b.len !== (out.random as Uint8Array).length) diffs.push({ field: "length", trace: b.len, hsmsim: (out.random as Uint8Array).length });
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface SpyRunOptions {
+  simulator: Omit<SimulatorOptions, "clock" | "shell">;
+  progress?: (done: number, total: number) => void;
+}
+
+export function runSpyTrace(trace: SpyTrace, opts: SpyRunOptions): { report: SpyReport; simulator: Simulator } {
+  // The serials the trace reveals, with the index of the call that first shows each.
+  const firstSeen = new Map<string, number>();
+  trace.calls.forEach((c, i) => {
+    if (c.fn !== "C_GetTokenInfo" || c.rv !== OK) return;
+    const f = fieldOf(c, "out", /^pInfo:?$/);
+    const serial = f ? infoOf(f).get("serialNumber")?.trim() : undefined;
+    if (serial && !firstSeen.has(serial)) firstSeen.set(serial, i);
+  });
+  let at = 0;
+  let now = Date.now();
+  const used = new Set<string>();
+  const report: SpyReport = {
+    processes: trace.modules.length,
+    calls: trace.calls.length,
+    reexecuted: 0,
+    matched: 0,
+    compared: {},
+    divergences: [],
+    skipped: {},
+    finalizedOnBehalf: 0,
+    serials: { fromTrace: 0, drawn: 0 },
+  };
+  let sim: Simulator;
+  const shell = (base: Shell): Shell => ({
+    ...base,
+    newSerial: () => {
+      const have = new Set([...sim.state.tokens.values()].map((t) => t.serial));
+      for (const [serial, i] of firstSeen) {
+        if (i > at && !used.has(serial) && !have.has(serial) && /^[0-9a-f]{16}$/.test(serial)) {
+          used.add(serial);
+          report.serials.fromTrace++;
+          return serial;
+        }
+      }
+      report.serials.drawn++;
+      return base.newSerial();
+    },
+  });
+  sim = new Simulator({ ...opts.simulator, clock: () => now, shell });
+
+  const skip = (fn: string, reason: string) => {
+    const s = (report.skipped[fn] ??= { count: 0, reason });
+    s.count++;
+  };
+  let process = -1;
+  let app: Application | undefined;
+  let maps: Maps = { slots: new Map(), sessions: new Map(), objects: new Map() };
+  const globalSlots = new Map<number, number>();
+  const endProcess = () => {
+    if (app && app.appId !== 0) {
+      app.call({ fn: "C_Finalize", args: {} });
+      report.finalizedOnBehalf++;
+    }
+  };
+  trace.calls.forEach((c, i) => {
+    at = i;
+    if (c.process !== process) {
+      endProcess();
+      process = c.process;
+      app = sim.application();
+      maps = { slots: globalSlots, sessions: new Map(), objects: new Map() };
+    }
+    if (c.time !== undefined) now = c.time;
+    opts.progress?.(i + 1, trace.calls.length);
+    if (!isKnownFunction(c.fn)) return skip(c.fn, "not a function hsmsim implements");
+    if (c.rv === undefined) return skip(c.fn, "the trace ends before it returned");
+    let call: Call;
+    try {
+      call = rebuild(c, c.fn, maps);
+    } catch (e) {
+      if (e instanceof NotReadable) return skip(c.fn, `its arguments cannot be rebuilt from the trace: ${e.message}`);
+      throw e;
+    }
+    const answer = app!.call(call as never);
+    report.reexecuted++;
+    report.compared[c.fn] = (report.compared[c.fn] ?? 0) + 1;
+    const diffs: SpyDiff[] = [];
+    compareOut(c, c.fn, answer.out as Record<string, unknown> | undefined, answer.rv, maps, diffs);
+    if (answer.rv !== c.rv || diffs.length) {
+      report.divergences.push({ process: c.process, index: c.index, line: c.line, fn: c.fn, rv: { trace: c.rv, hsmsim: answer.rv }, diffs });
+    } else report.matched++;
+  });
+  endProcess();
+  return { report, simulator: sim };
+}
