@@ -5,7 +5,8 @@
  * - redaction for the log: PINs become `{ len }`, data to digest becomes `{ len }`, template values become lengths
  *   (the values that matter are in the facts), so a record can never carry a secret argument.
  */
-import type { Bytes, Call, FnName, Template } from "./calls.js";
+import { createHash } from "node:crypto";
+import type { Bytes, Call, FnName, GcmParameter, Mechanism, Template } from "./calls.js";
 import { bytesToHex } from "../crypto/encoding.js";
 
 type Kind =
@@ -64,6 +65,25 @@ export const CALL_SCHEMA: { [F in FnName]: Record<string, Kind> } = {
   C_GenerateKey: { hSession: "ulong", mechanism: "mechanism", template: "template", phKey: "nullptr" },
   C_WrapKey: { hSession: "ulong", mechanism: "mechanism", hWrappingKey: "ulong", hKey: "ulong", outLen: "ulong?", pulWrappedKeyLen: "nullptr" },
   C_UnwrapKey: { hSession: "ulong", mechanism: "mechanism", hUnwrappingKey: "ulong", wrappedKey: "bytes", template: "template", phKey: "nullptr" },
+  // Data to encrypt, decrypt, sign or verify is caller data: lengths only. What an operation must remember of it
+  // reaches the log sealed, in the facts (functions/encrypt.ts, functions/sign.ts).
+  C_EncryptInit: { hSession: "ulong", mechanism: "mechanism", hKey: "ulong" },
+  C_Encrypt: { hSession: "ulong", data: "bytes", outLen: "ulong?", pulLen: "nullptr" },
+  C_EncryptUpdate: { hSession: "ulong", data: "bytes", outLen: "ulong?", pulLen: "nullptr" },
+  C_EncryptFinal: { hSession: "ulong", outLen: "ulong?", pulLen: "nullptr" },
+  C_DecryptInit: { hSession: "ulong", mechanism: "mechanism", hKey: "ulong" },
+  C_Decrypt: { hSession: "ulong", data: "bytes", outLen: "ulong?", pulLen: "nullptr" },
+  C_DecryptUpdate: { hSession: "ulong", data: "bytes", outLen: "ulong?", pulLen: "nullptr" },
+  C_DecryptFinal: { hSession: "ulong", outLen: "ulong?", pulLen: "nullptr" },
+  C_DigestKey: { hSession: "ulong", hKey: "ulong" },
+  C_SignInit: { hSession: "ulong", mechanism: "mechanism", hKey: "ulong" },
+  C_Sign: { hSession: "ulong", data: "bytes", outLen: "ulong?", pulLen: "nullptr" },
+  C_SignUpdate: { hSession: "ulong", data: "bytes" },
+  C_SignFinal: { hSession: "ulong", outLen: "ulong?", pulLen: "nullptr" },
+  C_VerifyInit: { hSession: "ulong", mechanism: "mechanism", hKey: "ulong" },
+  C_Verify: { hSession: "ulong", data: "bytes", signature: "bytes" },
+  C_VerifyUpdate: { hSession: "ulong", data: "bytes" },
+  C_VerifyFinal: { hSession: "ulong", signature: "bytes" },
 };
 
 /** Largest CK_ULONG a JS number carries exactly enough for hsmsim (handles and IDs are far below it). */
@@ -90,12 +110,20 @@ function valid(kind: Kind, v: unknown): boolean {
           v.every((t) => t !== null && typeof t === "object" && isUlong((t as Template).type) && ((t as Template).value === null || isBytes((t as Template).value))))
       );
     case "mechanism":
-      return v === null || (typeof v === "object" && isUlong((v as { mechanism: unknown }).mechanism));
+      return v === null || (typeof v === "object" && isUlong((v as { mechanism: unknown }).mechanism) && validParameter((v as Mechanism).parameter));
     case "nullptr":
       return v === undefined || v === null;
     case "any":
       return true;
   }
+}
+
+/** pParameter: absent, NULL, raw bytes, or a GCM struct whose fields have their C types. */
+function validParameter(p: unknown): boolean {
+  if (p === undefined || p === null || isBytes(p)) return true;
+  if (typeof p !== "object") return false;
+  const g = p as GcmParameter;
+  return g.type === "gcm" && isBytes(g.iv) && (g.aad === null || isBytes(g.aad)) && isUlong(g.ivBits) && isUlong(g.tagBits) && isUlong(g.size);
 }
 
 /** The schema as arrays, computed once: the dispatcher walks these on every call. */
@@ -119,6 +147,12 @@ export function invalidArgument(call: Call): string | undefined {
 
 const len = (v: unknown) => (v === null || v === undefined ? null : { len: typeof v === "string" ? new TextEncoder().encode(v).length : (v as Bytes).length });
 
+/** A mechanism parameter as the log holds it: lengths (an IV is not secret, but GCM's AAD may be), numbers as given. */
+function redactParameter(p: Mechanism["parameter"]): unknown {
+  if (p === undefined || p === null || isBytes(p)) return len(p);
+  return { type: p.type, iv: len(p.iv), aad: len(p.aad), ivBits: p.ivBits, tagBits: p.tagBits, size: p.size };
+}
+
 /** The arguments as the log may hold them. */
 export function redactArgs(call: Call): Record<string, unknown> {
   const args = (call.args ?? {}) as Record<string, unknown>;
@@ -138,8 +172,7 @@ export function redactArgs(call: Call): Record<string, unknown> {
         out[name] = v === null ? null : (v as Template[]).map((t) => ({ type: t.type, len: t.value === null ? null : t.value.length }));
         break;
       case "mechanism":
-        out[name] =
-          v === null ? null : { mechanism: (v as { mechanism: number }).mechanism, parameter: len((v as { parameter?: Bytes }).parameter) };
+        out[name] = v === null ? null : { mechanism: (v as Mechanism).mechanism, parameter: redactParameter((v as Mechanism).parameter) };
         break;
       case "any":
         out[name] = v === null ? null : typeof v === "object" ? JSON.parse(JSON.stringify(v)) : String(v);
@@ -150,6 +183,25 @@ export function redactArgs(call: Call): Record<string, unknown> {
   }
   return out;
 }
+
+/**
+ * What the log keeps of a cryptographic output. Ciphertexts and MACs: the length and a SHA-256 of the bytes, enough
+ * for an auditor or `replay --check` to tie an answer to its record, while the log itself stays free of the bytes
+ * (ECB ciphertext shows which blocks repeat; keeping a hash gives away nothing an observer of the ciphertext does not
+ * already have). Plaintexts (C_Decrypt*): the length only, since a hash of a short or guessable plaintext can be
+ * inverted by trying candidates. A saved operation state (C_GetOperationState) is sealed already; it too is kept as a
+ * length and a hash.
+ */
+const CRYPTO_OUT = new Set<FnName>([
+  "C_Encrypt",
+  "C_EncryptUpdate",
+  "C_EncryptFinal",
+  "C_Decrypt",
+  "C_DecryptUpdate",
+  "C_DecryptFinal",
+  "C_Sign",
+  "C_SignFinal",
+]);
 
 /**
  * Outputs as the log holds them: bytes as hex; attribute values as lengths (the values are in the facts); random
@@ -167,5 +219,14 @@ export function recordOut(fn: FnName, out: unknown): unknown {
   if (fn === "C_GenerateRandom") return { length: (out as { random: Bytes }).random.length };
   // A wrapped key is ciphertext, but under a key the log's reader may hold (an imported KEK), so only its length.
   if (fn === "C_WrapKey") return { length: (out as { length: number }).length };
+  if (CRYPTO_OUT.has(fn)) {
+    const o = out as { data: Bytes | null; length: number };
+    if (!o.data || fn.startsWith("C_Decrypt")) return { length: o.length };
+    return { length: o.length, sha256: createHash("sha256").update(o.data).digest("hex") };
+  }
+  if (fn === "C_GetOperationState") {
+    const st = (out as { state: Bytes }).state;
+    return { length: st.length, sha256: createHash("sha256").update(st).digest("hex") };
+  }
   return out;
 }

@@ -16,6 +16,28 @@ export interface Template {
   value: Bytes | null;
 }
 
+/**
+ * CK_GCM_PARAMS as pkcs11js builds it from `{ type: CK_PARAMS_GCM | CK_PARAMS_AES_GCM | CK_PARAMS_AES_GCM_v240, iv,
+ * ivBits?, aad?, tagBits? }`. `size` is the ulParameterLen C receives: 48 for the v2.40 structs (with ulIvBits), 40 for
+ * pkcs11js's CK_AES_GCM_PARAMS (without), which SoftHSM refuses as the wrong size.
+ */
+export interface GcmParameter {
+  type: "gcm";
+  iv: Bytes;
+  aad: Bytes | null;
+  ivBits: number;
+  tagBits: number;
+  size: number;
+}
+
+/** pParameter: raw bytes (a Buffer, a CK_ULONG as 8 bytes, CK_AES_CTR_PARAMS as 24 bytes), a GCM struct, or NULL. */
+export type MechanismParameter = Bytes | GcmParameter | null;
+
+export interface Mechanism {
+  mechanism: number;
+  parameter?: MechanismParameter;
+}
+
 export interface InitArgs {
   /** Any non-null value models pReserved != NULL. */
   pReserved?: unknown;
@@ -61,6 +83,27 @@ export interface CallArgs {
   C_Digest: { hSession: number; data: Bytes | null; outLen: number | null };
   C_DigestUpdate: { hSession: number; data: Bytes | null };
   C_DigestFinal: { hSession: number; outLen: number | null };
+  /**
+   * The cryptographic operations (§5.8–5.12). `outLen`: the caller's output capacity in bytes, null for a NULL output
+   * pointer (a size query); `pulLen: null` is a NULL length pointer.
+   */
+  C_EncryptInit: { hSession: number; mechanism: Mechanism | null; hKey: number };
+  C_Encrypt: { hSession: number; data: Bytes | null; outLen: number | null; pulLen?: null };
+  C_EncryptUpdate: { hSession: number; data: Bytes | null; outLen: number | null; pulLen?: null };
+  C_EncryptFinal: { hSession: number; outLen: number | null; pulLen?: null };
+  C_DecryptInit: { hSession: number; mechanism: Mechanism | null; hKey: number };
+  C_Decrypt: { hSession: number; data: Bytes | null; outLen: number | null; pulLen?: null };
+  C_DecryptUpdate: { hSession: number; data: Bytes | null; outLen: number | null; pulLen?: null };
+  C_DecryptFinal: { hSession: number; outLen: number | null; pulLen?: null };
+  C_DigestKey: { hSession: number; hKey: number };
+  C_SignInit: { hSession: number; mechanism: Mechanism | null; hKey: number };
+  C_Sign: { hSession: number; data: Bytes | null; outLen: number | null; pulLen?: null };
+  C_SignUpdate: { hSession: number; data: Bytes | null };
+  C_SignFinal: { hSession: number; outLen: number | null; pulLen?: null };
+  C_VerifyInit: { hSession: number; mechanism: Mechanism | null; hKey: number };
+  C_Verify: { hSession: number; data: Bytes | null; signature: Bytes | null };
+  C_VerifyUpdate: { hSession: number; data: Bytes | null };
+  C_VerifyFinal: { hSession: number; signature: Bytes | null };
   /** `seed`: the seed bytes, or null for a NULL pSeed. */
   C_SeedRandom: { hSession: number; seed: Bytes | null };
   /** `pRandomData: null` is a NULL output pointer; `ulRandomLen` the number of bytes asked for. */
@@ -190,4 +233,22 @@ export interface CallOut {
   /** `wrapped`: null for a size query or CKR_BUFFER_TOO_SMALL; `length`: *pulWrappedKeyLen as the module set it. */
   C_WrapKey: { wrapped: Bytes | null; length: number };
   C_UnwrapKey: { hKey: number };
+  C_EncryptInit: undefined;
+  /** `data`: the output (null for a size query or CKR_BUFFER_TOO_SMALL); `length`: *pulLen as the module set it. */
+  C_Encrypt: { data: Bytes | null; length: number };
+  C_EncryptUpdate: { data: Bytes | null; length: number };
+  C_EncryptFinal: { data: Bytes | null; length: number };
+  C_DecryptInit: undefined;
+  C_Decrypt: { data: Bytes | null; length: number };
+  C_DecryptUpdate: { data: Bytes | null; length: number };
+  C_DecryptFinal: { data: Bytes | null; length: number };
+  C_DigestKey: undefined;
+  C_SignInit: undefined;
+  C_Sign: { data: Bytes | null; length: number };
+  C_SignUpdate: undefined;
+  C_SignFinal: { data: Bytes | null; length: number };
+  C_VerifyInit: undefined;
+  C_Verify: undefined;
+  C_VerifyUpdate: undefined;
+  C_VerifyFinal: undefined;
 }

@@ -78,6 +78,16 @@ export type Fact =
   | { type: "DigestStarted"; app: number; session: number; mechanism: number }
   /** The data fed to a digest, sealed under the simulator key: the log never holds the plaintext. */
   | { type: "DigestUpdated"; app: number; session: number; sealed: string }
+  /**
+   * C_EncryptInit / C_DecryptInit / C_SignInit / C_VerifyInit: an operation with a key. `object` is the key object's
+   * id; `sealed` holds the key's value and the mechanism parameters, sealed under the simulator key (the operation
+   * keeps its own copy of the key, as SoftHSM does, and the log never holds it).
+   */
+  | { type: "CryptoStarted"; app: number; session: number; kind: "encrypt" | "decrypt" | "sign" | "verify"; mechanism: number; object: string; sealed: string }
+  /** The data of an encrypt / decrypt / sign / verify update, sealed: replay feeds it to the operation again. */
+  | { type: "CryptoUpdated"; app: number; session: number; sealed: string }
+  /** C_SetOperationState: a saved operation (plain data with its key, sealed) now runs in the session. */
+  | { type: "OperationRestored"; app: number; session: number; sealed: string }
   | { type: "OperationEnded"; app: number; session: number };
 
 export type FactType = Fact["type"];

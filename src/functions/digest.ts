@@ -1,5 +1,6 @@
 /**
- * Message digesting (PKCS#11 v2.40 §5.10): C_DigestInit, C_Digest, C_DigestUpdate, C_DigestFinal with CKM_SHA256.
+ * Message digesting (PKCS#11 v2.40 §5.10): C_DigestInit, C_Digest, C_DigestUpdate, C_DigestKey, C_DigestFinal with
+ * CKM_MD5, CKM_SHA_1, CKM_SHA224, CKM_SHA256, CKM_SHA384 and CKM_SHA512 (the mechanism registry's digests).
  * Enough to exercise the session rules: one operation per session (the session chart, machines/session.ts),
  * size queries and CKR_BUFFER_TOO_SMALL keep the operation, and closing the session ends it.
  *
@@ -9,8 +10,11 @@
 import type { CallArgs } from "../events/calls.js";
 import { digestEntry, digestStream } from "../crypto/mechanisms/lookup.js";
 import type { DigestState } from "../crypto/mechanisms/index.js";
-import type { DigestOp } from "../model/state.js";
-import { answer, findSession, firstFailure, reject, type DecideContext, type Decision, type SessionRef } from "./context.js";
+import { resolveObjectHandle, type DigestOp } from "../model/state.js";
+import { answer, CK, findSession, firstFailure, reject, type DecideContext, type Decision, type SessionRef } from "./context.js";
+import { boolAttr } from "./crypto-op.js";
+import { keyValueOf } from "../model/key-material.js";
+import { readAccess } from "./objects.js";
 
 /** C_DigestInit — §5.10.1. */
 export function C_DigestInit(ctx: DecideContext, args: CallArgs["C_DigestInit"]): Decision {
@@ -86,4 +90,31 @@ export function C_DigestFinal(ctx: DecideContext, args: CallArgs["C_DigestFinal"
   const ref = digestStep(ctx, args.hSession, false);
   if (isDecision(ref)) return ref;
   return finish(ctx, ref, args.outLen, null);
+}
+
+/**
+ * C_DigestKey — §5.10.4. SoftHSM 2.6.1's order (C_DigestKey in src/lib/SoftHSM.cpp; docs/notes/softhsm-keys.md §2):
+ * init, session, "a digest is running" (OPERATION_NOT_INITIALIZED), the handle (KEY_HANDLE_INVALID, the one init-like
+ * call that uses it), read access (a private object from a public session → CKR_GENERAL_ERROR, since
+ * USER_NOT_LOGGED_IN is not a valid code here), then MD5 only: an unextractable or sensitive key → KEY_INDIGESTIBLE;
+ * any object without CKA_VALUE → KEY_INDIGESTIBLE. SHA-1/2 digest any value, sensitive or not. The value is fed to the
+ * digest sealed, as C_DigestUpdate's data is.
+ */
+export function C_DigestKey(ctx: DecideContext, args: CallArgs["C_DigestKey"]): Decision {
+  const ref = digestStep(ctx, args.hSession, false);
+  if (isDecision(ref)) return ref;
+  const found = resolveObjectHandle(ctx.state, ref.app, args.hKey);
+  if (!found) return reject("CKR_KEY_HANDLE_INVALID");
+  const o = found.object;
+  const op = ref.session.op as DigestOp;
+  const value = keyValueOf(o);
+  const rv = firstFailure([
+    [!readAccess(ref.slot.actor.login, o.private), "CKR_GENERAL_ERROR"],
+    [op.mechanism === CK.CKM_MD5 && (!boolAttr(o, CK.CKA_EXTRACTABLE) || boolAttr(o, CK.CKA_SENSITIVE)), "CKR_KEY_INDIGESTIBLE"],
+    [value === undefined, "CKR_KEY_INDIGESTIBLE"],
+  ]);
+  if (rv) return reject(rv);
+  return answer("CKR_OK", undefined, [
+    { type: "DigestUpdated", app: ctx.appId, session: args.hSession, sealed: ctx.shell.seal(value!) },
+  ]);
 }

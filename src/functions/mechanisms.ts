@@ -17,19 +17,21 @@
  *   std::map<std::string, …>), the same for every slot, with the sizes and flags it reports through pkcs11js (which
  *   zero-fills CK_MECHANISM_INFO, so SoftHSM's "flags |=" bug on AES_ECB and friends never shows). Code that
  *   enumerates mechanisms sees exactly what it would see on SoftHSM.
- * - `performed` (default profile): only the mechanisms hsmsim can run end to end today, in the same order and with
- *   the same figures. Anything else is CKR_MECHANISM_INVALID, as an unknown mechanism is on SoftHSM.
+ * - `performed` (default profile): only the mechanisms hsmsim runs end to end, in the same order (alphabetical by
+ *   name, so the _GENERAL HMACs SoftHSM lacks fall where SoftHSM would put them) and with the same figures. Anything
+ *   else is CKR_MECHANISM_INVALID, as an unknown mechanism is on SoftHSM.
  *
- * What hsmsim performs today: the six digests CKM_MD5, CKM_SHA_1, CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA512
- * (C_DigestInit / C_Digest / C_DigestUpdate / C_DigestFinal). The registry in src/crypto/mechanisms implements AES
- * (ECB, CBC, CBC_PAD, CTR, GCM, KEY_WRAP, KEY_WRAP_PAD) and the HMACs too, but no C_Encrypt / C_Sign / C_WrapKey /
- * C_GenerateKey path reaches them yet, so they are not "performed". The other 64 rows of SoftHSM's list (keys, AES
- * and DES ciphers, CMAC, derivation, RSA, DSA, DH, EC, EdDSA) are listed under softhsm2 and not performed at all.
- * The performed set is derived from the digest table (crypto/digest.ts), so it grows with it.
- */
+ * One table of facts: a mechanism the crypto registry (src/crypto/mechanisms) implements takes its name, sizes and
+ * flags from the registry entry (`reg`), so C_GetMechanismInfo, the deciders and the registry cannot disagree; the
+ * other rows of SoftHSM's list (keys, DES, CMAC, derivation, RSA, DSA, DH, EC, EdDSA) are written out here. What is
+ * performed: every cipher, digest and MAC of the registry (C_Encrypt*, C_Decrypt*, C_Digest*, C_Sign*, C_Verify*),
+ * and the key generation mechanisms (C_GenerateKey). The key wraps (CKM_AES_KEY_WRAP, _PAD) are listed under softhsm2
+ * only until C_WrapKey / C_UnwrapKey exist.
+  */
 import type { CallArgs, MechanismInfo } from "../events/calls.js";
-import { digestMechanism } from "../crypto/digest.js";
+import { MECHANISMS, type MechanismEntry } from "../crypto/mechanisms/index.js";
 import type { CkName } from "../pkcs11/constants.js";
+import type { Profile } from "../pkcs11/profiles.js";
 import { answer, CK, firstFailure, reject, type DecideContext, type Decision } from "./context.js";
 
 type CkmName = Extract<CkName, `CKM_${string}`>;
@@ -42,21 +44,34 @@ const HUGE = 0x80000000;
 /** CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS: SoftHSM adds them to the EC key-pair and ECDSA rows. */
 const EC_CAPS = F.CKF_EC_F_P | F.CKF_EC_NAMEDCURVE | F.CKF_EC_UNCOMPRESS;
 
-const row = (name: CkmName, minKeySize: number, maxKeySize: number, flags: number) => ({ name, mechanism: CK[name], info: { minKeySize, maxKeySize, flags } });
+interface Row {
+  name: CkmName;
+  mechanism: number;
+  info: MechanismInfo;
+}
+
+const row = (name: CkmName, minKeySize: number, maxKeySize: number, flags: number): Row => ({ name, mechanism: CK[name], info: { minKeySize, maxKeySize, flags } });
+
+/** A row whose facts live in the crypto registry. */
+function reg(name: CkmName): Row {
+  const e = MECHANISMS.get(CK[name]);
+  if (!e) throw new Error(`${name} is not in the mechanism registry`);
+  return { name: e.name, mechanism: e.mechanism, info: { ...e.info } };
+}
 
 /** SoftHSM 2.6.1's C_GetMechanismList, in its order, with its C_GetMechanismInfo (observed through pkcs11js). */
-export const SOFTHSM_MECHANISMS: readonly { name: CkmName; mechanism: number; info: MechanismInfo }[] = [
-  row("CKM_AES_CBC", 16, 32, ENC_DEC | F.CKF_WRAP),
+export const SOFTHSM_MECHANISMS: readonly Row[] = [
+  reg("CKM_AES_CBC"),
   row("CKM_AES_CBC_ENCRYPT_DATA", 0, 0, F.CKF_DERIVE),
-  row("CKM_AES_CBC_PAD", 16, 32, ENC_DEC),
+  reg("CKM_AES_CBC_PAD"),
   row("CKM_AES_CMAC", 16, 32, SIGN_VERIFY),
-  row("CKM_AES_CTR", 16, 32, ENC_DEC),
-  row("CKM_AES_ECB", 16, 32, ENC_DEC),
+  reg("CKM_AES_CTR"),
+  reg("CKM_AES_ECB"),
   row("CKM_AES_ECB_ENCRYPT_DATA", 0, 0, F.CKF_DERIVE),
-  row("CKM_AES_GCM", 16, 32, ENC_DEC),
+  reg("CKM_AES_GCM"),
   row("CKM_AES_KEY_GEN", 16, 32, F.CKF_GENERATE),
-  row("CKM_AES_KEY_WRAP", 16, HUGE, F.CKF_WRAP | F.CKF_UNWRAP),
-  row("CKM_AES_KEY_WRAP_PAD", 1, HUGE, F.CKF_WRAP | F.CKF_UNWRAP),
+  reg("CKM_AES_KEY_WRAP"),
+  reg("CKM_AES_KEY_WRAP_PAD"),
   row("CKM_DES2_KEY_GEN", 0, 0, F.CKF_GENERATE),
   row("CKM_DES3_CBC", 0, 0, ENC_DEC | F.CKF_WRAP),
   row("CKM_DES3_CBC_ENCRYPT_DATA", 0, 0, F.CKF_DERIVE),
@@ -88,8 +103,8 @@ export const SOFTHSM_MECHANISMS: readonly { name: CkmName; mechanism: number; in
   row("CKM_EC_KEY_PAIR_GEN", 112, 521, F.CKF_GENERATE_KEY_PAIR | EC_CAPS),
   row("CKM_EDDSA", 256, 456, SIGN_VERIFY),
   row("CKM_GENERIC_SECRET_KEY_GEN", 1, HUGE, F.CKF_GENERATE),
-  row("CKM_MD5", 0, 0, F.CKF_DIGEST),
-  row("CKM_MD5_HMAC", 16, 512, SIGN_VERIFY),
+  reg("CKM_MD5"),
+  reg("CKM_MD5_HMAC"),
   row("CKM_MD5_RSA_PKCS", 512, 16384, SIGN_VERIFY),
   row("CKM_RSA_PKCS", 512, 16384, ENC_DEC | SIGN_VERIFY | F.CKF_WRAP | F.CKF_UNWRAP),
   row("CKM_RSA_PKCS_KEY_PAIR_GEN", 512, 16384, F.CKF_GENERATE_KEY_PAIR),
@@ -98,33 +113,47 @@ export const SOFTHSM_MECHANISMS: readonly { name: CkmName; mechanism: number; in
   row("CKM_RSA_X_509", 512, 16384, ENC_DEC | SIGN_VERIFY),
   row("CKM_SHA1_RSA_PKCS", 512, 16384, SIGN_VERIFY),
   row("CKM_SHA1_RSA_PKCS_PSS", 512, 16384, SIGN_VERIFY),
-  row("CKM_SHA224", 0, 0, F.CKF_DIGEST),
-  row("CKM_SHA224_HMAC", 28, 512, SIGN_VERIFY),
+  reg("CKM_SHA224"),
+  reg("CKM_SHA224_HMAC"),
   row("CKM_SHA224_RSA_PKCS", 512, 16384, SIGN_VERIFY),
   row("CKM_SHA224_RSA_PKCS_PSS", 512, 16384, SIGN_VERIFY),
-  row("CKM_SHA256", 0, 0, F.CKF_DIGEST),
-  row("CKM_SHA256_HMAC", 32, 512, SIGN_VERIFY),
+  reg("CKM_SHA256"),
+  reg("CKM_SHA256_HMAC"),
   row("CKM_SHA256_RSA_PKCS", 512, 16384, SIGN_VERIFY),
   row("CKM_SHA256_RSA_PKCS_PSS", 512, 16384, SIGN_VERIFY),
-  row("CKM_SHA384", 0, 0, F.CKF_DIGEST),
-  row("CKM_SHA384_HMAC", 48, 512, SIGN_VERIFY),
+  reg("CKM_SHA384"),
+  reg("CKM_SHA384_HMAC"),
   row("CKM_SHA384_RSA_PKCS", 512, 16384, SIGN_VERIFY),
   row("CKM_SHA384_RSA_PKCS_PSS", 512, 16384, SIGN_VERIFY),
-  row("CKM_SHA512", 0, 0, F.CKF_DIGEST),
-  row("CKM_SHA512_HMAC", 64, 512, SIGN_VERIFY),
+  reg("CKM_SHA512"),
+  reg("CKM_SHA512_HMAC"),
   row("CKM_SHA512_RSA_PKCS", 512, 16384, SIGN_VERIFY),
   row("CKM_SHA512_RSA_PKCS_PSS", 512, 16384, SIGN_VERIFY),
-  row("CKM_SHA_1", 0, 0, F.CKF_DIGEST),
-  row("CKM_SHA_1_HMAC", 20, 512, SIGN_VERIFY),
+  reg("CKM_SHA_1"),
+  reg("CKM_SHA_1_HMAC"),
 ];
 
-/** What hsmsim runs end to end today: the digests (see the module comment). */
-export const PERFORMED_MECHANISMS = SOFTHSM_MECHANISMS.filter((m) => digestMechanism(m.mechanism) !== undefined);
+const byName = (a: Row, b: Row) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/** The key generation mechanisms C_GenerateKey runs (SoftHSM's figures). */
+const KEY_GEN = new Set<number>([CK.CKM_AES_KEY_GEN, CK.CKM_GENERIC_SECRET_KEY_GEN]);
+const RUN_FAMILIES = new Set<MechanismEntry["family"]>(["cipher", "digest", "mac"]);
+
+/** What hsmsim runs end to end (see the module comment), in SoftHSM's order. */
+export const PERFORMED_MECHANISMS: readonly Row[] = [
+  ...SOFTHSM_MECHANISMS.filter((m) => KEY_GEN.has(m.mechanism)),
+  ...[...MECHANISMS.values()].filter((e) => RUN_FAMILIES.has(e.family)).map((e) => reg(e.name)),
+].sort(byName);
 
 const BY_PROFILE = {
   softhsm: { list: SOFTHSM_MECHANISMS.map((m) => m.mechanism), info: new Map(SOFTHSM_MECHANISMS.map((m) => [m.mechanism, m.info])) },
   performed: { list: PERFORMED_MECHANISMS.map((m) => m.mechanism), info: new Map(PERFORMED_MECHANISMS.map((m) => [m.mechanism, m.info])) },
 } as const;
+
+/** Whether the profile lists a mechanism (SoftHSM's isMechanismPermitted, first half: the configured list). */
+export function listedMechanism(profile: Profile, mechanism: number): boolean {
+  return BY_PROFILE[profile.mechanismList].info.has(mechanism);
+}
 
 function slotExists(ctx: DecideContext, slotID: number): boolean {
   return !!ctx.read.apps.get(ctx.appId)?.slots.some((s) => s.slotID === slotID);

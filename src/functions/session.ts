@@ -11,6 +11,7 @@ import { toBytes } from "../crypto/encoding.js";
 import type { PinCheck, SlotDecision } from "../machines/slot.js";
 import type { AppSlotState, SessionState, TokenState } from "../model/state.js";
 import { isLocked, sessionState } from "../projections/read-model.js";
+import { getOperationState, setOperationState } from "./operation-state.js";
 import { answer, CK, findSession, firstFailure, looks, nextHandle, pinsOf, reject, type DecideContext, type Decision } from "./context.js";
 
 /** C_OpenSession — §5.6.1. phSession before the slot; the SERIAL flag before "token initialised" (§9). */
@@ -103,12 +104,12 @@ function notSupportedAfterSession(ctx: DecideContext, hSession: number): Decisio
   return reject(rv ?? "CKR_FUNCTION_NOT_SUPPORTED");
 }
 
-/** C_GetOperationState — §5.6.5. SoftHSM: not supported, whatever the arguments (§14). */
+/** C_GetOperationState — §5.6.5. SoftHSM: not supported, whatever the arguments (§14); default: functions/operation-state.ts. */
 export const C_GetOperationState = (ctx: DecideContext, a: CallArgs["C_GetOperationState"]) =>
-  notSupportedAfterSession(ctx, a.hSession);
-/** C_SetOperationState — §5.6.6. SoftHSM: not supported, whatever the arguments (§14). */
+  ctx.state.profile.saveOperations ? getOperationState(ctx, a) : notSupportedAfterSession(ctx, a.hSession);
+/** C_SetOperationState — §5.6.6. SoftHSM: not supported, whatever the arguments (§14); default: operation-state.ts. */
 export const C_SetOperationState = (ctx: DecideContext, a: CallArgs["C_SetOperationState"]) =>
-  notSupportedAfterSession(ctx, a.hSession);
+  ctx.state.profile.saveOperations ? setOperationState(ctx, a) : notSupportedAfterSession(ctx, a.hSession);
 
 function pinCheck(ctx: DecideContext, token: TokenState, role: Role, pin: Uint8Array): PinCheck {
   const verifier = pinsOf(ctx, token)[role];

@@ -14,6 +14,7 @@ import { hexToBytes } from "../crypto/encoding.js";
 import { SlotActor } from "../actors/slot-actor.js";
 import { digestStream } from "../crypto/mechanisms/lookup.js";
 import type { DigestState } from "../crypto/mechanisms/index.js";
+import { restoreOperation, startCrypto, updateCrypto } from "./operations.js";
 import {
   cacheOf,
   newToken,
@@ -432,6 +433,25 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
         s.op.state = digestStream(s.op.mechanism).update(s.op.state as DigestState, env.unseal(fact.sealed));
         s.op.updated = true;
       }
+      return;
+    }
+    case "CryptoStarted": {
+      const a = app(state, fact.app);
+      const s = a.sessions.get(fact.session)!;
+      s.op = startCrypto(fact.kind, fact.mechanism, fact.object, fact.sealed, env);
+      slot(a, s.slotID).actor.applyToSession(s.handle, { type: "OperationStarted", kind: fact.kind });
+      return;
+    }
+    case "CryptoUpdated": {
+      const s = app(state, fact.app).sessions.get(fact.session)!;
+      if (s.op && s.op.kind !== "find" && s.op.kind !== "digest") updateCrypto(s.op, env.unseal(fact.sealed), env);
+      return;
+    }
+    case "OperationRestored": {
+      const a = app(state, fact.app);
+      const s = a.sessions.get(fact.session)!;
+      s.op = restoreOperation(env.unseal(fact.sealed));
+      slot(a, s.slotID).actor.applyToSession(s.handle, { type: "OperationStarted", kind: s.op.kind });
       return;
     }
     case "OperationEnded": {

@@ -44,6 +44,18 @@ export interface Profile {
    * run today (functions/mechanisms.ts). `softhsm`: SoftHSM 2.6.1's 70, whether hsmsim runs them yet or not.
    */
   mechanismList: "performed" | "softhsm";
+  /**
+   * Error codes of the cryptographic operations where SoftHSM's differ from the spec's (functions/crypto-op.ts
+   * failureRv): `spec` answers PKCS#11 v2.40's code, `softhsm` SoftHSM 2.6.1's. Also covers C_Encrypt / C_Decrypt after
+   * an update step (spec: not allowed; SoftHSM runs it on, resizing the output) and a CBC_PAD C_DecryptFinal with no
+   * input (spec: CKR_ENCRYPTED_DATA_LEN_RANGE; SoftHSM: a size of 2^64-1 that no buffer meets).
+   */
+  cryptoErrors: "spec" | "softhsm";
+  /**
+   * C_GetOperationState / C_SetOperationState save and restore digest, HMAC and AES ECB/CBC/CBC_PAD/CTR operations
+   * (functions/operation-state.ts); off, both answer CKR_FUNCTION_NOT_SUPPORTED as SoftHSM does.
+   */
+  saveOperations: boolean;
 }
 
 export interface ProfileDifference {
@@ -112,9 +124,21 @@ export const PROFILE_DIFFERENCES: readonly ProfileDifference[] = [
   },
   {
     switches: ["mechanismList"],
-    default: "C_GetMechanismList / C_GetMechanismInfo cover only the mechanisms hsmsim performs (today the six digests); any other is CKR_MECHANISM_INVALID",
-    softhsm2: "SoftHSM 2.6.1's 70 mechanisms with its sizes and flags, including those hsmsim cannot run yet",
-    why: "code that enumerates mechanisms must see SoftHSM's list under softhsm2; the default profile does not advertise what it cannot do (docs/notes/softhsm-keys.md §6)",
+    default: "C_GetMechanismList / C_GetMechanismInfo cover only the mechanisms hsmsim performs (AES ECB/CBC/CBC_PAD/CTR/GCM, the six digests, their HMACs and the HMAC _GENERAL variants, key generation); any other is CKR_MECHANISM_INVALID, also at C_EncryptInit / C_SignInit",
+    softhsm2: "SoftHSM 2.6.1's 70 mechanisms with its sizes and flags, including those hsmsim cannot run yet; no *_HMAC_GENERAL (C_SignInit answers CKR_MECHANISM_INVALID)",
+    why: "code that enumerates mechanisms must see SoftHSM's list under softhsm2; the default profile does not advertise what it cannot do, and offers the _GENERAL HMACs PKCS#11 defines (docs/notes/softhsm-keys.md §6, §9.3)",
+  },
+  {
+    switches: ["cryptoErrors"],
+    default: "PKCS#11's codes: bad CBC pad or GCM tag → CKR_ENCRYPTED_DATA_INVALID; AES key of a wrong length → CKR_KEY_SIZE_RANGE; CBC IV of a wrong length → CKR_MECHANISM_PARAM_INVALID; GCM input shorter than the tag → CKR_ENCRYPTED_DATA_LEN_RANGE; C_Encrypt / C_Decrypt after an update → CKR_OPERATION_NOT_INITIALIZED (ends it); CBC_PAD C_DecryptFinal with no input → CKR_ENCRYPTED_DATA_LEN_RANGE",
+    softhsm2: "CKR_GENERAL_ERROR, CKR_MECHANISM_INVALID, CKR_MECHANISM_INVALID, CKR_GENERAL_ERROR; C_Encrypt / C_Decrypt after an update run on and cut or zero-fill the output to the size computed from their own input; a size of 2^64-1 (CKR_BUFFER_TOO_SMALL for any buffer)",
+    why: "PKCS#11 v2.40 §5.8-5.9 name these codes and forbid single-part calls after an update; SoftHSM 2.6.1 reports what its OpenSSL wrapper returns (src/lib/SoftHSM.cpp SymEncrypt, SymDecrypt, SymDecryptFinal)",
+  },
+  {
+    switches: ["saveOperations"],
+    default: "C_GetOperationState saves any digest, HMAC and AES ECB/CBC/CBC_PAD/CTR operation as a sealed, authenticated blob; C_SetOperationState restores it in any session, also after a restart (CKR_SAVED_STATE_INVALID, CKR_STATE_UNSAVEABLE, CKR_KEY_NEEDED / NOT_NEEDED / CHANGED as §5.6 says)",
+    softhsm2: "CKR_FUNCTION_NOT_SUPPORTED for both, whatever the arguments",
+    why: "PKCS#11 v2.40 §5.6.5-5.6.6; SoftHSM 2.6.1 does not implement them (fact sheet §14); issue 3 asks for saveable operations beyond SoftHSM",
   },
 ];
 
@@ -132,6 +156,8 @@ export const PROFILES: Record<ProfileName, Profile> = {
     atomicObjectWrites: true,
     processCaches: false,
     mechanismList: "performed",
+    cryptoErrors: "spec",
+    saveOperations: true,
   },
   softhsm2: {
     name: "softhsm2",
@@ -146,6 +172,8 @@ export const PROFILES: Record<ProfileName, Profile> = {
     atomicObjectWrites: false,
     processCaches: true,
     mechanismList: "softhsm",
+    cryptoErrors: "softhsm",
+    saveOperations: false,
   },
 };
 
