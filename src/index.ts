@@ -15,3 +15,4 @@ import { Simulator, type SimulatorOptions } from "./actors/simulator.js";
 export function createSimulator(opts: SimulatorOptions = {}): Simulator {
   return new Simulator(opts);
 }
+export { connect, RemoteSimulator, RemoteApplication, type ConnectOptions } from "./remote/client.js";

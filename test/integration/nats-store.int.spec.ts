@@ -163,7 +163,7 @@ describe("JetStream event store", () => {
     const app = caller(sim.application());
     app("C_Initialize", {});
     app("C_InitToken", { slotID: 0, pin: SO_PIN, label: "nats" });
-    const h = app("C_OpenSession", { slotID: 0, flags: CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION }).out as number;
+    const h = app("C_OpenSession", { slotID: 0, flags: CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION }).out!.hSession;
     app("C_Login", { hSession: h, userType: CK.CKU_SO, pin: SO_PIN });
     app("C_InitPIN", { hSession: h, pin: USER_PIN });
     await store.flush(sim.lastSeq);

@@ -1,0 +1,132 @@
+/**
+ * `hsmsim serve --nats URL[,URL…] [--name N]`: the command line face of the simulator service (service.ts).
+ *
+ * The simulator key and configuration (profile, slots) live in a settings file (`--key-file`, default
+ * `./hsmsim-<name>.json`, created mode 0600 on first start with a fresh random key): a restart must use the same key,
+ * or PIN checks and replays of sealed values fail. Credentials and TLS: `--user`/`--pass`, `--creds FILE`,
+ * `--tls-ca`/`--tls-cert`/`--tls-key`, or the HSMSIM_NATS_* environment (remote/connect-options.ts; the environment
+ * keeps a password out of `ps`). Prints one line `hsmsim serve: serving "<name>" …` on stdout once it answers calls;
+ * logs go to stderr. SIGINT/SIGTERM stop it cleanly (exit 0); a failed store or a lost lease exit 1; a second
+ * service for the same name is refused (exit 1, naming the holder).
+ */
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import { credsAuthenticator, connect as natsConnect } from "@nats-io/transport-node";
+import { natsConnectOptions } from "../remote/connect-options.js";
+import { DEFAULT_PREFIX, DEFAULT_SIM, DEFAULT_STREAM, checkToken, type SimConfig } from "../remote/protocol.js";
+import { CliError, integer, UsageError, type Parsed } from "../cli/args.js";
+import { SimulatorService } from "./service.js";
+import { LeaseHeldError } from "./lease.js";
+
+export const SERVE_FLAGS = {
+  nats: "value",
+  name: "value",
+  stream: "value",
+  prefix: "value",
+  replicas: "value",
+  "key-file": "value",
+  profile: "value",
+  slots: "value",
+  user: "value",
+  pass: "value",
+  creds: "value",
+  "tls-ca": "value",
+  "tls-cert": "value",
+  "tls-key": "value",
+  "heartbeat-expiry": "value",
+  "lease-wait": "value",
+} as const;
+
+export const SERVE_USAGE = `  serve --nats URL[,URL..] [--name N] [--stream S] [--prefix P] [--replicas 1|3] [--key-file FILE]
+        [--profile default|softhsm2] [--slots N] [--user U --pass P | --creds FILE] [--tls-ca F --tls-cert F --tls-key F]
+        [--heartbeat-expiry MS] [--lease-wait MS]
+           serve simulator N (default "default") on NATS: calls on hsmsim.N.call (queue group), events in the
+           JetStream stream S (default HSMSIM), health on hsmsim.N.health; the state is rebuilt from the stream
+           at start; the key and options are kept in FILE (default ./hsmsim-N.json, mode 0600)`;
+
+interface Settings {
+  config: SimConfig;
+  simulatorKey: string;
+}
+
+function loadSettings(file: string, requested: SimConfig): { config: SimConfig; key: Uint8Array } {
+  if (fs.existsSync(file)) {
+    let s: Settings;
+    try {
+      s = JSON.parse(fs.readFileSync(file, "utf8")) as Settings;
+    } catch (e) {
+      throw new CliError(`hsmsim serve: cannot read ${file}: ${(e as Error).message}`);
+    }
+    if (!/^[0-9a-f]{64}$/.test(s.simulatorKey ?? "")) throw new CliError(`hsmsim serve: ${file} holds no simulator key`);
+    const differs = (requested.profile.profile !== undefined && requested.profile.profile !== s.config.profile.profile) || (requested.slots !== undefined && requested.slots !== s.config.slots);
+    if (differs) throw new UsageError(`hsmsim serve: ${file} was made with ${JSON.stringify(s.config)}; --profile and --slots cannot change it`);
+    return { config: s.config, key: Uint8Array.from(Buffer.from(s.simulatorKey, "hex")) };
+  }
+  const key = new Uint8Array(randomBytes(32));
+  const s: Settings = { config: requested, simulatorKey: Buffer.from(key).toString("hex") };
+  fs.writeFileSync(file, JSON.stringify(s, null, 2) + "\n", { mode: 0o600, flag: "wx" });
+  return { config: requested, key };
+}
+
+export async function serveCommand(o: Parsed): Promise<number> {
+  if (typeof o.nats !== "string") throw new UsageError("hsmsim serve: --nats URL is required");
+  const sim = checkToken("name", typeof o.name === "string" ? o.name : DEFAULT_SIM);
+  const prefix = typeof o.prefix === "string" ? checkToken("prefix", o.prefix) : DEFAULT_PREFIX;
+  const stream = typeof o.stream === "string" ? checkToken("stream", o.stream) : DEFAULT_STREAM;
+  const replicas = integer("replicas", o.replicas) ?? 1;
+  if (replicas !== 1 && replicas !== 3) throw new UsageError("--replicas expected 1 or 3");
+  const profile = o.profile === undefined ? undefined : String(o.profile);
+  if (profile !== undefined && profile !== "default" && profile !== "softhsm2") throw new UsageError(`--profile expected default or softhsm2, got ${profile}`);
+  const slots = integer("slots", o.slots);
+  const requested: SimConfig = { profile: profile === undefined ? { profile: "default" } : { profile: profile as "default" | "softhsm2" }, ...(slots !== undefined ? { slots } : {}) };
+  const keyFile = typeof o["key-file"] === "string" ? o["key-file"] : `hsmsim-${sim}.json`;
+  const { config, key } = loadSettings(keyFile, requested);
+
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (typeof o.user === "string") {
+    env.HSMSIM_NATS_USER = o.user;
+    if (typeof o.pass === "string") env.HSMSIM_NATS_PASSWORD = o.pass;
+  }
+  if (typeof o["tls-ca"] === "string") env.HSMSIM_NATS_CA = o["tls-ca"];
+  if (typeof o["tls-cert"] === "string") env.HSMSIM_NATS_CERT = o["tls-cert"];
+  if (typeof o["tls-key"] === "string") env.HSMSIM_NATS_KEY = o["tls-key"];
+  const opts = natsConnectOptions(o.nats, env);
+  if (typeof o.creds === "string") opts.authenticator = credsAuthenticator(fs.readFileSync(o.creds));
+  opts.name = `hsmsim-serve-${sim}-${process.pid}`;
+  opts.maxReconnectAttempts = -1;
+  opts.reconnectTimeWait = 250;
+
+  const log = (l: string) => console.error(l);
+  let nc;
+  try {
+    nc = await natsConnect(opts);
+  } catch (e) {
+    throw new CliError(`hsmsim serve: cannot connect to ${o.nats}: ${(e as Error).message}`, 1);
+  }
+  let service: SimulatorService;
+  try {
+    service = await SimulatorService.start({
+      nc,
+      sim,
+      stream,
+      prefix,
+      replicas,
+      config,
+      simulatorKey: key,
+      heartbeat: { expiryMs: integer("heartbeat-expiry", o["heartbeat-expiry"]) },
+      leaseWaitMs: integer("lease-wait", o["lease-wait"], 0) ?? 0,
+      log,
+    });
+  } catch (e) {
+    await nc.close().catch(() => undefined);
+    if (e instanceof LeaseHeldError) throw new CliError(e.message, 1);
+    throw new CliError(`hsmsim serve: cannot start: ${(e as Error).name}: ${(e as Error).message}`, 1);
+  }
+  const stop = () => void service.stop();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  console.log(`hsmsim serve: serving "${sim}" on ${o.nats} (stream ${stream}, subject ${service.store.subject}, ${service.store.lastSeq} records, writer ${service.writerId})`);
+  const failure = await service.stopped;
+  await nc.drain().catch(() => undefined);
+  return failure ? 1 : 0;
+}

@@ -1,0 +1,191 @@
+/**
+ * `hsmsim serve` (src/service/service.ts) and the async remote client (src/remote/client.ts) end to end, on a real
+ * nats-server: open, log in, session info, log out, close; two clients are two applications sharing the token; reads
+ * answered from the client's projection agree with the service's state right after the client's own writes; a
+ * client that vanishes (stops heartbeating) has its sessions closed and its login ended by recorded calls; a second
+ * service for the same simulator is refused; a service restarted on the stream serves the same state; the service
+ * unreachable answers CKR_DEVICE_ERROR instead of hanging.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
+import { SimulatorService } from "../../src/service/service.js";
+import { LeaseHeldError } from "../../src/service/lease.js";
+import { connect, type RemoteApplication, type RemoteSimulator } from "../../src/remote/client.js";
+import { CK, rvName } from "../../src/pkcs11/constants.js";
+import type { Call, CallArgs, CallOut, FnName } from "../../src/events/calls.js";
+import { startNatsServer, type NatsServer } from "../support/nats-server.js";
+import { SO_PIN, TEST_KEY, USER_PIN } from "../support/sim.js";
+
+let server: NatsServer;
+let nc: NatsConnection;
+let n = 0;
+const services: SimulatorService[] = [];
+const clients: RemoteSimulator[] = [];
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  nc = await natsConnect({ servers: server.url });
+});
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.close();
+  for (const s of services.splice(0)) await s.stop();
+});
+afterAll(async () => {
+  await nc?.close();
+  await server?.stop();
+});
+
+async function serve(sim: string, extra: Partial<Parameters<typeof SimulatorService.start>[0]> = {}): Promise<SimulatorService> {
+  const s = await SimulatorService.start({ nc, sim, simulatorKey: TEST_KEY, log: () => undefined, ...extra });
+  services.push(s);
+  return s;
+}
+
+async function client(sim: string): Promise<RemoteSimulator> {
+  const c = await connect(`${server.url}/${sim}`, { timeoutMs: 2000 });
+  clients.push(c);
+  return c;
+}
+
+/** `(fn, args)` → `{ rv: name, out }` on a remote application. */
+function remote(app: RemoteApplication) {
+  return async <F extends FnName>(fn: F, args: CallArgs[F]): Promise<{ rv: string; out: CallOut[F] }> => {
+    const r = await app.call({ fn, args } as Extract<Call, { fn: F }>);
+    return { rv: rvName(r.rv), out: r.out as CallOut[F] };
+  };
+}
+
+const RW = CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION;
+
+async function initToken(app: ReturnType<typeof remote>): Promise<void> {
+  expect((await app("C_Initialize", {})).rv).toBe("CKR_OK");
+  expect((await app("C_InitToken", { slotID: 0, pin: SO_PIN, label: "remote" })).rv).toBe("CKR_OK");
+  const h = (await app("C_OpenSession", { slotID: 0, flags: RW })).out.hSession;
+  expect((await app("C_Login", { hSession: h, userType: CK.CKU_SO, pin: SO_PIN })).rv).toBe("CKR_OK");
+  expect((await app("C_InitPIN", { hSession: h, pin: USER_PIN })).rv).toBe("CKR_OK");
+  expect((await app("C_CloseSession", { hSession: h })).rv).toBe("CKR_OK");
+}
+
+/** A new simulator served, one client application with the token initialised and an RW session open. */
+async function servedWithSession() {
+  const sim = `s${++n}`;
+  const svc = await serve(sim);
+  const c = await client(sim);
+  const a = c.application();
+  const app = remote(a);
+  await initToken(app);
+  const h = (await app("C_OpenSession", { slotID: 0, flags: RW })).out.hSession;
+  return { sim, svc, c, a, app, h };
+}
+
+describe("hsmsim serve and the async remote client", () => {
+  it("open, log in, session info, log out, close, each answered once stored", async () => {
+    const { sim, svc, a, app, h } = await servedWithSession();
+    expect(a.lastSeq).toBeGreaterThan(0);
+    expect(svc.store.durableSeq).toBeGreaterThanOrEqual(a.lastSeq);
+    expect((await app("C_GetSessionInfo", { hSession: h })).out).toMatchObject({ slotID: 0, state: CK.CKS_RW_PUBLIC_SESSION });
+    expect((await app("C_Login", { hSession: h, userType: CK.CKU_USER, pin: USER_PIN })).rv).toBe("CKR_OK");
+    // Read-your-writes: answered locally, right after the login, already in the user state.
+    expect((await app("C_GetSessionInfo", { hSession: h })).out).toMatchObject({ state: CK.CKS_RW_USER_FUNCTIONS });
+    expect(a.lastSeq).toBe(0); // a local read: no record
+    const tokenInfo = (await app("C_GetTokenInfo", { slotID: 0 })).out as { flags: number; sessionCount: number };
+    expect(tokenInfo.flags & CK.CKF_USER_PIN_INITIALIZED).toBeTruthy();
+    expect((await app("C_Login", { hSession: h, userType: CK.CKU_USER, pin: USER_PIN })).rv).toBe("CKR_USER_ALREADY_LOGGED_IN");
+    expect((await app("C_Logout", { hSession: h })).rv).toBe("CKR_OK");
+    expect((await app("C_GetSessionInfo", { hSession: h })).out).toMatchObject({ state: CK.CKS_RW_PUBLIC_SESSION });
+    expect((await app("C_CloseSession", { hSession: h })).rv).toBe("CKR_OK");
+    expect((await app("C_GetSessionInfo", { hSession: h })).rv).toBe("CKR_SESSION_HANDLE_INVALID");
+    expect((await app("C_Finalize", {})).rv).toBe("CKR_OK");
+    expect((await app("C_GetSlotList", { tokenPresent: true, pSlotList: null })).rv).toBe("CKR_CRYPTOKI_NOT_INITIALIZED");
+    // A wrong PIN is an answer, and bad input is a CK_RV, never a throw.
+    expect((await app("C_OpenSession", { slotID: "x" as never, flags: RW })).rv).toBe("CKR_ARGUMENTS_BAD");
+    // The service's own state agrees with what the client saw.
+    expect(svc.simulator.read.sessions.get(a.appId)?.size ?? 0).toBe(0);
+  });
+
+  it("two clients are two applications sharing the token; each sees the other's login on its sessions", async () => {
+    const sim = `s${++n}`;
+    const svc = await serve(sim);
+    const c1 = await client(sim);
+    const c2 = await client(sim);
+    const a1 = c1.application();
+    const a2 = c2.application();
+    const app1 = remote(a1);
+    const app2 = remote(a2);
+    await initToken(app1);
+    expect((await app2("C_Initialize", {})).rv).toBe("CKR_OK");
+    expect(a1.appId).not.toBe(a2.appId);
+    const h1 = (await app1("C_OpenSession", { slotID: 0, flags: RW })).out.hSession;
+    const h2 = (await app2("C_OpenSession", { slotID: 0, flags: CK.CKF_SERIAL_SESSION })).out.hSession;
+    // Sessions belong to their application.
+    expect((await app2("C_GetSessionInfo", { hSession: h1 })).rv).toBe(h1 === h2 ? "CKR_OK" : "CKR_SESSION_HANDLE_INVALID");
+    expect((await app1("C_Login", { hSession: h1, userType: CK.CKU_USER, pin: USER_PIN })).rv).toBe("CKR_OK");
+    // Login state is per application (as with SoftHSM processes): app 2 is still public.
+    expect((await app2("C_GetSessionInfo", { hSession: h2 })).out).toMatchObject({ state: CK.CKS_RO_PUBLIC_SESSION });
+    // Token counts are shared: both clients' projections count both sessions.
+    const count = async (app: ReturnType<typeof remote>) => ((await app("C_GetTokenInfo", { slotID: 0 })).out as { sessionCount: number }).sessionCount;
+    await c2.reach(a1.lastSeq || svc.store.lastSeq);
+    expect(await count(app1)).toBe(await count(app2));
+    expect(svc.simulator.read.sessions.get(a1.appId)?.size).toBe(1);
+    expect(svc.simulator.read.sessions.get(a2.appId)?.size).toBe(1);
+  });
+
+  it("a client that vanishes has its sessions closed and its login ended, as recorded calls", async () => {
+    const sim = `s${++n}`;
+    const svc = await serve(sim, { heartbeat: { intervalMs: 100, expiryMs: 600 } });
+    const c1 = await client(sim);
+    const c2 = await client(sim);
+    const app1 = remote(c1.application());
+    const a2 = c2.application();
+    const app2 = remote(a2);
+    await initToken(app1);
+    await app2("C_Initialize", {});
+    const h = (await app2("C_OpenSession", { slotID: 0, flags: RW })).out.hSession;
+    await app2("C_OpenSession", { slotID: 0, flags: CK.CKF_SERIAL_SESSION });
+    expect((await app2("C_Login", { hSession: h, userType: CK.CKU_USER, pin: USER_PIN })).rv).toBe("CKR_OK");
+    const vanished = a2.appId;
+    // Client 2 vanishes: no more heartbeats (as if killed).
+    await c2.close();
+    clients.splice(clients.indexOf(c2), 1);
+    const deadline = Date.now() + 5000;
+    while (svc.simulator.state.apps.has(vanished) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(svc.simulator.state.apps.has(vanished)).toBe(false);
+    const records = [...svc.store.read()].filter((r) => r.app === vanished).slice(-2);
+    expect(records.map((r) => `${r.fn}:${rvName(r.rv)}`)).toEqual(["C_CloseAllSessions:CKR_OK", "C_Finalize:CKR_OK"]);
+    expect(records[0]!.facts.map((f) => f.type)).toContain("AllSessionsClosed");
+    expect(svc.simulator.read.sessions.get(vanished)?.size ?? 0).toBe(0);
+    // Client 1, which kept beating, is still there.
+    expect((await app1("C_OpenSession", { slotID: 0, flags: RW })).rv).toBe("CKR_OK");
+  });
+
+  it("refuses a second service for the same simulator with a named error", async () => {
+    const sim = `s${++n}`;
+    await serve(sim);
+    const e = await SimulatorService.start({ nc, sim, simulatorKey: TEST_KEY, log: () => undefined }).then(
+      (s) => {
+        services.push(s);
+        return undefined;
+      },
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(LeaseHeldError);
+    expect((e as Error).message).toMatch(new RegExp(`simulator "${sim}" is already served by writer`));
+  });
+
+  it("a service restarted on the stream serves the same state; a client keeps its sessions", async () => {
+    const { sim, svc, a, app, h } = await servedWithSession();
+    await app("C_Login", { hSession: h, userType: CK.CKU_USER, pin: USER_PIN });
+    const seq = svc.store.lastSeq;
+    await svc.stop();
+    services.splice(services.indexOf(svc), 1);
+    // Nobody serves: CKR_DEVICE_ERROR at once, not a hang.
+    const t0 = Date.now();
+    expect((await app("C_OpenSession", { slotID: 0, flags: RW })).rv).toBe("CKR_DEVICE_ERROR");
+    expect(a.lastError?.name).toBe("ServiceUnavailable");
+    expect(Date.now() - t0).toBeLessThan(1500);
+    const again = await serve(sim);
+    expect(again.store.lastSeq).toBe(seq);
+    expect((await app("C_Logout", { hSession: h })).rv).toBe("CKR_OK");
+    expect((await app("C_GetSessionInfo", { hSession: h })).out).toMatchObject({ state: CK.CKS_RW_PUBLIC_SESSION });
+  });
+});
