@@ -51,6 +51,13 @@ export class NativeError extends Error {
   }
 }
 
+/** A load() failure whose message may hold "host:port" (which the NativeError constructor would read as "NAME:code"). */
+function loadError(message: string): NativeError {
+  const e = new NativeError("", "load");
+  e.message = message;
+  return e;
+}
+
 /** What pkcs11js throws for a call on an instance with no library loaded. */
 const notLoaded = () => new NativeError("PKCS11 module not loaded yet");
 
@@ -305,17 +312,14 @@ export class PKCS11 {
     let timeoutMs: number | undefined;
     for (const [k, v] of new URLSearchParams(q < 0 ? "" : url.slice(q + 1))) {
       if (k !== "timeout" || !Number.isSafeInteger(Number(v)) || Number(v) <= 0) {
-        throw new NativeError(`hsmsim: unknown option "${k}=${v}" in "${url}" (a nats: target takes timeout=MS)`, "load");
+        throw loadError(`hsmsim: unknown option "${k}=${v}" in "${url}" (a nats: target takes timeout=MS)`);
       }
       timeoutMs = Number(v);
     }
     try {
       this.app = new SyncRemote(q < 0 ? url : url.slice(0, q), { timeoutMs });
     } catch (e) {
-      // Not through the constructor: it would read "host:port" in the message as pkcs11js's "NAME:code".
-      const err = new NativeError("", "load");
-      err.message = (e as Error).message;
-      throw err;
+      throw loadError((e as Error).message);
     }
     this.libPath = url;
   }

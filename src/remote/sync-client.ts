@@ -41,13 +41,13 @@ export const CTRL_ID = 1; // the id of that answer
 
 /** workerData of sync-worker.ts. */
 export interface SyncWorkerData {
-  servers: string;
-  sim: string;
+  /** `nats://host:port[,host:port…]/<name>` */
+  target: string;
   prefix?: string;
   timeoutMs: number;
+  connectTimeoutMs: number;
   ctrl: SharedArrayBuffer;
   port: MessagePort;
-  env: Record<string, string | undefined>;
 }
 
 export interface SyncRemoteOptions {
@@ -77,7 +77,6 @@ export class SyncRemote {
   /** The seq of the record of this application's last call that made one. */
   lastSeq = 0;
   readonly sim: string;
-  readonly servers: string;
   private readonly worker: Worker;
   private readonly port: MessagePort;
   private readonly ctrl: Int32Array;
@@ -86,37 +85,24 @@ export class SyncRemote {
   private closed = false;
 
   constructor(target: string, opts: SyncRemoteOptions = {}) {
-    const { server, sim } = parseSimUrl(target.replace(/\?.*$/, ""));
-    this.sim = sim;
     // `nats://a:4222,b:4222/<name>`: the host part may list several servers (a cluster).
-    const scheme = server.slice(0, server.indexOf("://") + 3);
-    this.servers = server
-      .slice(scheme.length)
-      .split(",")
-      .map((h) => (h.includes("://") ? h : scheme + h))
-      .join(",");
+    const { server, sim } = parseSimUrl(target);
+    this.sim = sim;
     this.timeoutMs = opts.timeoutMs ?? CALL_TIMEOUT_MS;
     const sab = new SharedArrayBuffer(16);
     this.ctrl = new Int32Array(sab);
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    const data: SyncWorkerData = {
-      servers: this.servers,
-      sim,
-      prefix: opts.prefix,
-      timeoutMs: this.timeoutMs,
-      ctrl: sab,
-      port: port2,
-      env: { ...process.env },
-    };
+    const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    const data: SyncWorkerData = { target, prefix: opts.prefix, timeoutMs: this.timeoutMs, connectTimeoutMs, ctrl: sab, port: port2 };
     this.worker = startWorker(data, [port2]);
     this.worker.unref();
     this.port.unref();
     // The worker answers id 0 once connected (or with the reason it could not).
-    const r = this.await(0, opts.connectTimeoutMs ?? 10_000);
+    const r = this.await(0, connectTimeoutMs + this.timeoutMs + 1000);
     if (!r || !r.ok) {
       void this.worker.terminate();
-      throw new RemoteConnectError(`hsmsim: cannot reach ${this.servers} for "${sim}": ${r ? r.error : "no answer from the connection worker"}`);
+      throw new RemoteConnectError(r ? r.error : `hsmsim: cannot reach ${server} for "${sim}": no answer from the connection worker`);
     }
     LIVE.add(this);
     if (!exitHook) {

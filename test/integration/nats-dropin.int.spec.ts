@@ -1,0 +1,246 @@
+/**
+ * The synchronous pkcs11js drop-in over NATS (src/remote/sync-client.ts, sync-worker.ts): `new PKCS11().load(
+ * "nats://host:port/<name>")` against `hsmsim serve` (a child process) on a real nats-server.
+ * - A pkcs11js flow (token init, PINs, sessions, login states, data objects, find, digest, random, errors) gives the
+ *   same transcript remotely as on a private in-process simulator (`memory:`), call for call.
+ * - Two drop-in instances are two applications of one remote simulator: one's login is the other's.
+ * - Losing the service answers CKR_DEVICE_ERROR, within the call timeout, never a hang: the service killed (no
+ *   responders), the service hung (SIGSTOP: a timeout), the NATS server gone; and calls resume when it is back.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PKCS11, Pkcs11Error, NativeError } from "../../src/pkcs11/pkcs11js.js";
+import { CK } from "../../src/pkcs11/constants.js";
+import { startNatsServer, type NatsServer } from "../support/nats-server.js";
+import { startServe, type ServeProcess } from "../support/serve-process.js";
+import { SO_PIN, USER_PIN } from "../support/sim.js";
+
+let nats: NatsServer;
+const services: ServeProcess[] = [];
+let n = 0;
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+});
+afterAll(async () => {
+  for (const s of services) await s.stop();
+  await nats?.stop();
+});
+
+async function serve(sim: string, keyFile?: string) {
+  // a restart after a kill -9 waits out the dead writer's lease
+  const s = await startServe(nats.url, sim, { keyFile, extra: ["--heartbeat-expiry", "60000", "--lease-wait", "15000"] });
+  services.push(s);
+  return s;
+}
+
+const RW = CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION;
+const h64 = (b: Buffer) => b.readBigUInt64LE(0).toString();
+
+/** Run `f`, returning its result or the error's class, message and code: one transcript line. */
+function step(t: unknown[], label: string, f: () => unknown): unknown {
+  try {
+    const v = f();
+    t.push([label, normalise(v)]);
+    return v;
+  } catch (e) {
+    const err = e as Pkcs11Error;
+    t.push([label, err.constructor.name, err.message, err.code, err.method]);
+    return undefined;
+  }
+}
+
+function normalise(v: unknown): unknown {
+  if (Buffer.isBuffer(v)) return v.length === 8 ? `h${h64(v)}` : v.toString("hex");
+  if (Array.isArray(v)) return v.map(normalise);
+  if (v && typeof v === "object") {
+    return Object.fromEntries(
+      Object.entries(v)
+        // the token serial is random per simulator; the clock is the machine's
+        .filter(([k]) => k !== "serialNumber" && k !== "utcTime")
+        .map(([k, x]) => [k, typeof x === "bigint" ? x.toString() : normalise(x)]),
+    );
+  }
+  return v;
+}
+
+/** A pkcs11js flow; every answer (or error) into the transcript. */
+function flow(p: PKCS11): unknown[] {
+  const t: unknown[] = [];
+  step(t, "init", () => p.C_Initialize());
+  step(t, "info", () => p.C_GetInfo());
+  const slots = step(t, "slots", () => p.C_GetSlotList(true)) as Buffer[];
+  const slot = slots[0]!;
+  step(t, "slotInfo", () => p.C_GetSlotInfo(slot));
+  step(t, "initToken", () => p.C_InitToken(slot, SO_PIN, "dropin over nats"));
+  step(t, "tokenInfo", () => p.C_GetTokenInfo(slot));
+  const so = step(t, "open rw", () => p.C_OpenSession(slot, RW)) as Buffer;
+  step(t, "login so wrong", () => p.C_Login(so, CK.CKU_SO, "00000000"));
+  step(t, "login so", () => p.C_Login(so, CK.CKU_SO, SO_PIN));
+  step(t, "info so", () => p.C_GetSessionInfo(so));
+  step(t, "initPIN", () => p.C_InitPIN(so, USER_PIN));
+  step(t, "logout", () => p.C_Logout(so));
+  const ro = step(t, "open ro", () => p.C_OpenSession(slot, CK.CKF_SERIAL_SESSION)) as Buffer;
+  step(t, "login user", () => p.C_Login(ro, CK.CKU_USER, USER_PIN));
+  step(t, "info ro", () => p.C_GetSessionInfo(ro));
+  step(t, "info rw", () => p.C_GetSessionInfo(so));
+  step(t, "again", () => p.C_Login(ro, CK.CKU_USER, USER_PIN));
+  const obj = step(t, "create", () =>
+    p.C_CreateObject(so, [
+      { type: CK.CKA_CLASS, value: CK.CKO_DATA },
+      { type: CK.CKA_TOKEN, value: true },
+      { type: CK.CKA_LABEL, value: "remote data" },
+      { type: CK.CKA_VALUE, value: Buffer.from("payload") },
+    ]),
+  ) as Buffer;
+  step(t, "getAttr", () => p.C_GetAttributeValue(so, obj, [{ type: CK.CKA_LABEL }, { type: CK.CKA_VALUE }]));
+  step(t, "create ro", () => p.C_CreateObject(ro, [{ type: CK.CKA_CLASS, value: CK.CKO_DATA }, { type: CK.CKA_TOKEN, value: true }]));
+  step(t, "findInit", () => p.C_FindObjectsInit(ro, [{ type: CK.CKA_LABEL, value: "remote data" }]));
+  step(t, "find", () => p.C_FindObjects(ro, 10));
+  step(t, "findFinal", () => p.C_FindObjectsFinal(ro));
+  step(t, "digestInit", () => p.C_DigestInit(ro, { mechanism: CK.CKM_SHA256 }));
+  step(t, "digest", () => p.C_Digest(ro, Buffer.from("abc"), Buffer.alloc(32)));
+  step(t, "random", () => p.C_GenerateRandom(ro, Buffer.alloc(0)));
+  step(t, "bad handle", () => p.C_GetSessionInfo(Buffer.from([99, 0, 0, 0, 0, 0, 0, 0])));
+  step(t, "close ro", () => p.C_CloseSession(ro));
+  step(t, "tokenInfo after", () => p.C_GetTokenInfo(slot));
+  step(t, "closeAll", () => p.C_CloseAllSessions(slot));
+  step(t, "closed", () => p.C_GetSessionInfo(so));
+  step(t, "finalize", () => p.C_Finalize());
+  step(t, "after finalize", () => p.C_GetSlotList(true));
+  return t;
+}
+
+describe("pkcs11js drop-in over NATS (load(\"nats://host:port/<name>\"))", () => {
+  it("a pkcs11js flow gives the same transcript against hsmsim serve as in process", async () => {
+    const sim = `dropin${++n}`;
+    await serve(sim);
+    const local = new PKCS11();
+    local.load("memory:");
+    const expected = flow(local);
+    local.close();
+
+    const p = new PKCS11();
+    p.load(`${nats.url}/${sim}`);
+    expect(p.libPath).toBe(`${nats.url}/${sim}`);
+    expect(p.simulator).toBeUndefined(); // remote: no in-process simulator behind it
+    const got = flow(p);
+    p.close();
+    expect(got).toEqual(expected);
+    // the flow really ran its checks: errors where pkcs11js throws them, digests where it answers
+    expect(got).toContainEqual(["login so wrong", "Pkcs11Error", "CKR_PIN_INCORRECT", CK.CKR_PIN_INCORRECT, "C_Login"]);
+    expect(got).toContainEqual(["digest", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"]);
+    expect(got).toContainEqual(["closed", "Pkcs11Error", "CKR_SESSION_HANDLE_INVALID", CK.CKR_SESSION_HANDLE_INVALID, "C_GetSessionInfo"]);
+  });
+
+  it("two drop-in instances are two applications of one simulator: a login is seen by the other", async () => {
+    const sim = `dropin${++n}`;
+    await serve(sim);
+    const a = new PKCS11();
+    const b = new PKCS11();
+    a.load(`${nats.url}/${sim}`);
+    b.load(`${nats.url}/${sim}`);
+    try {
+      a.C_Initialize();
+      b.C_Initialize();
+      const slot = a.C_GetSlotList(true)[0]!;
+      a.C_InitToken(slot, SO_PIN, "shared");
+      const sa = a.C_OpenSession(slot, RW);
+      a.C_Login(sa, CK.CKU_SO, SO_PIN);
+      a.C_InitPIN(sa, USER_PIN);
+      a.C_Logout(sa);
+      const sb = b.C_OpenSession(slot, CK.CKF_SERIAL_SESSION);
+      expect(b.C_GetSessionInfo(sb).state).toBe(CK.CKS_RO_PUBLIC_SESSION);
+      a.C_Login(sa, CK.CKU_USER, USER_PIN);
+      // login state is per token in PKCS#11, but per application: b's session stays public
+      expect(b.C_GetSessionInfo(sb).state).toBe(CK.CKS_RO_PUBLIC_SESSION);
+      expect(a.C_GetSessionInfo(sa).state).toBe(CK.CKS_RW_USER_FUNCTIONS);
+      // the token's session counts (default profile: live) include both applications' sessions, read from each
+      // client's own projection right after its own writes
+      expect(b.C_GetTokenInfo(slot).sessionCount).toBe(2);
+      expect(a.C_GetTokenInfo(slot).rwSessionCount).toBe(1);
+      expect(() => b.C_InitToken(slot, SO_PIN, "again")).toThrow(/CKR_SESSION_EXISTS/);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it("a load() that finds no service throws (as a missing library does); a bad option is refused", () => {
+    const p = new PKCS11();
+    const e = (() => {
+      try {
+        p.load(`${nats.url}/nobody-serves-this`);
+      } catch (x) {
+        return x as Error;
+      }
+      throw new Error("load should have thrown");
+    })();
+    expect(e).toBeInstanceOf(NativeError);
+    expect(e.message).toMatch(/no simulator "nobody-serves-this"/);
+    expect(() => p.load(`${nats.url}/x?profile=softhsm2`)).toThrow(/unknown option "profile=softhsm2"/);
+    expect(() => p.C_Initialize()).toThrow(/not loaded/);
+  });
+
+  it("losing the service answers CKR_DEVICE_ERROR within the timeout, never hangs, and calls resume when it is back", async () => {
+    const sim = `dropin${++n}`;
+    const svc = await serve(sim);
+    const p = new PKCS11();
+    p.load(`${nats.url}/${sim}?timeout=1500`);
+    p.C_Initialize();
+    const slot = p.C_GetSlotList(true)[0]!;
+    p.C_InitToken(slot, SO_PIN, "outage");
+    const h = p.C_OpenSession(slot, RW);
+    p.C_Login(h, CK.CKU_SO, SO_PIN);
+
+    const timed = (f: () => unknown): { ms: number; error: Pkcs11Error | undefined } => {
+      const t0 = performance.now();
+      try {
+        f();
+        return { ms: performance.now() - t0, error: undefined };
+      } catch (e) {
+        return { ms: performance.now() - t0, error: e as Pkcs11Error };
+      }
+    };
+
+    // 1. The service hangs (SIGSTOP: it holds its subscription but answers nothing): the request times out.
+    svc.proc.kill("SIGSTOP");
+    const hung = timed(() => p.C_OpenSession(slot, RW));
+    expect(hung.error?.message).toBe("CKR_DEVICE_ERROR");
+    expect(hung.error?.code).toBe(CK.CKR_DEVICE_ERROR);
+    expect(hung.error?.method).toBe("C_OpenSession");
+    expect(hung.ms).toBeGreaterThanOrEqual(1400);
+    expect(hung.ms).toBeLessThan(1500 + 1000);
+    svc.proc.kill("SIGCONT");
+
+    // 2. The service killed: no responders, answered at once.
+    await svc.kill();
+    const gone = timed(() => p.C_Logout(h));
+    expect(gone.error?.message).toBe("CKR_DEVICE_ERROR");
+    expect(gone.ms).toBeLessThan(1000);
+
+    // 3. The service back on the same stream and key: the application (still heartbeating) keeps its session and
+    //    login; the one call whose outcome was unknown (the C_OpenSession sent to the stopped service) may have
+    //    happened, which is exactly what CKR_DEVICE_ERROR told the caller.
+    await serve(sim, svc.keyFile);
+    expect(p.C_GetSessionInfo(h).state).toBe(CK.CKS_RW_SO_FUNCTIONS);
+    p.C_Logout(h);
+    expect(p.C_GetSessionInfo(h).state).toBe(CK.CKS_RW_PUBLIC_SESSION);
+
+    // 4. The NATS server gone: CKR_DEVICE_ERROR after the timeout, not a hang; back, and calls resume.
+    await nats.halt();
+    const down = timed(() => p.C_Login(h, CK.CKU_SO, SO_PIN));
+    expect(down.error?.message).toBe("CKR_DEVICE_ERROR");
+    expect(down.ms).toBeLessThan(1500 + 1000);
+    await nats.restart();
+    let back: Pkcs11Error | undefined;
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      back = timed(() => p.C_Login(h, CK.CKU_SO, SO_PIN)).error;
+      if (!back || back.message !== "CKR_DEVICE_ERROR" || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(back).toBeUndefined();
+    expect(p.C_GetSessionInfo(h).state).toBe(CK.CKS_RW_SO_FUNCTIONS);
+    p.close();
+  });
+});
