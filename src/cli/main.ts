@@ -13,6 +13,7 @@ import { CliError, parse, UsageError, type Parsed } from "./args.js";
 import { auditShow, auditVerify } from "./audit.js";
 import { replay } from "./replay.js";
 import { initToken, showSlots } from "./token.js";
+import { SERVE_FLAGS, SERVE_USAGE, serveCommand } from "../service/serve-command.js";
 
 const USAGE = `usage: hsmsim <command> [options]
 
@@ -43,6 +44,7 @@ commands:
            --pin also sets the user PIN; a new store takes --profile and --slots
   show-slots --store DIR [--json]
            list the store's slots and tokens, like softhsm2-util --show-slots
+${SERVE_USAGE}
   help     this text
 
 exit codes: 0 done, 1 a check failed (bad record, forged checkpoint, a divergent call), 2 usage or a store that cannot be read`;
@@ -78,9 +80,28 @@ export async function main(argv: string[], print?: (line: string) => void): Prom
   const stdout = print ? undefined : stdoutLines();
   const out = print ?? stdout!.line;
   try {
+    // Long-running and asynchronous: hsmsim serve (issue 4).
+    if (argv[0] === "serve") return await cliErrors(() => serveCommand(parse(argv.slice(1), SERVE_FLAGS)));
     return run(argv, out);
   } finally {
     await stdout?.flush();
+  }
+}
+
+/** The exit code of an async command, with usage and CLI errors reported as `run` reports them. */
+async function cliErrors(f: () => Promise<number>): Promise<number> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`${e.message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (e instanceof CliError) {
+      console.error(e.message);
+      return e.code;
+    }
+    throw e;
   }
 }
 
