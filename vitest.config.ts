@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import { configDefaults, defineConfig } from "vitest/config";
 
 /** Tests that run third-party pkcs11js consumers on top of the drop-in (`pkcs11js` aliased to it). */
-const DROP_IN_CONSUMERS = ["test/integration/graphene.int.spec.ts"];
+const DROP_IN_CONSUMERS = ["test/integration/graphene.int.spec.ts", "test/integration/nats-dropin-graphene.int.spec.ts"];
 
 const shared = {
   testTimeout: 60_000,
