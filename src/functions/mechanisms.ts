@@ -24,9 +24,8 @@
  * One table of facts: a mechanism the crypto registry (src/crypto/mechanisms) implements takes its name, sizes and
  * flags from the registry entry (`reg`), so C_GetMechanismInfo, the deciders and the registry cannot disagree; the
  * other rows of SoftHSM's list (keys, DES, CMAC, derivation, RSA, DSA, DH, EC, EdDSA) are written out here. What is
- * performed: every cipher, digest and MAC of the registry (C_Encrypt*, C_Decrypt*, C_Digest*, C_Sign*, C_Verify*),
- * and the key generation mechanisms (C_GenerateKey). The key wraps (CKM_AES_KEY_WRAP, _PAD) are listed under softhsm2
- * only until C_WrapKey / C_UnwrapKey exist.
+ * performed: every cipher, digest, MAC and key wrap of the registry (C_Encrypt*, C_Decrypt*, C_Digest*, C_Sign*,
+ * C_Verify*, C_WrapKey, C_UnwrapKey), and the key generation mechanisms (C_GenerateKey).
   */
 import type { CallArgs, MechanismInfo } from "../events/calls.js";
 import { MECHANISMS, type MechanismEntry } from "../crypto/mechanisms/index.js";
@@ -137,7 +136,7 @@ const byName = (a: Row, b: Row) => (a.name < b.name ? -1 : a.name > b.name ? 1 :
 
 /** The key generation mechanisms C_GenerateKey runs (SoftHSM's figures). */
 const KEY_GEN = new Set<number>([CK.CKM_AES_KEY_GEN, CK.CKM_GENERIC_SECRET_KEY_GEN]);
-const RUN_FAMILIES = new Set<MechanismEntry["family"]>(["cipher", "digest", "mac"]);
+const RUN_FAMILIES = new Set<MechanismEntry["family"]>(["cipher", "digest", "mac", "wrap"]);
 
 /** What hsmsim runs end to end (see the module comment), in SoftHSM's order. */
 export const PERFORMED_MECHANISMS: readonly Row[] = [

@@ -13,8 +13,8 @@
  * | # | C_SetOperationState check                                                     | rv                        |
  * |---|-------------------------------------------------------------------------------|---------------------------|
  * | 1 | not initialised                                                               | CRYPTOKI_NOT_INITIALIZED  |
- * | 2 | pOperationState NULL                                                          | ARGUMENTS_BAD             |
- * | 3 | session                                                                       | SESSION_HANDLE_INVALID    |
+ * | 2 | session (before the pointer, as in softhsm2's order)                          | SESSION_HANDLE_INVALID    |
+ * | 3 | pOperationState NULL                                                          | ARGUMENTS_BAD             |
  * | 4 | the blob does not open (tampered, truncated, another simulator's) or parse    | SAVED_STATE_INVALID       |
  * | 5 | a key handle given that the operation does not use (hEncryptionKey for a MAC or a digest, hAuthenticationKey for a cipher or a digest) | KEY_NOT_NEEDED |
  * | 6 | the operation uses a key and its handle is 0                                  | KEY_NEEDED                |
@@ -153,8 +153,8 @@ export function setOperationState(ctx: DecideContext, args: CallArgs["C_SetOpera
   const ref = ctx.appId === 0 ? undefined : findSession(ctx, args.hSession);
   const rv = firstFailure([
     [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
-    [args.state === null, "CKR_ARGUMENTS_BAD"],
     [!ref, "CKR_SESSION_HANDLE_INVALID"],
+    [args.state === null, "CKR_ARGUMENTS_BAD"],
   ]);
   if (rv) return reject(rv);
   const plain = ctx.shell.openOperation(args.state!);

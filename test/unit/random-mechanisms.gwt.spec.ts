@@ -12,6 +12,14 @@ import { caller, seededRandom, testSimulator } from "../support/sim.js";
 import { given, setups, steps, openRO, loginUser, ok, CK, bytes, SOFTHSM, PROFILES, INVALID_SLOT, type Setup } from "../support/gwt.js";
 
 const DIGESTS = [CK.CKM_MD5, CK.CKM_SHA224, CK.CKM_SHA256, CK.CKM_SHA384, CK.CKM_SHA512, CK.CKM_SHA_1];
+/** What the default profile performs, written out (SoftHSM's alphabetical order, the _GENERAL HMACs where they sort). */
+const PERFORMED = [
+  CK.CKM_AES_CBC, CK.CKM_AES_CBC_PAD, CK.CKM_AES_CTR, CK.CKM_AES_ECB, CK.CKM_AES_GCM, CK.CKM_AES_KEY_GEN, CK.CKM_AES_KEY_WRAP, CK.CKM_AES_KEY_WRAP_PAD,
+  CK.CKM_GENERIC_SECRET_KEY_GEN, CK.CKM_MD5, CK.CKM_MD5_HMAC, CK.CKM_MD5_HMAC_GENERAL,
+  CK.CKM_SHA224, CK.CKM_SHA224_HMAC, CK.CKM_SHA224_HMAC_GENERAL, CK.CKM_SHA256, CK.CKM_SHA256_HMAC, CK.CKM_SHA256_HMAC_GENERAL,
+  CK.CKM_SHA384, CK.CKM_SHA384_HMAC, CK.CKM_SHA384_HMAC_GENERAL, CK.CKM_SHA512, CK.CKM_SHA512_HMAC, CK.CKM_SHA512_HMAC_GENERAL,
+  CK.CKM_SHA_1, CK.CKM_SHA_1_HMAC, CK.CKM_SHA_1_HMAC_GENERAL,
+];
 const openRW: Setup = (c, h) => void (h.rw = ok(c("C_OpenSession", { slotID: 0, flags: CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION })).hSession);
 /** An application with a session on an initialised token, in either profile (slot 0 keeps its number on init). */
 const session = steps(setups.token);
@@ -40,14 +48,15 @@ describe("C_GetMechanismList", () => {
     const names = SOFTHSM_MECHANISMS.map((m) => m.name);
     expect(names).toEqual([...names].sort());
   });
-  it("default: lists only what hsmsim performs, the six digests, in the same order", () => {
-    const { out } = given(session).when("C_GetMechanismList", { slotID: 0, pMechanismList: 6 }).then("CKR_OK", []);
-    expect((out as { mechanisms: number[] }).mechanisms).toEqual(DIGESTS);
-    expect(PERFORMED_MECHANISMS.map((m) => m.mechanism)).toEqual(DIGESTS);
+  it("default: lists only what hsmsim performs, alphabetically by name as SoftHSM orders its own", () => {
+    const { out } = given(session).when("C_GetMechanismList", { slotID: 0, pMechanismList: PERFORMED.length }).then("CKR_OK", []);
+    expect((out as { mechanisms: number[] }).mechanisms).toEqual(PERFORMED);
+    expect(PERFORMED_MECHANISMS.map((m) => m.mechanism)).toEqual(PERFORMED);
   });
-  it("default: a size query answers 6, a buffer of 5 is too small", () => {
-    expect(given(setups.initialized).when("C_GetMechanismList", { slotID: 0, pMechanismList: null }).then("CKR_OK", []).out).toEqual({ mechanisms: [], count: 6 });
-    expect(given(setups.initialized).when("C_GetMechanismList", { slotID: 0, pMechanismList: 5 }).then("CKR_BUFFER_TOO_SMALL", []).out).toEqual({ mechanisms: [], count: 6 });
+  it(`default: a size query answers ${PERFORMED.length}, a buffer of one less is too small`, () => {
+    const n = PERFORMED.length;
+    expect(given(setups.initialized).when("C_GetMechanismList", { slotID: 0, pMechanismList: null }).then("CKR_OK", []).out).toEqual({ mechanisms: [], count: n });
+    expect(given(setups.initialized).when("C_GetMechanismList", { slotID: 0, pMechanismList: n - 1 }).then("CKR_BUFFER_TOO_SMALL", []).out).toEqual({ mechanisms: [], count: n });
   });
   it("the profile switch alone decides the list", () => {
     const { out } = given(setups.initialized, { switches: { mechanismList: "softhsm" } }).when("C_GetMechanismList", { slotID: 0, pMechanismList: null }).then("CKR_OK", []);
@@ -64,10 +73,19 @@ describe("C_GetMechanismInfo", () => {
     void given(setups.initialized, opts).when("C_GetMechanismInfo", { slotID: INVALID_SLOT, type: 0x12345, pInfo: null }).then("CKR_ARGUMENTS_BAD", []));
   it.each(PROFILES)("%s: two rules at once: a bad slot wins over a bad mechanism", (_, opts) =>
     void given(setups.initialized, opts).when("C_GetMechanismInfo", { slotID: INVALID_SLOT, type: CK.CKM_VENDOR_DEFINED }).then("CKR_SLOT_ID_INVALID", []));
-  it.each(PROFILES)("%s: unknown mechanisms are CKR_MECHANISM_INVALID (notes §6: no *_HMAC_GENERAL in 2.6.1)", (_, opts) => {
-    for (const type of [CK.CKM_VENDOR_DEFINED, 0x12345, CK.CKM_SHA256_HMAC_GENERAL, CK.CKM_RIPEMD160]) {
+  it.each(PROFILES)("%s: unknown mechanisms are CKR_MECHANISM_INVALID", (_, opts) => {
+    for (const type of [CK.CKM_VENDOR_DEFINED, 0x12345, CK.CKM_RIPEMD160]) {
       given(setups.initialized, opts).when("C_GetMechanismInfo", { slotID: 0, type }).then("CKR_MECHANISM_INVALID", []);
     }
+  });
+  it("softhsm2: no *_HMAC_GENERAL (notes §6, §9.3); default: SHA256_HMAC_GENERAL as SHA256_HMAC", () => {
+    given(setups.initialized, SOFTHSM).when("C_GetMechanismInfo", { slotID: 0, type: CK.CKM_SHA256_HMAC_GENERAL }).then("CKR_MECHANISM_INVALID", []);
+    const { out } = given(setups.initialized).when("C_GetMechanismInfo", { slotID: 0, type: CK.CKM_SHA256_HMAC_GENERAL }).then("CKR_OK", []);
+    expect(out).toEqual({ minKeySize: 32, maxKeySize: 512, flags: CK.CKF_SIGN | CK.CKF_VERIFY });
+  });
+  it("one table: every mechanism both profiles list answers the same figures in both", () => {
+    const softhsm = new Map(SOFTHSM_MECHANISMS.map((m) => [m.mechanism, m.info]));
+    for (const m of PERFORMED_MECHANISMS) if (softhsm.has(m.mechanism)) expect(m.info, m.name).toEqual(softhsm.get(m.mechanism));
   });
   it("softhsm2: every listed mechanism answers SoftHSM's figures (the InfoTests loop)", () => {
     for (const m of SOFTHSM_MECHANISMS) {
@@ -86,7 +104,8 @@ describe("C_GetMechanismInfo", () => {
     for (const type of DIGESTS) {
       expect(given(setups.initialized).when("C_GetMechanismInfo", { slotID: 0, type }).then("CKR_OK", []).out).toEqual({ minKeySize: 0, maxKeySize: 0, flags: CK.CKF_DIGEST });
     }
-    for (const type of [CK.CKM_AES_CBC, CK.CKM_SHA256_HMAC, CK.CKM_RSA_PKCS, CK.CKM_AES_KEY_GEN]) {
+    expect(given(setups.initialized).when("C_GetMechanismInfo", { slotID: 0, type: CK.CKM_AES_CBC }).then("CKR_OK", []).out).toEqual({ minKeySize: 16, maxKeySize: 32, flags: 0x20300 });
+    for (const type of [CK.CKM_RSA_PKCS, CK.CKM_AES_CMAC, CK.CKM_DES3_CBC, CK.CKM_ECDSA]) {
       given(setups.initialized).when("C_GetMechanismInfo", { slotID: 0, type }).then("CKR_MECHANISM_INVALID", []);
     }
   });
