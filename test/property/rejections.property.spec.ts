@@ -14,7 +14,7 @@ import type { Call } from "../../src/events/calls.js";
 import { CALL_SCHEMA } from "../../src/events/call-schema.js";
 import { CK, CKR_NAMES } from "../../src/pkcs11/constants.js";
 import { resolve, observe, Seen, stepsArb } from "../support/arbitraries.js";
-import { dataTemplate, RW, RO } from "../support/gwt.js";
+import { dataTemplate, RW, RO, ulong } from "../support/gwt.js";
 import { snapshot, testSimulator, SO_PIN, USER_PIN } from "../support/sim.js";
 
 type Snap = ReturnType<typeof snapshot>;
@@ -30,11 +30,33 @@ function withoutPinCounters(s: Snap) {
   };
 }
 
+/**
+ * Functions whose failures end the session's operation (PKCS#11 §5.8-5.12: a failing step terminates it; SoftHSM's
+ * resetOp, fact sheet §17): the one fact such a rejection may record is OperationEnded, and the one change is that
+ * session's operation ending.
+ */
+const ENDS_ON_ERROR = new Set<string>([
+  "C_Encrypt", "C_EncryptUpdate", "C_EncryptFinal", "C_Decrypt", "C_DecryptUpdate", "C_DecryptFinal",
+  "C_Sign", "C_SignFinal", "C_Verify", "C_VerifyFinal",
+]);
+
 function checkRejection(sim: ReturnType<typeof testSimulator>, before: Snap, call: Call, rv: number) {
   if (rv === CK.CKR_OK) return;
   const record = [...sim.store.read(sim.lastSeq)][0]!;
-  expect({ fn: call.fn, facts: record.facts.map((f) => f.type).filter((t) => t !== "PinRejected") }).toEqual({ fn: call.fn, facts: [] });
-  expect(withoutPinCounters(snapshot(sim))).toEqual(withoutPinCounters(before));
+  const ending = ENDS_ON_ERROR.has(call.fn) ? record.facts.filter((f) => f.type === "OperationEnded") : [];
+  const other = record.facts.map((f) => f.type).filter((t) => t !== "PinRejected" && !(t === "OperationEnded" && ending.length));
+  expect({ fn: call.fn, facts: other }).toEqual({ fn: call.fn, facts: [] });
+  let expected = before;
+  for (const f of ending) {
+    const e = f as { app: number; session: number };
+    expected = {
+      ...expected,
+      apps: expected.apps.map((a) =>
+        a.id !== e.app ? a : { ...a, sessions: a.sessions.map((s) => (s.handle === e.session ? { ...s, op: null, chart: "idle" } : s)) },
+      ),
+    };
+  }
+  expect(withoutPinCounters(snapshot(sim))).toEqual(withoutPinCounters(expected));
 }
 
 describe("rejected calls change nothing", () => {
@@ -78,8 +100,25 @@ function deepState() {
   c("C_FindObjectsInit", { hSession: ro, template: [] });
   c("C_DigestInit", { hSession: rw, mechanism: { mechanism: CK.CKM_SHA256 } });
   c("C_DigestUpdate", { hSession: rw, data: new Uint8Array([1, 2, 3]) });
-  for (const o of objects) expect(o).toBeGreaterThan(0);
-  return { sim, app, handles: [rw, ro, ...objects] };
+  // A key, and an encryption and a MAC under way in two more sessions.
+  const key = (keyType: number, value: Uint8Array) =>
+    c("C_CreateObject", {
+      hSession: rw,
+      template: [
+        { type: CK.CKA_CLASS, value: ulong(CK.CKO_SECRET_KEY) },
+        { type: CK.CKA_KEY_TYPE, value: ulong(keyType) },
+        { type: CK.CKA_VALUE, value },
+      ],
+    }).out.hObject;
+  const aes = key(CK.CKK_AES, new Uint8Array(16).fill(1));
+  const hmac = key(CK.CKK_GENERIC_SECRET, new Uint8Array(32).fill(2));
+  const enc = c("C_OpenSession", { slotID: 0, flags: RW }).out.hSession;
+  const mac = c("C_OpenSession", { slotID: 0, flags: RW }).out.hSession;
+  expect(c("C_EncryptInit", { hSession: enc, mechanism: { mechanism: CK.CKM_AES_CBC_PAD, parameter: new Uint8Array(16) }, hKey: aes }).rv).toBe(0);
+  expect(c("C_EncryptUpdate", { hSession: enc, data: new Uint8Array(20), outLen: 64 }).rv).toBe(0);
+  expect(c("C_SignInit", { hSession: mac, mechanism: { mechanism: CK.CKM_SHA256_HMAC }, hKey: hmac }).rv).toBe(0);
+  for (const o of [...objects, aes, hmac]) expect(o).toBeGreaterThan(0);
+  return { sim, app, handles: [rw, ro, ...objects, enc, mac, aes, hmac] };
 }
 
 const garbage = (handles: number[]) =>
@@ -88,6 +127,14 @@ const garbage = (handles: number[]) =>
     fc.constantFrom("1", "", "x".repeat(100_000), new Uint8Array(0), new Uint8Array(100_000), null, undefined, true, [], {}),
     fc.constantFrom([{ type: -1, value: null }], [{ type: 0, value: "x" }], [null], [{}], [{ type: CK.CKA_LABEL, value: new Uint8Array(1 << 16) }]),
     fc.constantFrom({ mechanism: -5 }, { mechanism: "x" }, { mechanism: CK.CKM_SHA256, parameter: new Uint8Array(9) }),
+    fc.constantFrom(
+      { mechanism: CK.CKM_AES_GCM, parameter: { type: "gcm", iv: new Uint8Array(0), aad: null, ivBits: 0, tagBits: 129, size: 48 } },
+      { mechanism: CK.CKM_AES_GCM, parameter: { type: "gcm", iv: "x", aad: 1, ivBits: -1, tagBits: NaN, size: 48 } },
+      { mechanism: CK.CKM_AES_CTR, parameter: new Uint8Array(24).fill(0xff) },
+      { mechanism: CK.CKM_AES_CBC, parameter: new Uint8Array(15) },
+      { mechanism: CK.CKM_SHA256_HMAC_GENERAL, parameter: new Uint8Array(8).fill(0xff) },
+      { mechanism: CK.CKM_SHA256_HMAC, parameter: "junk" },
+    ),
     fc.integer({ min: -(2 ** 31), max: 2 ** 32 }), // unknown flags, user types, counts
     fc.anything({ maxDepth: 2 }),
   );
@@ -107,7 +154,7 @@ describe("bad input gets a CK_RV, never a crash", () => {
           { minLength: 1, maxLength: 12 },
         ),
         fc.array(fc.anything({ maxDepth: 1 }), { minLength: 8, maxLength: 8 }),
-        fc.infiniteStream(garbage([1, 2, 3, 4])),
+        fc.infiniteStream(garbage([1, 2, 3, 4, 5, 6, 7, 8])),
         (plan, whole, values) => {
           const { sim, app, handles } = deepState();
           for (const [i, p] of plan.entries()) {
