@@ -14,6 +14,7 @@ import { auditShow, auditVerify } from "./audit.js";
 import { replay } from "./replay.js";
 import { initToken, showSlots } from "./token.js";
 import { SERVE_FLAGS, SERVE_USAGE, serveCommand } from "../service/serve-command.js";
+import { PROJECT_FLAGS, PROJECT_USAGE, projectCommand } from "../projections/service-cli.js";
 
 const USAGE = `usage: hsmsim <command> [options]
 
@@ -45,6 +46,7 @@ commands:
   show-slots --store DIR [--json]
            list the store's slots and tokens, like softhsm2-util --show-slots
 ${SERVE_USAGE}
+${PROJECT_USAGE}
   help     this text
 
 exit codes: 0 done, 1 a check failed (bad record, forged checkpoint, a divergent call), 2 usage or a store that cannot be read`;
@@ -82,6 +84,7 @@ export async function main(argv: string[], print?: (line: string) => void): Prom
   try {
     // Long-running and asynchronous: hsmsim serve (issue 4).
     if (argv[0] === "serve") return await cliErrors(() => serveCommand(parse(argv.slice(1), SERVE_FLAGS)));
+    if (argv[0] === "project") return await cliErrors(() => projectCommand(parse(argv.slice(1), PROJECT_FLAGS)));
     return run(argv, out);
   } finally {
     await stdout?.flush();
