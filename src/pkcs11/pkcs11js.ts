@@ -25,7 +25,7 @@
 import { fileURLToPath } from "node:url";
 import { Application, Simulator, type SimulatorOptions } from "../actors/simulator.js";
 import { FileEventStore, StoreCorruptError, StoreLockedError, type Durability } from "../events/file-store.js";
-import type { Call, CallOut, FnName, Template } from "../events/calls.js";
+import type { Call, CallOut, FnName, Mechanism as CallMechanism, Template } from "../events/calls.js";
 import { CK, PKCS11JS_CONSTANTS, pkcs11jsRvName } from "./constants.js";
 import type { ProfileName } from "./profiles.js";
 import type { Answer } from "../events/types.js";
@@ -680,6 +680,111 @@ export class PKCS11 {
     );
   }
 
+  // ---- encryption, decryption, signing, verifying (issue 3) ----
+  C_EncryptInit(session: Handle, mechanism: Mechanism, key: Handle): void {
+    this.keyedInit("C_EncryptInit", arguments);
+  }
+  C_Encrypt(session: Handle, inData: Buffer, outData: Buffer, cb?: (e: Error | null, d: Buffer | null) => void): Buffer | void {
+    if (typeof cb === "function") return callback(() => this.dataStep("C_Encrypt", [session, inData, outData]), cb);
+    return this.dataStep("C_Encrypt", arguments);
+  }
+  C_EncryptUpdate(session: Handle, inData: Buffer, outData: Buffer): Buffer {
+    return this.dataStep("C_EncryptUpdate", arguments);
+  }
+  C_EncryptFinal(session: Handle, outData: Buffer, cb?: (e: Error | null, d: Buffer | null) => void): Buffer | void {
+    if (typeof cb === "function") return callback(() => this.finalStep("C_EncryptFinal", [session, outData]), cb);
+    return this.finalStep("C_EncryptFinal", arguments);
+  }
+  C_DecryptInit(session: Handle, mechanism: Mechanism, key: Handle): void {
+    this.keyedInit("C_DecryptInit", arguments);
+  }
+  C_Decrypt(session: Handle, inData: Buffer, outData: Buffer, cb?: (e: Error | null, d: Buffer | null) => void): Buffer | void {
+    if (typeof cb === "function") return callback(() => this.dataStep("C_Decrypt", [session, inData, outData]), cb);
+    return this.dataStep("C_Decrypt", arguments);
+  }
+  C_DecryptUpdate(session: Handle, inData: Buffer, outData: Buffer): Buffer {
+    return this.dataStep("C_DecryptUpdate", arguments);
+  }
+  C_DecryptFinal(session: Handle, outData: Buffer, cb?: (e: Error | null, d: Buffer | null) => void): Buffer | void {
+    if (typeof cb === "function") return callback(() => this.finalStep("C_DecryptFinal", [session, outData]), cb);
+    return this.finalStep("C_DecryptFinal", arguments);
+  }
+  C_DigestKey(session: Handle, key: Handle): void {
+    required(arguments, 1);
+    const hSession = handleArg(arguments, 0);
+    this.call("C_DigestKey", "C_DigestKey", { hSession, hKey: handleArg(arguments, 1) });
+  }
+  C_SignInit(session: Handle, mechanism: Mechanism, key: Handle): void {
+    this.keyedInit("C_SignInit", arguments);
+  }
+  C_Sign(session: Handle, inData: Buffer, outData: Buffer, cb?: (e: Error | null, d: Buffer | null) => void): Buffer | void {
+    if (typeof cb === "function") return callback(() => this.dataStep("C_Sign", [session, inData, outData]), cb);
+    return this.dataStep("C_Sign", arguments);
+  }
+  C_SignUpdate(session: Handle, inData: Buffer): void {
+    this.feed("C_SignUpdate", arguments);
+  }
+  C_SignFinal(session: Handle, outData: Buffer, cb?: (e: Error | null, d: Buffer | null) => void): Buffer | void {
+    if (typeof cb === "function") return callback(() => this.finalStep("C_SignFinal", [session, outData]), cb);
+    return this.finalStep("C_SignFinal", arguments);
+  }
+  C_VerifyInit(session: Handle, mechanism: Mechanism, key: Handle): void {
+    this.keyedInit("C_VerifyInit", arguments);
+  }
+  /** true, or a thrown CKR_SIGNATURE_INVALID / CKR_SIGNATURE_LEN_RANGE: pkcs11js never returns false synchronously. */
+  C_Verify(session: Handle, inData: Buffer, signature: Buffer, cb?: (e: Error | null, ok: boolean | null) => void): boolean | void {
+    if (typeof cb === "function") return callback(() => this.verify([session, inData, signature]), cb);
+    return this.verify(arguments);
+  }
+  C_VerifyUpdate(session: Handle, inData: Buffer): void {
+    this.feed("C_VerifyUpdate", arguments);
+  }
+  C_VerifyFinal(session: Handle, signature: Buffer, cb?: (e: Error | null, ok: boolean | null) => void): boolean | void {
+    if (typeof cb === "function") return callback(() => this.verifyFinal([session, signature]), cb);
+    return this.verifyFinal(arguments);
+  }
+
+  private verify(args: IArguments | unknown[]): boolean {
+    required(args, 2);
+    const hSession = handleArg(args, 0);
+    const data = bufferArg(args, 1);
+    const sig = bufferArg(args, 2);
+    this.call("C_Verify", "C_Verify", { hSession, data: cBytes(data), signature: cBytes(sig) });
+    return true;
+  }
+  private verifyFinal(args: IArguments | unknown[]): boolean {
+    required(args, 1);
+    const hSession = handleArg(args, 0);
+    this.call("C_VerifyFinal", "C_VerifyFinal", { hSession, signature: cBytes(bufferArg(args, 1)) });
+    return true;
+  }
+  private keyedInit(fn: "C_EncryptInit" | "C_DecryptInit" | "C_SignInit" | "C_VerifyInit", args: IArguments): void {
+    required(args, 2);
+    const hSession = handleArg(args, 0);
+    const mechanism = cryptoMechanismArg(args, 1);
+    this.call(fn, fn, { hSession, mechanism, hKey: handleArg(args, 2) });
+  }
+  /** (session, data, out): the output written into `out`, pkcs11js's `out.subarray(0, *pulLen)` returned. */
+  private dataStep(fn: "C_Encrypt" | "C_EncryptUpdate" | "C_Decrypt" | "C_DecryptUpdate" | "C_Sign", args: IArguments | unknown[]): Buffer {
+    required(args, 2);
+    const hSession = handleArg(args, 0);
+    const data = bufferArg(args, 1);
+    const out = bufferArg(args, 2);
+    const r = this.call(fn, fn, { hSession, data: cBytes(data), outLen: isNullBuffer(out) ? null : out.length });
+    return writtenOut(out, r);
+  }
+  private finalStep(fn: "C_EncryptFinal" | "C_DecryptFinal" | "C_SignFinal", args: IArguments | unknown[]): Buffer {
+    required(args, 1);
+    const hSession = handleArg(args, 0);
+    const out = bufferArg(args, 1);
+    return writtenOut(out, this.call(fn, fn, { hSession, outLen: isNullBuffer(out) ? null : out.length }));
+  }
+  private feed(fn: "C_SignUpdate" | "C_VerifyUpdate", args: IArguments): void {
+    required(args, 1);
+    const hSession = handleArg(args, 0);
+    this.call(fn, fn, { hSession, data: cBytes(bufferArg(args, 1)) });
+  }
+
   // ---- events and legacy ----
   C_WaitForSlotEvent(flags: number): Handle | null {
     const f = ulongArg(arguments, 0);
@@ -687,6 +792,71 @@ export class PKCS11 {
     if (r.rv === CK.CKR_NO_EVENT) return null;
     if (r.rv !== CK.CKR_OK) throw rvError("C_WaitForSlotEvent", r.rv);
     return handleOut((r.out as { slotID: number }).slotID);
+  }
+}
+
+/** An output written into the caller's buffer; pkcs11js returns `out.subarray(0, length)`, length as a uint32. */
+function writtenOut(out: Buffer, r: { data: Uint8Array | null; length: number }): Buffer {
+  if (r.data) out.set(r.data);
+  return out.subarray(0, r.length >>> 0);
+}
+
+/** sizeof(CK_GCM_PARAMS) / sizeof(CK_AES_GCM_240_PARAMS) with ulIvBits, and pkcs11js's CK_AES_GCM_PARAMS without. */
+const GCM_STRUCT = 48;
+const AES_GCM_STRUCT = 40;
+
+/**
+ * pkcs11js's CK_MECHANISM conversion (get_args_mechanism, params.cpp): `mechanism` through uint32; a Buffer parameter
+ * as its bytes; a Number as a CK_ULONG (8 bytes, little-endian); an object by its `type`: CK_PARAMS_AES_CBC (`iv` of
+ * 16 bytes, as CK_AES_CBC_ENCRYPT_DATA_PARAMS: 32 bytes), CK_PARAMS_GCM / CK_PARAMS_AES_GCM_v240 (48-byte structs with
+ * ulIvBits), CK_PARAMS_AES_GCM (pkcs11js's 40-byte struct without). Other parameter types hsmsim has no mechanism for:
+ * a TypeError.
+ */
+function cryptoMechanismArg(args: IArguments | unknown[], i: number): CallMechanism {
+  required(args, i);
+  const m = args[i] as { mechanism?: unknown; parameter?: unknown } | undefined;
+  if (!m || typeof m !== "object") throw new TypeError(`Argument ${i} has wrong type. Should be an Object`);
+  if (typeof m.mechanism !== "number") throw new TypeError("Attribute 'mechanism' has wrong type. Should be a Number");
+  const mechanism = uint32(m.mechanism);
+  const p = m.parameter;
+  if (p === undefined || p === null) return { mechanism };
+  if (Buffer.isBuffer(p)) return { mechanism, parameter: new Uint8Array(p) };
+  if (typeof p === "number") {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, BigInt(uint32(p)), true);
+    return { mechanism, parameter: b };
+  }
+  if (typeof p !== "object") throw new TypeError(`Argument ${i} has wrong type. Property 'parameter' should be an Object or Buffer`);
+  const o = p as { type?: unknown; iv?: unknown; aad?: unknown; ivBits?: unknown; tagBits?: unknown };
+  if (typeof o.type !== "number") throw new TypeError(`Argument ${i} has wrong type. Property 'type' should be a Number`);
+  const bytes = (name: string, v: unknown, optional: boolean): Uint8Array | null => {
+    if (v === undefined && optional) return null;
+    if (!Buffer.isBuffer(v)) throw new TypeError(`Property '${name}' should be a Buffer`);
+    return new Uint8Array(v);
+  };
+  const num = (name: string, v: unknown, optional: boolean): number => {
+    if (v === undefined && optional) return 0;
+    if (typeof v !== "number") throw new TypeError(`Property '${name}' should be a Number`);
+    return uint32(v);
+  };
+  switch (o.type) {
+    case CK.CK_PARAMS_AES_CBC: {
+      const iv = bytes("iv", o.iv, false)!;
+      if (iv.length !== 16) throw new TypeError("Property 'iv' of CK_AES_CBC_ENCRYPT_DATA_PARAMS mechanism parameter should be a Buffer of length 16");
+      const struct = new Uint8Array(32);
+      struct.set(iv);
+      return { mechanism, parameter: struct };
+    }
+    case CK.CK_PARAMS_GCM:
+    case CK.CK_PARAMS_AES_GCM_v240:
+    case CK.CK_PARAMS_AES_GCM: {
+      const size = o.type === CK.CK_PARAMS_AES_GCM ? AES_GCM_STRUCT : GCM_STRUCT;
+      const iv = bytes("iv", o.iv, false)!;
+      const ivBits = o.type === CK.CK_PARAMS_AES_GCM ? 0 : num("ivBits", o.ivBits, false);
+      return { mechanism, parameter: { type: "gcm", iv, aad: bytes("aad", o.aad, true), ivBits, tagBits: num("tagBits", o.tagBits, true), size } };
+    }
+    default:
+      throw new TypeError(`hsmsim: mechanism parameter type ${o.type} is not supported`);
   }
 }
 
@@ -715,10 +885,7 @@ function promise<T>(f: () => T): Promise<T> {
 
 /** Methods of pkcs11js that hsmsim does not implement yet: present, recorded, and answered CKR_FUNCTION_NOT_SUPPORTED. */
 const NOT_YET = [
-  "C_EncryptInit", "C_Encrypt", "C_EncryptUpdate", "C_EncryptFinal", "C_DecryptInit", "C_Decrypt", "C_DecryptUpdate",
-  "C_DecryptFinal", "C_DigestKey", "C_SignInit", "C_Sign", "C_SignUpdate", "C_SignFinal", "C_SignRecoverInit",
-  "C_SignRecover", "C_VerifyInit", "C_Verify", "C_VerifyUpdate", "C_VerifyFinal", "C_VerifyRecoverInit",
-  "C_VerifyRecover", "C_GenerateKeyPair", "C_DeriveKey",
+  "C_SignRecoverInit", "C_SignRecover", "C_VerifyRecoverInit", "C_VerifyRecover", "C_GenerateKeyPair", "C_DeriveKey",
   "C_DigestEncryptUpdate", "C_DecryptDigestUpdate", "C_SignEncryptUpdate", "C_DecryptVerifyUpdate",
 ] as const;
 for (const name of NOT_YET) {
