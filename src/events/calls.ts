@@ -18,8 +18,8 @@ export interface Template {
 
 /**
  * CK_GCM_PARAMS as pkcs11js builds it from `{ type: CK_PARAMS_GCM | CK_PARAMS_AES_GCM | CK_PARAMS_AES_GCM_v240, iv,
- * ivBits?, aad?, tagBits? }`. `size` is the ulParameterLen C receives: 48 for the v2.40 structs (with ulIvBits), 40 for
- * pkcs11js's CK_AES_GCM_PARAMS (without), which SoftHSM refuses as the wrong size.
+ * ivBits?, aad?, tagBits? }`. `size` is the ulParameterLen C receives (48 for all three on amd64; a module refuses
+ * another size).
  */
 export interface GcmParameter {
   type: "gcm";

@@ -149,8 +149,8 @@ const CLAMP = 1n << 40n;
 /**
  * CK_MECHANISM's pParameter for the registry's parameter kinds, as SoftHSM reads it: CBC's IV is the raw parameter
  * (NULL or empty → ARGUMENTS_BAD); CK_AES_CTR_PARAMS must be exactly 24 bytes (ulCounterBits little-endian, then the
- * counter block) and CK_GCM_PARAMS exactly its 48-byte v2.40 struct (pkcs11js's 40-byte CK_AES_GCM_PARAMS is
- * refused as ARGUMENTS_BAD); CK_MAC_GENERAL_PARAMS is a CK_ULONG.
+ * counter block) and CK_GCM_PARAMS exactly its 48-byte struct (anything else → ARGUMENTS_BAD); CK_MAC_GENERAL_PARAMS is
+ * a CK_ULONG.
  */
 export function decodeParameter(kind: CipherEntry["param"], p: Mechanism["parameter"]): PlainParams | Failure {
   const bad = (rv: CkrName): Failure => ({ ok: false, rv, reason: "param" });
@@ -176,6 +176,19 @@ export function decodeParameter(kind: CipherEntry["param"], p: Mechanism["parame
       return { kind: "mac-length", macLength: Number(n > CLAMP ? CLAMP : n) };
     }
   }
+}
+
+/**
+ * The IV SoftHSM 2.6.1 really uses for GCM (OSSLEVPSymmetricAlgorithm::encryptInit): an empty IV becomes 16 zero bytes;
+ * one longer than OpenSSL's 128-byte limit is refused by EVP_CTRL_GCM_SET_IVLEN, which SoftHSM ignores, so OpenSSL
+ * keeps its default 12-byte length and reads the first 12 bytes. The default profile refuses both instead
+ * (CKR_MECHANISM_PARAM_INVALID, crypto/mechanisms/aes-gcm.ts).
+ */
+function softhsmGcmIv(p: PlainParams): PlainParams {
+  if (p.kind !== "gcm") return p;
+  if (p.iv.length === 0) return { ...p, iv: "00".repeat(16) };
+  if (p.iv.length > 2 * 128) return { ...p, iv: p.iv.slice(0, 24) };
+  return p;
 }
 
 /** The registry's parameter object for plain parameters. */
@@ -295,8 +308,9 @@ export function keyedInit(ctx: DecideContext, args: InitArgs, kind: CryptoKind):
   const entry = performed(profile, mechanism);
   // DES, 3DES and CMAC pass SoftHSM's checks with a DES or AES key; hsmsim does not run them.
   if (!entry) return reject("CKR_MECHANISM_INVALID");
-  const params = decodeParameter(entry.param, args.mechanism!.parameter);
-  if ("ok" in params) return reject(failureRv(profile, params));
+  const decoded = decodeParameter(entry.param, args.mechanism!.parameter);
+  if ("ok" in decoded) return reject(failureRv(profile, decoded));
+  const params = profile.cryptoErrors === "softhsm" ? softhsmGcmIv(decoded) : decoded;
   const value = keyValueOf(key);
   // SoftHSM's getSymmetricKey failing (here: a sealed value this simulator cannot open) is CKR_GENERAL_ERROR.
   if (!value) return reject("CKR_GENERAL_ERROR");

@@ -121,7 +121,8 @@ function single(ctx: DecideContext, args: CallArgs["C_Encrypt"], encrypt: boolea
   const stream = streamOf(op, encrypt);
   const key = keyOf(op, ctx.shell.unseal);
   const r = op.updated ? runOn(stream, key, op.state, data) : stream.once(key, runtimeParams(op.params as PlainParams), data);
-  if (!r.ok) return endWith(ctx, h, cipherFailure(ctx, r, encrypt));
+  // After an update (softhsm2 only) SoftHSM's EVP final fails on a partial block or a bad pad: CKR_GENERAL_ERROR.
+  if (!r.ok) return endWith(ctx, h, op.updated ? "CKR_GENERAL_ERROR" : cipherFailure(ctx, r, encrypt));
   // SoftHSM sizes the answer from this call's input alone: encryption resizes the output to it (cut or zero-filled),
   // decryption cuts anything longer. Only a call after an update can tell.
   let out = r.out;

@@ -801,16 +801,15 @@ function writtenOut(out: Buffer, r: { data: Uint8Array | null; length: number })
   return out.subarray(0, r.length >>> 0);
 }
 
-/** sizeof(CK_GCM_PARAMS) / sizeof(CK_AES_GCM_240_PARAMS) with ulIvBits, and pkcs11js's CK_AES_GCM_PARAMS without. */
+/** sizeof(CK_GCM_PARAMS): pkcs11js's CK_AES_GCM_PARAMS, CK_GCM_PARAMS and CK_AES_GCM_240_PARAMS all have ulIvBits. */
 const GCM_STRUCT = 48;
-const AES_GCM_STRUCT = 40;
 
 /**
  * pkcs11js's CK_MECHANISM conversion (get_args_mechanism, params.cpp): `mechanism` through uint32; a Buffer parameter
  * as its bytes; a Number as a CK_ULONG (8 bytes, little-endian); an object by its `type`: CK_PARAMS_AES_CBC (`iv` of
- * 16 bytes, as CK_AES_CBC_ENCRYPT_DATA_PARAMS: 32 bytes), CK_PARAMS_GCM / CK_PARAMS_AES_GCM_v240 (48-byte structs with
- * ulIvBits), CK_PARAMS_AES_GCM (pkcs11js's 40-byte struct without). Other parameter types hsmsim has no mechanism for:
- * a TypeError.
+ * 16 bytes, as CK_AES_CBC_ENCRYPT_DATA_PARAMS: 32 bytes), CK_PARAMS_GCM, CK_PARAMS_AES_GCM_v240 and CK_PARAMS_AES_GCM
+ * (the same 48-byte struct; pkcs11js leaves CK_PARAMS_AES_GCM's ulIvBits unset, which nobody reads). Other parameter
+ * types hsmsim has no mechanism for: a TypeError.
  */
 function cryptoMechanismArg(args: IArguments | unknown[], i: number): CallMechanism {
   required(args, i);
@@ -850,7 +849,7 @@ function cryptoMechanismArg(args: IArguments | unknown[], i: number): CallMechan
     case CK.CK_PARAMS_GCM:
     case CK.CK_PARAMS_AES_GCM_v240:
     case CK.CK_PARAMS_AES_GCM: {
-      const size = o.type === CK.CK_PARAMS_AES_GCM ? AES_GCM_STRUCT : GCM_STRUCT;
+      const size = GCM_STRUCT;
       const iv = bytes("iv", o.iv, false)!;
       const ivBits = o.type === CK.CK_PARAMS_AES_GCM ? 0 : num("ivBits", o.ivBits, false);
       return { mechanism, parameter: { type: "gcm", iv, aad: bytes("aad", o.aad, true), ivBits, tagBits: num("tagBits", o.tagBits, true), size } };
