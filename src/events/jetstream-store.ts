@@ -27,6 +27,17 @@
  * `flush` rejects with `StoreWriteError`, and `append` throws (the simulator then answers CKR_DEVICE_ERROR without
  * changing anything). The owner (hsmsim serve) must stop: its in-memory state may be ahead of its log, and a restart
  * rebuilds it from the stream.
+ *
+ * Snapshots (`snapshots: true`, as `hsmsim serve` opens it): so that start time does not grow with the log, the store
+ * is a SnapshotHost (store.ts) for the simulator's sealed snapshots (events/snapshot.ts, sealed under the simulator
+ * key). Every `snapshotEvery` records, at the start of an append, the simulator's capture seals its state as of the
+ * last record; once the message holding that record is acknowledged, the body goes to KV bucket `hsmsim-snapshots`
+ * in chunks (`<prefix>.<sim>.<seq>.<i>`), then the entry `<prefix>.<sim>.meta` names it with that message's stream
+ * sequence (a snapshot never describes a record the stream may not have). Opening reads the meta entry and the chunks,
+ * then replays the subject from that message, skipping the records the snapshot covers (the first kept record must
+ * chain to the snapshot's head). If the snapshot is missing, damaged or refused by the simulator (another key,
+ * profile), the owner reopens with `snapshots: false` and the whole subject is replayed. A snapshot that cannot be
+ * written is a warning, never a failed call: the stream is the truth.
  */
 import { randomUUID } from "node:crypto";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
@@ -41,11 +52,12 @@ import {
   type ConsumerMessages,
   type StreamConfig,
 } from "@nats-io/jetstream";
-import type { EventStore } from "./store.js";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { EventStore, SnapshotCandidate, SnapshotHost } from "./store.js";
 import type { CallRecord } from "./types.js";
 import { encodeEntry, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { StoreWriteError } from "./file-store.js";
-import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_SEQ, streamSubjects, subjects } from "../remote/protocol.js";
+import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_SEQ, SNAPSHOT_BUCKET, streamSubjects, subjects } from "../remote/protocol.js";
 
 /**
  * A store whose appends become durable later (JetStream: group commit). `append` still takes the record at once and
@@ -86,10 +98,30 @@ export interface JetStreamStoreOptions {
   retryForMs?: number;
   /** Publish ack timeout per attempt (ms). Default 2000. */
   publishTimeoutMs?: number;
-  /** Start from a known position instead of the subject's start (a snapshot): records up to `seq` are not loaded. */
-  from?: { seq: number; head: string; streamSeq: number };
+  /**
+   * State snapshots in KV bucket `hsmsim-snapshots` (see "Snapshots" in the module comment): restore the newest at
+   * open and replay only the messages after it; write one every `snapshotEvery` records (default 10,000; 0: only at
+   * close). Default false: the store then loads the whole subject.
+   */
+  snapshots?: boolean;
+  snapshotEvery?: number;
+  /** With `snapshots`: restore from the newest (default true); false replays the whole subject but still writes them. */
+  restore?: boolean;
   onWarning?: (message: string) => void;
 }
+
+/** The KV entry that names a simulator's newest snapshot. Its body is in `chunks` values of ≤ 512 KiB. */
+interface SnapshotMeta {
+  seq: number;
+  head: string;
+  /** The stream sequence of the message that holds record `seq`: the tail is replayed from there. */
+  streamSeq: number;
+  chunks: number;
+  size: number;
+  at: string;
+}
+
+const CHUNK = 512 * 1024;
 
 /** A second writer moved the subject: this writer's view is stale, and it must stop. */
 export class FenceLostError extends Error {
@@ -248,7 +280,7 @@ export class JetStreamEventStore implements DeferredEventStore {
   readonly writerId: string;
   /** Records appended or loaded, for `read` (records before `base` were not loaded: a snapshot covers them). */
   private readonly records: CallRecord[] = [];
-  private readonly base: number;
+  private base: number;
   private last: number;
   private durable: number;
   private head: string;
@@ -261,7 +293,17 @@ export class JetStreamEventStore implements DeferredEventStore {
   private failed: Error | undefined;
   private closed = false;
   private idle: (() => void)[] = [];
-  readonly stats = { publishes: 0, records: 0, retries: 0, loadedRecords: 0, loadedMessages: 0, loadMs: 0 };
+  readonly stats = { publishes: 0, records: 0, retries: 0, loadedRecords: 0, loadedMessages: 0, loadMs: 0, snapshotsWritten: 0, snapshotMs: 0, restoredFrom: 0 };
+  private snapKv: KV | undefined;
+  private snapKey = "";
+  private restored: SnapshotCandidate | undefined;
+  private capture: ((seq: number, head: string) => Uint8Array | undefined) | undefined;
+  private snapshotEvery = 10_000;
+  private snapshotSeq = 0;
+  /** A snapshot taken, waiting for the message holding its record to be acknowledged. */
+  private snapPending: { seq: number; head: string; body: Uint8Array } | undefined;
+  private snapUpload: Promise<void> = Promise.resolve();
+  private snapWarned = false;
 
   private constructor(
     private readonly js: JetStreamClient,
@@ -300,20 +342,139 @@ export class JetStreamEventStore implements DeferredEventStore {
         publishTimeoutMs: o.publishTimeoutMs ?? 2000,
         onWarning: o.onWarning ?? ((m) => console.warn(m)),
       },
-      { stream, subject, base: o.from?.seq ?? 0, head: o.from?.head ?? GENESIS, fence: o.from?.streamSeq ?? 0 },
+      { stream, subject, base: 0, head: GENESIS, fence: 0 },
     );
-    await store.load(o.from ? o.from.streamSeq + 1 : 1);
+    if (o.snapshotEvery !== undefined) {
+      if (!Number.isSafeInteger(o.snapshotEvery) || o.snapshotEvery < 0) throw new RangeError(`"snapshotEvery" expected an integer >= 0, got ${o.snapshotEvery}`);
+      store.snapshotEvery = o.snapshotEvery;
+    }
+    if (o.snapshots) {
+      store.snapKv = await new Kvm(o.nc).create(SNAPSHOT_BUCKET, { history: 1, replicas: o.replicas ?? 1 });
+      store.snapKey = `${prefix}.${o.sim}`;
+      const meta = o.restore === false ? undefined : await store.readSnapshot();
+      if (meta) {
+        try {
+          await store.load(meta.streamSeq, meta);
+          return store;
+        } catch (e) {
+          store.opts.onWarning(`hsmsim: snapshot at seq ${meta.seq} of ${subject} not usable (${(e as Error).message}): replaying from the start`);
+          return JetStreamEventStore.open({ ...o, restore: false });
+        }
+      }
+    }
+    await store.load(1);
     return store;
   }
 
-  private async load(startStreamSeq: number): Promise<void> {
+  /** The newest snapshot's meta entry and body, or undefined (none, or unreadable: a warning). */
+  private async readSnapshot(): Promise<(SnapshotMeta & { body: Uint8Array }) | undefined> {
+    try {
+      const e = await this.snapKv!.get(`${this.snapKey}.meta`);
+      if (!e || e.operation !== "PUT") return undefined;
+      const meta = JSON.parse(e.string()) as SnapshotMeta;
+      const body = new Uint8Array(meta.size);
+      let at = 0;
+      for (let i = 0; i < meta.chunks; i++) {
+        const c = await this.snapKv!.get(`${this.snapKey}.${meta.seq}.${i}`);
+        if (!c || c.operation !== "PUT") throw new Error(`chunk ${i} missing`);
+        body.set(c.value, at);
+        at += c.value.length;
+      }
+      if (at !== meta.size) throw new Error(`chunks hold ${at} bytes, the meta entry says ${meta.size}`);
+      return { ...meta, body };
+    } catch (e) {
+      this.opts.onWarning(`hsmsim: snapshot of ${this.subject} not readable (${(e as Error).message}): replaying from the start`);
+      return undefined;
+    }
+  }
+
+  /** State snapshots: the simulator restores from the one loaded at open and attaches its capture. */
+  get snapshots(): SnapshotHost | undefined {
+    if (!this.snapKv) return undefined;
+    const restored = this.restored;
+    return {
+      candidates: () => (restored ? [restored] : []),
+      attach: (capture) => {
+        this.capture = capture;
+        this.snapshotSeq = Math.max(this.snapshotSeq, this.base);
+      },
+      warn: this.opts.onWarning,
+    };
+  }
+
+  /** Seal the state as of the last record now; it is written once that record is acknowledged. */
+  private takeSnapshot(): void {
+    const seq = this.last;
+    this.snapshotSeq = seq;
     const t0 = performance.now();
+    let body: Uint8Array | undefined;
+    try {
+      body = this.capture!(seq, this.head);
+    } catch (e) {
+      this.snapWarn(e as Error);
+      return;
+    }
+    this.stats.snapshotMs += performance.now() - t0;
+    if (!body) return;
+    this.snapPending = { seq, head: this.head, body };
+    if (seq <= this.durable) this.writeSnapshot(this.fence);
+  }
+
+  private writeSnapshot(streamSeq: number): void {
+    const snap = this.snapPending!;
+    this.snapPending = undefined;
+    const kv = this.snapKv!;
+    const key = this.snapKey;
+    this.snapUpload = this.snapUpload.then(async () => {
+      try {
+        const chunks = Math.max(1, Math.ceil(snap.body.length / CHUNK));
+        for (let i = 0; i < chunks; i++) await kv.put(`${key}.${snap.seq}.${i}`, snap.body.subarray(i * CHUNK, (i + 1) * CHUNK));
+        const prev = await kv.get(`${key}.meta`).catch(() => null);
+        const meta: SnapshotMeta = { seq: snap.seq, head: snap.head, streamSeq, chunks, size: snap.body.length, at: new Date().toISOString() };
+        await kv.put(`${key}.meta`, JSON.stringify(meta));
+        this.stats.snapshotsWritten++;
+        // The previous snapshot's chunks are not needed any more.
+        if (prev && prev.operation === "PUT") {
+          const old = JSON.parse(prev.string()) as SnapshotMeta;
+          if (old.seq !== snap.seq) for (let i = 0; i < old.chunks; i++) await kv.purge(`${key}.${old.seq}.${i}`).catch(() => undefined);
+        }
+      } catch (e) {
+        this.snapWarn(e as Error);
+      }
+    });
+  }
+
+  private snapWarn(e: Error): void {
+    if (this.snapWarned) return;
+    this.snapWarned = true;
+    this.opts.onWarning(`hsmsim: a snapshot of ${this.subject} could not be taken or written (${e.message}); the stream is replayed from the last good one`);
+  }
+
+  private async load(startStreamSeq: number, snap?: SnapshotMeta & { body: Uint8Array }): Promise<void> {
+    const t0 = performance.now();
+    if (snap) {
+      this.base = snap.seq;
+      this.last = snap.seq;
+      this.head = snap.head;
+      this.fence = snap.streamSeq;
+    }
+    let checked = !snap;
     const lastStreamSeq = await readSubject(
       this.js,
       this.stream,
       this.subject,
       (m) => {
         for (const e of m.envelopes) {
+          if (!checked) {
+            // The message holding the snapshot's record: skip what the snapshot covers; its record must be the head.
+            if (e.seq < snap!.seq) continue;
+            if (e.seq === snap!.seq) {
+              if (e.hash !== snap!.head) throw new StreamCorruptError(this.subject, e.seq, m.streamSeq, "the snapshot's head is not this record's hash");
+              checked = true;
+              continue;
+            }
+            throw new StreamCorruptError(this.subject, e.seq, m.streamSeq, `the snapshot's record ${snap!.seq} is not in this message`);
+          }
           const seq = this.last + 1;
           const problem = entryProblem(e, seq, this.head);
           if (problem) throw new StreamCorruptError(this.subject, seq, m.streamSeq, problem);
@@ -325,7 +486,12 @@ export class JetStreamEventStore implements DeferredEventStore {
       },
       startStreamSeq,
     );
+    if (!checked) throw new StreamCorruptError(this.subject, snap!.seq, snap!.streamSeq, "the snapshot's record is not in the stream");
     if (lastStreamSeq > 0) this.fence = lastStreamSeq;
+    if (snap) {
+      this.restored = { seq: snap.seq, head: snap.head, name: `KV ${SNAPSHOT_BUCKET} ${this.snapKey}.meta`, body: () => snap.body };
+      this.stats.restoredFrom = snap.seq;
+    }
     this.durable = this.last;
     this.stats.loadedRecords = this.last - this.base;
     this.stats.loadMs = performance.now() - t0;
@@ -357,6 +523,8 @@ export class JetStreamEventStore implements DeferredEventStore {
     if (this.failed) throw new StoreWriteError(`hsmsim: the JetStream store for ${this.subject} failed earlier and takes no more appends`, { cause: this.failed });
     if (this.closed) throw new StoreWriteError(`hsmsim: the JetStream store for ${this.subject} is closed`);
     if (record.seq !== this.last + 1) throw new RangeError(`"record.seq" expected ${this.last + 1}, got ${record.seq}`);
+    // A snapshot due is taken before this record: the simulator's state is then that of the last record held.
+    if (this.capture && this.snapshotEvery > 0 && !this.snapPending && this.last - this.snapshotSeq >= this.snapshotEvery) this.takeSnapshot();
     const { line, hash } = encodeEntry(this.head, record);
     this.records.push(record);
     this.last = record.seq;
@@ -421,6 +589,7 @@ export class JetStreamEventStore implements DeferredEventStore {
     const stored = (streamSeq: number): void => {
       this.fence = streamSeq;
       this.durable = last;
+      if (this.snapPending && this.snapPending.seq <= last) this.writeSnapshot(streamSeq);
       let k = 0;
       while (k < this.waiters.length && this.waiters[k]!.seq <= last) k++;
       for (const w of this.waiters.splice(0, k)) w.resolve();
@@ -489,7 +658,9 @@ export class JetStreamEventStore implements DeferredEventStore {
 
   /** Wait for what is pending to be stored, then take no more appends. Does not close the connection. */
   async close(): Promise<void> {
+    if (this.capture && !this.failed && !this.closed && this.last > this.snapshotSeq && !this.snapPending) this.takeSnapshot();
     await this.drain();
     this.closed = true;
+    await this.snapUpload;
   }
 }

@@ -43,6 +43,8 @@ export const DEFAULT_SIM = "default";
 export const QUEUE_GROUP = "hsmsim";
 export const LEASE_BUCKET = "hsmsim-writers";
 export const HEALTH_BUCKET = "hsmsim-health";
+/** Sealed state snapshots of `hsmsim serve` (events/jetstream-store.ts): `<prefix>.<sim>.meta` and its chunks. */
+export const SNAPSHOT_BUCKET = "hsmsim-snapshots";
 
 /** Message headers on event messages. */
 export const HEADER_SEQ = "Hsm-Seq";

@@ -69,6 +69,10 @@ export interface ServiceOptions {
   leaseTtlMs?: number;
   /** Wait this long for a previous holder's lease to expire (a restart after a crash). Default 0. */
   leaseWaitMs?: number;
+  /** Restore from and write state snapshots (KV `hsmsim-snapshots`), so start time does not grow with the log. Default true. */
+  snapshots?: boolean;
+  /** A snapshot every this many records (default 10,000) and at a clean stop. */
+  snapshotEvery?: number;
   /** Store tuning (tests). */
   retryForMs?: number;
   publishTimeoutMs?: number;
@@ -133,26 +137,44 @@ export class SimulatorService {
           });
     try {
       const t0 = performance.now();
-      const store = await JetStreamEventStore.open({
-        nc: opts.nc,
-        sim: opts.sim,
-        stream: opts.stream ?? DEFAULT_STREAM,
-        prefix: opts.prefix ?? DEFAULT_PREFIX,
-        replicas: opts.replicas,
-        retryForMs: opts.retryForMs,
-        publishTimeoutMs: opts.publishTimeoutMs,
-        onWarning: o.log,
-      });
-      const simulator = new Simulator({
-        ...(o.config.profile as ProfileOptions),
-        ...(o.config.slots !== undefined ? { slots: o.config.slots } : {}),
-        ...opts.simulator,
-        simulatorKey: opts.simulatorKey,
-        store,
-      });
+      const open = (restore: boolean) =>
+        JetStreamEventStore.open({
+          nc: opts.nc,
+          sim: opts.sim,
+          stream: opts.stream ?? DEFAULT_STREAM,
+          prefix: opts.prefix ?? DEFAULT_PREFIX,
+          replicas: opts.replicas,
+          retryForMs: opts.retryForMs,
+          publishTimeoutMs: opts.publishTimeoutMs,
+          snapshots: opts.snapshots ?? true,
+          snapshotEvery: opts.snapshotEvery,
+          restore,
+          onWarning: o.log,
+        });
+      const build = (store: JetStreamEventStore) =>
+        new Simulator({
+          ...(o.config.profile as ProfileOptions),
+          ...(o.config.slots !== undefined ? { slots: o.config.slots } : {}),
+          ...opts.simulator,
+          simulatorKey: opts.simulatorKey,
+          store,
+        });
+      let store = await open(true);
+      let simulator: Simulator;
+      try {
+        simulator = build(store);
+      } catch (e) {
+        if (store.stats.restoredFrom === 0) throw e;
+        // The simulator refused the snapshot (another key or profile): replay the whole subject.
+        o.log(`hsmsim serve: the snapshot at seq ${store.stats.restoredFrom} was not restored (${(e as Error).message}); replaying from the start`);
+        store = await open(false);
+        simulator = build(store);
+      }
+      const from = store.stats.restoredFrom;
       o.log(
-        `hsmsim serve: simulator "${opts.sim}" rebuilt from ${store.subject}: ${store.lastSeq} records in ` +
-          `${store.stats.loadedMessages} messages, ${(performance.now() - t0).toFixed(0)} ms (full replay)`,
+        `hsmsim serve: simulator "${opts.sim}" rebuilt from ${store.subject}: ` +
+          (from > 0 ? `snapshot at seq ${from} + ` : "full replay, ") +
+          `${store.stats.loadedRecords} records in ${store.stats.loadedMessages} messages, ${(performance.now() - t0).toFixed(0)} ms (${store.lastSeq} records in all)`,
       );
       service = new SimulatorService(opts.nc, simulator, store, lease, o, writerId);
       await service.listen();

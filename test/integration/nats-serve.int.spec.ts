@@ -172,6 +172,23 @@ describe("hsmsim serve and the async remote client", () => {
     expect((e as Error).message).toMatch(new RegExp(`simulator "${sim}" is already served by writer`));
   });
 
+  it("a restart restores the snapshot written at stop; one it cannot open (another key) falls back to a full replay", async () => {
+    const { sim, svc } = await servedWithSession();
+    const seq = svc.store.lastSeq;
+    await svc.stop();
+    services.splice(services.indexOf(svc), 1);
+    const lines: string[] = [];
+    const again = await serve(sim, { log: (l) => lines.push(l) });
+    expect(again.store.stats.restoredFrom).toBe(seq);
+    expect(lines.join("\n")).toMatch(new RegExp(`snapshot at seq ${seq} \\+ 0 records`));
+    await again.stop();
+    services.splice(services.indexOf(again), 1);
+    const other = await serve(sim, { simulatorKey: new Uint8Array(32).fill(9), log: (l) => lines.push(l) });
+    expect(other.store.stats.restoredFrom).toBe(0);
+    expect(other.simulator.lastSeq).toBe(seq);
+    expect(lines.join("\n")).toMatch(/was not restored/);
+  });
+
   it("a service restarted on the stream serves the same state; a client keeps its sessions", async () => {
     const { sim, svc, a, app, h } = await servedWithSession();
     await app("C_Login", { hSession: h, userType: CK.CKU_USER, pin: USER_PIN });
