@@ -16,14 +16,11 @@
  * idempotent: canonicalJson(JSON.parse(canonicalJson(v))) === canonicalJson(v), so a writer can hash what it writes
  * and a reader can recompute the same hash from what it parses.
  */
-import { sha256 } from "@noble/hashes/sha2.js";
-import { bytesToHex } from "../crypto/encoding.js";
+import { createHash } from "node:crypto";
 import type { CallRecord } from "./types.js";
 
 /** The `prev` of the first entry. */
 export const GENESIS = "0".repeat(64);
-
-const utf8 = new TextEncoder();
 
 /** The canonical JSON text of a JSON value (see the module comment). Throws TypeError for a non-JSON value. */
 export function canonicalJson(v: unknown): string {
@@ -99,10 +96,13 @@ function quotedKey(k: string): string {
   return q;
 }
 
-/** The chain hash of an entry, given the canonical text of its record. */
+/**
+ * The chain hash of an entry, given the canonical text of its record. (node:crypto's SHA-256 over the UTF-8 bytes: a
+ * fifth of @noble/hashes' time on a 400-byte entry, which matters to verifying and opening a large log.)
+ */
 export function entryHash(seq: number, prev: string, canonicalRecord: string): string {
   // canonicalJson({ prev, record, seq }), written out: the keys are already in sorted order.
-  return bytesToHex(sha256(utf8.encode(`{"prev":"${prev}","record":${canonicalRecord},"seq":${seq}}`)));
+  return createHash("sha256").update(`{"prev":"${prev}","record":${canonicalRecord},"seq":${seq}}`).digest("hex");
 }
 
 export interface Envelope {
@@ -124,8 +124,13 @@ const HEX64 = /^[0-9a-f]{64}$/;
 /**
  * Why a parsed entry does not belong at `seq` after `prev`, or undefined when it does. Checks, in order: the envelope's
  * shape, its sequence, its link to the previous entry, the record's own sequence, and the hash.
+ *
+ * `line`, the text `e` was parsed from (it must be: the fast path trusts it), makes the hash check cheaper: a line laid out as encodeEntry writes it holds
+ * its record's canonical text verbatim, so that text is hashed as it stands rather than encoded again (the encoding
+ * is half the cost of a check). Only when that hash differs is the record re-encoded, so a log written by another
+ * canonical encoder (other spacing, escapes) still verifies, and any change to a record's bytes still breaks its hash.
  */
-export function entryProblem(e: unknown, seq: number, prev: string): string | undefined {
+export function entryProblem(e: unknown, seq: number, prev: string, line?: string): string | undefined {
   if (e === null || typeof e !== "object" || Array.isArray(e)) return "not an envelope object";
   const { seq: s, prev: p, hash, record } = e as Record<string, unknown>;
   if (typeof s !== "number" || typeof p !== "string" || typeof hash !== "string" || record === null || typeof record !== "object") {
@@ -135,6 +140,12 @@ export function entryProblem(e: unknown, seq: number, prev: string): string | un
   if (p !== prev) return `prev does not match the hash of entry ${seq - 1}`;
   if ((record as { seq?: unknown }).seq !== seq) return `record.seq is ${(record as { seq?: unknown }).seq}, expected ${seq}`;
   if (!HEX64.test(hash)) return "hash is not 64 hex digits";
+  if (line !== undefined) {
+    const head = `{"seq":${seq},"prev":"${prev}","hash":"${hash}","record":`;
+    if (line.length > head.length && line.startsWith(head) && line.charCodeAt(line.length - 1) === 125 /* } */) {
+      if (entryHash(seq, prev, line.slice(head.length, -1)) === hash) return undefined;
+    }
+  }
   let body: string;
   try {
     body = canonicalJson(record);

@@ -76,7 +76,7 @@ function walkLog(file: string, opts: VerifyOptions, atEntry?: (seq: number, hash
       } catch {
         return result({ seq: expect, problem: "not valid JSON (torn or altered)" });
       }
-      const problem = entryProblem(entry, expect, prev);
+      const problem = entryProblem(entry, expect, prev, r.value);
       if (problem) return result({ seq: expect, problem });
       const at = atEntry?.(expect, (entry as { hash: string }).hash);
       if (at) return result({ seq: expect, problem: at });
