@@ -8,27 +8,34 @@
  * lengths. What each call is re-executed with, and how far the comparison then goes (`Mode`):
  *
  * - exact: every argument the outcome depends on is in the record, or in its facts. Numbers, flags, handles, labels
- *   and pointer NULL-ness are recorded; data fed to C_DigestUpdate is opened from the record's sealed fact (with the
- *   simulator key); buffers whose content the decider ignores (C_GetAttributeValue's value buffers, C_SeedRandom's
- *   seed, C_SetOperationState's state, mechanism parameters) are zero bytes of the recorded length. A C_CreateObject,
- *   C_CopyObject or C_SetAttributeValue that succeeded gets its template values from the attributes its fact stored
- *   (an exact inverse: a successful call stores every entry it was given).
+ *   and pointer NULL-ness are recorded; the data of an update (C_DigestUpdate, C_EncryptUpdate, C_SignUpdate, ...) is
+ *   opened from the record's sealed DigestUpdated / CryptoUpdated fact (with the simulator key); a mechanism parameter
+ *   (IV, counter block, GCM IV and AAD, MAC length) from the CryptoStarted fact a successful C_*Init sealed; buffers
+ *   whose content the decider ignores (C_GetAttributeValue's value buffers, C_SeedRandom's seed, the parameters of a
+ *   failed init) are zero bytes of the recorded length. A C_CreateObject, C_CopyObject, C_SetAttributeValue or
+ *   C_GenerateKey that succeeded gets its template values from the attributes its fact stored (sealed ones opened: an
+ *   exact inverse, since a successful call stores every entry it was given).
  * - pin: the call takes a PIN (C_Login, C_InitToken, C_InitPIN, C_SetPIN). No PIN is in the log, and a PIN verifier
  *   (a keyed MAC) does not yield it, so the PIN argument is zero bytes of the recorded length (length checks are real)
  *   and the shell's PIN comparison is an oracle that answers from the record: "no match" exactly when the record holds
  *   a PinRejected fact, "match" otherwise. A new PIN's verifier is the one the record's fact holds. Everything else
  *   the decider does (the checks before the comparison, the chart's decision, the facts) is decided again. Reported
  *   separately, so that nobody reads it as a PIN check.
- * - partial: C_Digest's data is not in the log (no fact seals it), so it is re-executed with zero bytes of the recorded
- *   length: rv, facts and the digest's length are compared, the digest's value is not.
- * - record: the outcome depends on argument values the log does not hold (a template's values in a failed
- *   C_CreateObject / C_CopyObject / C_SetAttributeValue, and any non-empty C_FindObjectsInit template): not decided
- *   again. Its recorded facts are applied instead so that the calls after it meet the recorded state; each is listed.
+ * - partial: a single-part C_Digest, C_Encrypt or C_Sign: its data is not in the log (no fact seals it), so it is
+ *   re-executed with zero bytes of the recorded length: rv, facts and the output's length are compared, the output's
+ *   bytes (digest, hash of the ciphertext or signature) are not. Likewise C_GetOperationState, whose blob is sealed with
+ *   a nonce no fact records.
+ * - record: the outcome depends on argument values the log does not hold: a template's values in a failed
+ *   C_CreateObject / C_CopyObject / C_SetAttributeValue / C_GenerateKey, any non-empty C_FindObjectsInit template, the
+ *   data of C_Decrypt and C_Verify, C_VerifyFinal's signature, C_UnwrapKey's wrapped key, C_SetOperationState's state.
+ *   Not decided again: its recorded facts are applied so that the calls after it meet the recorded state; each is
+ *   listed (`unchecked`).
  *
  * Randomness never comes from a random source during a check: the replaying shell hands the decider the values the
- * record's facts hold, in order (a new token's serial, a new PIN verifier, the nonce of a sealed value, re-sealing the
- * same plaintext with it so the sealed fact compares byte for byte). C_GenerateRandom's bytes are recorded by their
- * length only, so the check hands out zero bytes and compares the length. The clock is the record's time.
+ * record's facts hold (a new token's serial and a new PIN verifier, in order; for a value to seal, the nonce of the
+ * recorded sealed value that holds the same plaintext, so the sealed fact compares byte for byte; a generated key's
+ * bytes, from its sealed CKA_VALUE). C_GenerateRandom's bytes are recorded by their length only, so the check hands out
+ * zero bytes and compares the length. The clock is the record's time.
  */
 import { Simulator, type Application, type SimulatorOptions } from "../actors/simulator.js";
 import { CALL_SCHEMA, isKnownFunction } from "../events/call-schema.js";
@@ -143,20 +150,22 @@ function rebuild(r: CallRecord, openSealed: (sealed: string) => Uint8Array): Reb
           break;
         }
         const n = lenOf(v) ?? 0;
-        const sealed = fn === "C_DigestUpdate" ? fact("DigestUpdated")?.sealed : undefined;
-        if (sealed !== undefined) args[name] = openSealed(sealed);
-        else {
-          if (fn === "C_Digest" && ok) mode = "partial";
-          args[name] = zeros(n);
+        // An update's data is in its fact, sealed: opened, it is the argument itself.
+        const sealed = fn.endsWith("Update") ? (fact("DigestUpdated") ?? fact("CryptoUpdated"))?.sealed : undefined;
+        if (sealed !== undefined) {
+          args[name] = openSealed(sealed);
+          break;
         }
+        if (DECIDED_BY_INPUT.has(fn)) return { mode: "record", why: "its input (data, signature, wrapped key or saved state) is not in the log and decides the outcome" };
+        if (ok && PARTIAL.has(fn)) mode = "partial";
+        args[name] = zeros(n);
         break;
       }
       case "label":
         args[name] = v === null ? null : new Uint8Array(Buffer.from(String(v), "latin1"));
         break;
       case "mechanism":
-        args[name] =
-          v === null ? null : { mechanism: (v as { mechanism: number }).mechanism, parameter: (() => { const n = lenOf((v as { parameter?: unknown }).parameter); return n === null ? null : zeros(n); })() };
+        args[name] = v === null ? null : { mechanism: (v as { mechanism: number }).mechanism, parameter: parameterOf((v as { parameter?: unknown }).parameter, r, openSealed) };
         break;
       case "template": {
         if (v === null) {
@@ -174,7 +183,7 @@ function rebuild(r: CallRecord, openSealed: (sealed: string) => Uint8Array): Reb
           break;
         }
         let values: Template[] | undefined;
-        if (ok && (fn === "C_CreateObject" || fn === "C_CopyObject")) values = templateFrom(tpl, fact("ObjectCreated")?.object.attrs, openSealed);
+        if (ok && (fn === "C_CreateObject" || fn === "C_CopyObject" || fn === "C_GenerateKey" || fn === "C_UnwrapKey")) values = templateFrom(tpl, fact("ObjectCreated")?.object.attrs, openSealed);
         else if (ok && fn === "C_SetAttributeValue") values = templateFrom(tpl, fact("AttributesChanged")?.attrs, openSealed);
         if (!values) {
           return {
@@ -190,7 +199,59 @@ function rebuild(r: CallRecord, openSealed: (sealed: string) => Uint8Array): Reb
         args[name] = v;
     }
   }
+  // A saved operation state is sealed with a fresh nonce that no fact records: its bytes differ, its length does not.
+  if (fn === "C_GetOperationState" && ok) mode = "partial";
   return { call: { fn, args } as Call, mode };
+}
+
+/** Single-part calls whose input is not in the log but decides only the output's bytes (compared by length). */
+const PARTIAL = new Set<string>(["C_Digest", "C_Encrypt", "C_Sign"]);
+/** Calls whose input is not in the log and decides the return code too: applied from the record. */
+const DECIDED_BY_INPUT = new Set<string>(["C_Decrypt", "C_Verify", "C_VerifyFinal", "C_UnwrapKey", "C_SetOperationState"]);
+
+const ulongLE = (n: number) => {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n), true);
+  return b;
+};
+
+/**
+ * A mechanism parameter: a successful C_*Init sealed its plain form (IV, counter block, GCM IV and AAD, MAC length)
+ * in its CryptoStarted fact, so it is rebuilt from there; otherwise zero bytes of the recorded lengths.
+ */
+function parameterOf(p: unknown, r: CallRecord, openSealed: (sealed: string) => Uint8Array): unknown {
+  if (p === null || p === undefined) return null;
+  const started = r.facts.find((f) => f.type === "CryptoStarted") as { sealed: string } | undefined;
+  let plain: { kind: string; iv?: string | null; counterBits?: number; cb?: string; aad?: string; macLength?: number } | undefined;
+  if (started) {
+    try {
+      plain = (JSON.parse(new TextDecoder().decode(openSealed(started.sealed))) as { params?: typeof plain }).params;
+    } catch {
+      plain = undefined;
+    }
+  }
+  const gcm = p as { type?: string; iv?: unknown; aad?: unknown; ivBits: number; tagBits: number; size: number };
+  if (gcm.type === "gcm") {
+    const aad = lenOf(gcm.aad);
+    return {
+      type: "gcm",
+      iv: plain?.kind === "gcm" && plain.iv ? hexToBytes(plain.iv) : zeros(lenOf(gcm.iv) ?? 0),
+      aad: aad === null ? null : plain?.kind === "gcm" ? hexToBytes(plain.aad ?? "") : zeros(aad),
+      ivBits: gcm.ivBits,
+      tagBits: gcm.tagBits,
+      size: gcm.size,
+    };
+  }
+  const n = lenOf(p) ?? 0;
+  if (plain?.kind === "iv" && plain.iv) return hexToBytes(plain.iv);
+  if (plain?.kind === "ctr" && plain.cb !== undefined) {
+    const b = new Uint8Array(24);
+    b.set(ulongLE(plain.counterBits ?? 0), 0);
+    b.set(hexToBytes(plain.cb), 8);
+    return b;
+  }
+  if (plain?.kind === "mac-length") return ulongLE(plain.macLength ?? 0);
+  return zeros(n);
 }
 
 /** What the record's facts say the decider drew, in the order it drew them. */
@@ -245,6 +306,8 @@ export function checkRecords(records: Iterable<CallRecord>, opts: CheckOptions):
     },
     newPinVerifier: (pin) => draws.verifiers.shift() ?? base.newPinVerifier(pin),
     newSerial: () => draws.serials.shift() ?? base.newSerial(),
+    // A generated key's bytes are in its fact, sealed; C_GenerateRandom's are recorded by their length only (zeros).
+    randomBytes: (n) => draws.sealed.map(opened).find((b) => b.length === n && n > 0) ?? base.randomBytes(n),
     seal: (data) => {
       // The recorded sealed value that holds these bytes: sealing them again with its nonce gives it back exactly.
       // (Found by content, not position: a fact may also carry sealed values copied from an earlier one.)
@@ -314,7 +377,7 @@ export function checkRecords(records: Iterable<CallRecord>, opts: CheckOptions):
     }
     const differs: Divergence["differs"] = [];
     if (again.rv !== r.rv) differs.push("rv");
-    const outOf = (x: CallRecord) => (mode === "partial" && x.out ? { ...(x.out as object), digest: "(not compared)" } : x.out);
+    const outOf = (x: CallRecord) => (mode === "partial" && x.out ? { ...(x.out as object), digest: "(not compared)", sha256: "(not compared)" } : x.out);
     if (json(outOf(again)) !== json(outOf(r))) differs.push("out");
     if (json(again.facts) !== json(r.facts)) differs.push("facts");
     if (json(again.args) !== json(r.args)) differs.push("args");

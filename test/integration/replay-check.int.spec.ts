@@ -12,7 +12,7 @@ import { Simulator, type SimulatorOptions } from "../../src/actors/simulator.js"
 import { FileEventStore } from "../../src/events/file-store.js";
 import { readLog } from "../../src/events/verify.js";
 import type { CallRecord } from "../../src/events/types.js";
-import type { CheckReport } from "../../src/replay/check.js";
+import { checkRecords, type CheckReport } from "../../src/replay/check.js";
 import { CK } from "../../src/pkcs11/constants.js";
 
 const { cli, tempDir } = cliInProcess();
@@ -191,5 +191,81 @@ describe("hsmsim replay --check", () => {
     const nokey = await cli("replay", "--check", "--store", dir);
     expect(nokey.code).toBe(2);
     expect(nokey.err).toContain("has no simulator.json");
+  });
+});
+
+/** Keys and cryptographic operations (issue 3's functions), logged by a simulator in memory. */
+function cryptoLog(profile: "default" | "softhsm2"): { records: CallRecord[]; key: Uint8Array; rvs: string[] } {
+  const key = new Uint8Array(32).fill(3);
+  const sim = new Simulator({ profile, simulatorKey: key });
+  const a = sim.application();
+  const T = new Uint8Array([1]);
+  const enc = new TextEncoder();
+  const rvs: string[] = [];
+  const c = (fn: string, args: unknown) => {
+    const r = a.call({ fn, args } as never) as { rv: number; out?: Record<string, unknown> };
+    rvs.push(`${fn} ${r.rv}`);
+    return r.out;
+  };
+  c("C_Initialize", {});
+  const slot = (c("C_GetSlotList", { tokenPresent: false, pSlotList: 8 })!.slots as number[])[0];
+  c("C_InitToken", { slotID: slot, pin: SO_PIN, label: "crypto" });
+  c("C_GetSlotList", { tokenPresent: true, pSlotList: null });
+  const ts = (c("C_GetSlotList", { tokenPresent: true, pSlotList: 8 })!.slots as number[])[0];
+  const h = c("C_OpenSession", { slotID: ts, flags: 6 })!.hSession;
+  c("C_Login", { hSession: h, userType: CK.CKU_SO, pin: SO_PIN });
+  c("C_InitPIN", { hSession: h, pin: USER_PIN });
+  c("C_Logout", { hSession: h });
+  c("C_Login", { hSession: h, userType: CK.CKU_USER, pin: USER_PIN });
+  const keyOf = (o: Record<string, unknown> | undefined) => (o?.hKey ?? o?.hObject) as number;
+  const aes = keyOf(c("C_GenerateKey", { hSession: h, mechanism: { mechanism: CK.CKM_AES_KEY_GEN }, template: [{ type: CK.CKA_VALUE_LEN, value: ulong(32) }, { type: CK.CKA_ENCRYPT, value: T }, { type: CK.CKA_DECRYPT, value: T }, { type: CK.CKA_TOKEN, value: T }] }));
+  const mac = keyOf(c("C_GenerateKey", { hSession: h, mechanism: { mechanism: CK.CKM_GENERIC_SECRET_KEY_GEN }, template: [{ type: CK.CKA_VALUE_LEN, value: ulong(32) }, { type: CK.CKA_SIGN, value: T }, { type: CK.CKA_VERIFY, value: T }] }));
+  c("C_EncryptInit", { hSession: h, mechanism: { mechanism: CK.CKM_AES_CBC_PAD, parameter: new Uint8Array(16).fill(9) }, hKey: aes });
+  c("C_EncryptUpdate", { hSession: h, data: enc.encode("some plaintext that spans blocks"), outLen: 64 });
+  c("C_EncryptFinal", { hSession: h, outLen: 64 });
+  const gcm = { type: "gcm", iv: new Uint8Array(12).fill(1), aad: enc.encode("aad"), ivBits: 96, tagBits: 128, size: 48 };
+  c("C_EncryptInit", { hSession: h, mechanism: { mechanism: CK.CKM_AES_GCM, parameter: gcm }, hKey: aes });
+  const ct = c("C_Encrypt", { hSession: h, data: enc.encode("gcm text"), outLen: 64 });
+  c("C_DecryptInit", { hSession: h, mechanism: { mechanism: CK.CKM_AES_GCM, parameter: gcm }, hKey: aes });
+  c("C_Decrypt", { hSession: h, data: ct!.data, outLen: 64 });
+  const ctr = new Uint8Array(24);
+  ctr.set(ulong(128), 0);
+  ctr.fill(5, 8);
+  c("C_EncryptInit", { hSession: h, mechanism: { mechanism: CK.CKM_AES_CTR, parameter: ctr }, hKey: aes });
+  c("C_EncryptUpdate", { hSession: h, data: new Uint8Array(20).fill(7), outLen: 64 });
+  c("C_GetOperationState", { hSession: h });
+  c("C_EncryptFinal", { hSession: h, outLen: 64 });
+  c("C_SignInit", { hSession: h, mechanism: { mechanism: CK.CKM_SHA256_HMAC }, hKey: mac });
+  c("C_SignUpdate", { hSession: h, data: enc.encode("mac me") });
+  const sig = c("C_SignFinal", { hSession: h, outLen: 64 });
+  c("C_VerifyInit", { hSession: h, mechanism: { mechanism: CK.CKM_SHA256_HMAC }, hKey: mac });
+  c("C_VerifyUpdate", { hSession: h, data: enc.encode("mac me") });
+  c("C_VerifyFinal", { hSession: h, signature: sig!.data });
+  c("C_SignInit", { hSession: h, mechanism: { mechanism: CK.CKM_SHA256_HMAC }, hKey: mac });
+  c("C_Sign", { hSession: h, data: enc.encode("single part"), outLen: 64 });
+  c("C_EncryptInit", { hSession: h, mechanism: { mechanism: CK.CKM_AES_CBC, parameter: new Uint8Array(3) }, hKey: aes });
+  return { records: [...sim.store.read()].map((r) => JSON.parse(JSON.stringify(r)) as CallRecord), key, rvs };
+}
+
+describe.each(["default", "softhsm2"] as const)("replay --check on keys and cryptographic operations (profile %s)", (profile) => {
+  it("re-derives IVs, counter blocks, GCM parameters, update data and generated keys from the sealed facts: no divergence", () => {
+    const { records, key, rvs } = cryptoLog(profile);
+    expect(rvs.filter((r) => r.endsWith(" 0")).length).toBeGreaterThan(25); // the operations really ran
+    const report = checkRecords(records, { simulator: { profile, simulatorKey: key } });
+    expect(report.divergences).toEqual([]);
+    expect(report.byMode.record).toEqual({ C_Decrypt: 1, C_VerifyFinal: 1 });
+    expect(report.byMode.partial).toMatchObject({ C_Encrypt: 1, C_Sign: 1 });
+    // Encrypt updates and finals compared in full: the hash of the ciphertext each answered.
+    const encrypted = records.filter((r) => (r.fn === "C_EncryptUpdate" || r.fn === "C_EncryptFinal") && r.rv === 0);
+    expect(encrypted.length).toBe(4);
+    expect(encrypted.every((r) => typeof (r.out as { sha256?: string }).sha256 === "string" || (r.out as { length: number }).length === 0)).toBe(true);
+  });
+
+  it("catches a ciphertext that differs from the record", () => {
+    const { records, key } = cryptoLog(profile);
+    const i = records.findIndex((r) => r.fn === "C_EncryptUpdate" && r.rv === 0);
+    records[i] = { ...records[i]!, out: { ...(records[i]!.out as object), sha256: "0".repeat(64) } };
+    const report = checkRecords(records, { simulator: { profile, simulatorKey: key } });
+    expect(report.divergences.map((d) => [d.seq, d.fn, d.differs])).toEqual([[records[i]!.seq, "C_EncryptUpdate", ["out"]]]);
   });
 });
