@@ -11,7 +11,7 @@
  *   record is stored in JetStream and carries its sequence.
  * - Read calls (C_GetSessionInfo, C_GetTokenInfo, C_GetSlotList, C_GetSlotInfo) are answered from a projection the
  *   client keeps: a read model (projections/read-model.ts) fed by an ordered consumer on the simulator's event
- *   subject, decided by the same pure deciders the service runs. A read first waits until the projection has reached
+ *   subject (started at the first read, or at connect with `projection: "eager"`), decided by the same pure deciders the service runs. A read first waits until the projection has reached
  *   the sequence of the last reply this client got (read-your-writes), then answers locally, without a round trip.
  *   Where the profile makes a read change state (softhsm2: a size query of C_GetSlotList may add a slot, and
  *   C_GetTokenInfo is a look at the token's objects, both facts), or the projection does not know the application,
@@ -70,6 +70,11 @@ export interface ConnectOptions {
   clock?: () => number;
   /** Answer reads locally from the projection (default true); false sends them to the service. */
   localReads?: boolean;
+  /**
+   * When the projection starts following the stream: "lazy" (default) at the first read it answers, "eager" at
+   * connect. A client that only writes then costs the server and itself no delivery of every event.
+   */
+  projection?: "lazy" | "eager";
 }
 
 /** A remote error, for diagnostics (the call's answer is CKR_DEVICE_ERROR). */
@@ -89,7 +94,7 @@ export class RemoteSimulator {
   /** The highest record sequence of any reply this client got. */
   private seen = 0;
   private waiters: { seq: number; resolve: () => void }[] = [];
-  private follower: { stop(): Promise<void> } | undefined;
+  private follower: Promise<{ stop(): Promise<void> }> | undefined;
   private readonly apps = new Set<RemoteApplication>();
   private closed = false;
 
@@ -108,7 +113,7 @@ export class RemoteSimulator {
 
   static async connect(url: string, opts: ConnectOptions = {}): Promise<RemoteSimulator> {
     const { server, sim } = parseSimUrl(url);
-    const nc = opts.nc ?? (await natsConnect({ ...natsConnectOptions(server), ...opts.nats }));
+    const nc = opts.nc ?? (await natsConnect({ ...natsConnectOptions(server), noAsyncTraces: true, ...opts.nats }));
     try {
       const s = subjects(sim, opts.prefix ?? DEFAULT_PREFIX);
       const timeoutMs = opts.timeoutMs ?? CALL_TIMEOUT_MS;
@@ -119,7 +124,7 @@ export class RemoteSimulator {
         throw new Error(`hsmsim: no simulator "${sim}" answers on ${server} (${(e as Error).message}); is "hsmsim serve --name ${sim}" running?`, { cause: e });
       }
       const r = new RemoteSimulator(nc, !opts.nc, info, sim, { timeoutMs, clock: opts.clock ?? Date.now, localReads: opts.localReads ?? true });
-      await r.follow(info.stream);
+      if (opts.projection === "eager") await r.follow();
       return r;
     } catch (e) {
       if (!opts.nc) await nc.close();
@@ -128,8 +133,8 @@ export class RemoteSimulator {
   }
 
   /** Feed the projection from the simulator's event subject, from its first record. */
-  private async follow(stream: string): Promise<void> {
-    this.follower = await followSubject(jetstream(this.nc), stream, this.subjects.events, 1, (m) => {
+  private follow(): Promise<unknown> {
+    this.follower ??= followSubject(jetstream(this.nc), this.info.stream, this.subjects.events, 1, (m) => {
       for (const e of m.envelopes) {
         // Records after a rebuild of the service repeat nothing: the stream holds each record once.
         if (e.seq !== this.projected + 1) continue;
@@ -142,6 +147,7 @@ export class RemoteSimulator {
         for (const w of this.waiters.splice(0, k)) w.resolve();
       }
     });
+    return this.follower;
   }
 
   /** The sequence the projection has reached. */
@@ -152,6 +158,7 @@ export class RemoteSimulator {
   /** Resolves true once the projection reached `seq`, false after `timeoutMs`. */
   reach(seq: number, timeoutMs = this.o.timeoutMs): Promise<boolean> {
     if (this.projected >= seq) return Promise.resolve(true);
+    this.follow().catch(() => (this.follower = undefined));
     return new Promise((resolve) => {
       const w = {
         seq,
@@ -210,6 +217,14 @@ export class RemoteSimulator {
   async localRead(appId: number, call: Call): Promise<Answer | RemoteError | undefined> {
     const decider = LOCAL_READS[call.fn];
     if (!decider || !this.o.localReads) return undefined;
+    if (!this.follower) {
+      try {
+        await this.follow();
+      } catch (e) {
+        this.follower = undefined;
+        return { name: "ProjectionTimeout", message: `the projection could not follow ${this.subjects.events}: ${(e as Error).message}` };
+      }
+    }
     if (!(await this.reach(this.seen))) {
       return { name: "ProjectionTimeout", message: `the projection did not reach seq ${this.seen} in ${this.o.timeoutMs} ms` };
     }
@@ -228,7 +243,7 @@ export class RemoteSimulator {
     this.closed = true;
     for (const a of this.apps) a.stopHeartbeat();
     for (const w of this.waiters.splice(0)) w.resolve();
-    await this.follower?.stop();
+    await this.follower?.then((f) => f.stop(), () => undefined);
     if (this.ownsConnection) await this.nc.close();
   }
 }

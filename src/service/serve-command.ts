@@ -95,6 +95,8 @@ export async function serveCommand(o: Parsed): Promise<number> {
   opts.name = `hsmsim-serve-${sim}-${process.pid}`;
   opts.maxReconnectAttempts = -1;
   opts.reconnectTimeWait = 250;
+  // No stack captured up front for every request and publish (about 7% of the service's CPU at 16 clients).
+  opts.noAsyncTraces = true;
 
   const log = (l: string) => console.error(l);
   let nc;
