@@ -51,7 +51,7 @@ const data = fc.uint8Array({ minLength: 0, maxLength: 40 });
 
 const c = <F extends Call["fn"]>(fn: F, args: Extract<Call, { fn: F }>["args"]) => ({ fn, args }) as Call;
 
-export const callArb: fc.Arbitrary<Call> = fc.oneof(
+const baseCallArb: fc.Arbitrary<Call> = fc.oneof(
   { weight: 2, arbitrary: fc.constant(c("C_Initialize", {})) },
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 2 }).map((n) => (n === 0 ? c("C_Finalize", {}) : c("C_GetInfo", {}))) },
   { weight: 1, arbitrary: fc.constant(c("C_GetSlotList", { tokenPresent: false, pSlotList: 8 })) },
@@ -87,6 +87,88 @@ export const callArb: fc.Arbitrary<Call> = fc.oneof(
   { weight: 1, arbitrary: fc.tuple(handle, data, fc.constantFrom(32, 16, null)).map(([hSession, d, outLen]) => c("C_Digest", { hSession, data: d, outLen })) },
   { weight: 1, arbitrary: fc.tuple(handle, fc.constantFrom(32, 8, null)).map(([hSession, outLen]) => c("C_DigestFinal", { hSession, outLen })) },
 );
+
+// ---- the cryptographic operations (issue 3): secret keys made with C_CreateObject, every init, step and final ----
+
+const le = (v: number) => ulong(v);
+const secret = (keyType: number, value: Uint8Array, more: Template[] = []): Template[] => [
+  { type: CK.CKA_CLASS, value: le(CK.CKO_SECRET_KEY) },
+  { type: CK.CKA_KEY_TYPE, value: le(keyType) },
+  { type: CK.CKA_TOKEN, value: Uint8Array.of(0) },
+  { type: CK.CKA_PRIVATE, value: Uint8Array.of(0) },
+  { type: CK.CKA_VALUE, value },
+  ...more,
+];
+const keyTemplate = fc.constantFrom<Template[]>(
+  secret(CK.CKK_AES, new Uint8Array(16).fill(0x11)),
+  secret(CK.CKK_AES, new Uint8Array(32).fill(0x22)),
+  secret(CK.CKK_GENERIC_SECRET, new Uint8Array(64).fill(0x33)),
+  secret(CK.CKK_AES, new Uint8Array(16).fill(0x44), [{ type: CK.CKA_ENCRYPT, value: Uint8Array.of(0) }]),
+  secret(CK.CKK_AES, new Uint8Array(10).fill(0x55)),
+  secret(CK.CKK_AES, new Uint8Array(16).fill(0x66), [{ type: CK.CKA_ALLOWED_MECHANISMS, value: le(CK.CKM_AES_CBC) }]),
+);
+const ctrParam = (bits: number) => {
+  const p = new Uint8Array(24);
+  new DataView(p.buffer).setBigUint64(0, BigInt(bits), true);
+  p.fill(0xfe, 8);
+  return p;
+};
+const cipherMech = fc.constantFrom(
+  { mechanism: CK.CKM_AES_ECB },
+  { mechanism: CK.CKM_AES_CBC, parameter: new Uint8Array(16).fill(1) },
+  { mechanism: CK.CKM_AES_CBC_PAD, parameter: new Uint8Array(16).fill(2) },
+  { mechanism: CK.CKM_AES_CBC_PAD, parameter: null },
+  { mechanism: CK.CKM_AES_CTR, parameter: ctrParam(128) },
+  { mechanism: CK.CKM_AES_CTR, parameter: ctrParam(8) },
+  { mechanism: CK.CKM_AES_GCM, parameter: { type: "gcm" as const, iv: new Uint8Array(12).fill(3), aad: null, ivBits: 96, tagBits: 128, size: 48 } },
+  { mechanism: CK.CKM_AES_GCM, parameter: { type: "gcm" as const, iv: new Uint8Array(12).fill(3), aad: new Uint8Array(5), ivBits: 96, tagBits: 64, size: 48 } },
+  { mechanism: CK.CKM_RSA_PKCS },
+);
+const macMech = fc.constantFrom(
+  { mechanism: CK.CKM_SHA256_HMAC },
+  { mechanism: CK.CKM_SHA512_HMAC },
+  { mechanism: CK.CKM_MD5_HMAC },
+  { mechanism: CK.CKM_SHA256_HMAC_GENERAL, parameter: ulong(16) },
+  { mechanism: CK.CKM_AES_ECB },
+);
+const cryptoData = fc.oneof(fc.uint8Array({ minLength: 0, maxLength: 70 }), fc.constant(new Uint8Array(32)));
+const outLen = fc.constantFrom<number | null>(null, 0, 15, 16, 32, 64, 200);
+
+export const cryptoCallArb: fc.Arbitrary<Call> = fc.oneof(
+  { weight: 4, arbitrary: fc.tuple(handle, keyTemplate).map(([hSession, t]) => c("C_CreateObject", { hSession, template: t })) },
+  ...(["C_EncryptInit", "C_DecryptInit"] as const).map((fn) => ({
+    weight: 3,
+    arbitrary: fc.tuple(handle, cipherMech, handle).map(([hSession, mechanism, hKey]) => c(fn, { hSession, mechanism, hKey })),
+  })),
+  ...(["C_SignInit", "C_VerifyInit"] as const).map((fn) => ({
+    weight: 3,
+    arbitrary: fc.tuple(handle, macMech, handle).map(([hSession, mechanism, hKey]) => c(fn, { hSession, mechanism, hKey })),
+  })),
+  ...(["C_Encrypt", "C_EncryptUpdate", "C_Decrypt", "C_DecryptUpdate", "C_Sign"] as const).map((fn) => ({
+    weight: 2,
+    arbitrary: fc.tuple(handle, cryptoData, outLen).map(([hSession, data, o]) => c(fn, { hSession, data, outLen: o })),
+  })),
+  ...(["C_EncryptFinal", "C_DecryptFinal", "C_SignFinal"] as const).map((fn) => ({
+    weight: 2,
+    arbitrary: fc.tuple(handle, outLen).map(([hSession, o]) => c(fn, { hSession, outLen: o })),
+  })),
+  ...(["C_SignUpdate", "C_VerifyUpdate"] as const).map((fn) => ({
+    weight: 2,
+    arbitrary: fc.tuple(handle, cryptoData).map(([hSession, data]) => c(fn, { hSession, data })),
+  })),
+  { weight: 1, arbitrary: fc.tuple(handle, cryptoData, cryptoData).map(([hSession, data, signature]) => c("C_Verify", { hSession, data, signature })) },
+  { weight: 1, arbitrary: fc.tuple(handle, cryptoData).map(([hSession, signature]) => c("C_VerifyFinal", { hSession, signature })) },
+  { weight: 1, arbitrary: fc.tuple(handle, handle).map(([hSession, hKey]) => c("C_DigestKey", { hSession, hKey })) },
+  { weight: 1, arbitrary: handle.map((hSession) => c("C_GetOperationState", { hSession })) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(handle, fc.oneof(fc.constant(null), fc.uint8Array({ maxLength: 60 })), fc.constantFrom(0, 1, 2), fc.constantFrom(0, 1, 2))
+      .map(([hSession, state, e, a]) => c("C_SetOperationState", { hSession, state, hEncryptionKey: e, hAuthenticationKey: a })),
+  },
+);
+
+export const callArb: fc.Arbitrary<Call> = fc.oneof({ weight: 5, arbitrary: baseCallArb }, { weight: 2, arbitrary: cryptoCallArb });
 
 /** A prefix that usually sets up an initialised token with a user PIN, so random steps reach deep states. */
 const prologue: Step[] = [
@@ -128,6 +210,9 @@ export function resolve(step: Step, seen: Seen): Call {
   }
   if ("hObject" in args && object !== undefined && seen.objects.length) {
     args.hObject = seen.objects[seen.objects.length - 1 - (object % seen.objects.length)];
+  }
+  if ("hKey" in args && object !== undefined && seen.objects.length) {
+    args.hKey = seen.objects[seen.objects.length - 1 - (object % seen.objects.length)];
   }
   return { fn: step.call.fn, args } as Call;
 }
