@@ -94,7 +94,14 @@ const lenOf = (v: unknown): number | null =>
   v !== null && typeof v === "object" && typeof (v as { len?: unknown }).len === "number" ? (v as { len: number }).len : null;
 
 /** A JSON value as the log holds it, so re-executed and recorded values compare as text. */
-const json = (v: unknown): string => (v === undefined ? "undefined" : canonicalJson(JSON.parse(JSON.stringify(v))));
+const json = (v: unknown): string => {
+  if (v === undefined) return "undefined";
+  try {
+    return canonicalJson(v);
+  } catch {
+    return canonicalJson(JSON.parse(JSON.stringify(v)));
+  }
+};
 
 interface Rebuilt {
   call?: Call;
@@ -318,12 +325,19 @@ export function checkRecords(records: Iterable<CallRecord>, opts: CheckOptions):
   });
   if (!opts.simulator.simulatorKey) throw new RangeError(`"simulator.simulatorKey" is needed to re-execute a log`);
   const keys = deriveKeys(opts.simulator.simulatorKey);
+  // Opened sealed values of the current record (rebuilding the arguments and re-sealing both open them).
+  const openedNow = new Map<string, Uint8Array>();
   const opened = (sealed: string): Uint8Array => {
-    try {
-      return unseal(keys.seal, sealed);
-    } catch {
-      return new Uint8Array(0);
+    let v = openedNow.get(sealed);
+    if (v === undefined) {
+      try {
+        v = unseal(keys.seal, sealed);
+      } catch {
+        v = new Uint8Array(0);
+      }
+      openedNow.set(sealed, v);
     }
+    return v;
   };
   const sim = new Simulator({ ...opts.simulator, clock: () => current?.time ?? 0, randomBytes: feed, shell });
   let captured: CallRecord | undefined;
@@ -346,6 +360,7 @@ export function checkRecords(records: Iterable<CallRecord>, opts: CheckOptions):
   for (const r of records) {
     report.records++;
     current = r;
+    openedNow.clear();
     const rebuilt = rebuild(r, opened);
     if (!rebuilt.call) {
       count("record", r.fn);
