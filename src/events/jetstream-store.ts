@@ -53,31 +53,11 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import type { EventStore, SnapshotCandidate, SnapshotHost } from "./store.js";
+import type { DeferredEventStore, SnapshotCandidate, SnapshotHost } from "./store.js";
 import type { CallRecord } from "./types.js";
 import { encodeEntry, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { StoreWriteError } from "./file-store.js";
 import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_SEQ, SNAPSHOT_BUCKET, streamSubjects, subjects } from "../remote/protocol.js";
-
-/**
- * A store whose appends become durable later (JetStream: group commit). `append` still takes the record at once and
- * synchronously, so the record sequence stays the decision order; a face that must answer only once the record is
- * stored (`hsmsim serve`) awaits `flush(seq)`. The memory and file stores do not implement it: their append is
- * durable (in their sense) when it returns.
- */
-export interface DeferredEventStore extends EventStore {
-  /** The highest sequence known stored, with every earlier one. */
-  readonly durableSeq: number;
-  /** Resolves once every record up to `seq` is stored; rejects if the store failed before that. */
-  flush(seq: number): Promise<void>;
-  /** Set once a commit failed for good: `append` throws from then on (the simulator answers CKR_DEVICE_ERROR). */
-  readonly failure: Error | undefined;
-  close(): Promise<void>;
-}
-
-export function isDeferred(s: EventStore): s is DeferredEventStore {
-  return typeof (s as Partial<DeferredEventStore>).flush === "function";
-}
 
 /** JetStream's "wrong last sequence": the expectation (our fence) did not hold. */
 const WRONG_LAST_SEQUENCE = 10071;

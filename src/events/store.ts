@@ -1,6 +1,7 @@
 /**
  * The event store interface. The simulator appends one record per call, in order, and a replay reads them back.
- * Implementations: MemoryEventStore (the embedded default); the file and JetStream stores come with their issues.
+ * Implementations: MemoryEventStore (the embedded default), FileEventStore, and JetStreamEventStore (deferred: see
+ * DeferredEventStore below).
  */
 import type { CallRecord } from "./types.js";
 
@@ -41,4 +42,20 @@ export interface SnapshotHost {
    */
   attach(capture: (seq: number, head: string) => Uint8Array | undefined): void;
   warn(message: string): void;
+}
+
+/**
+ * A store whose appends become durable later (JetStream: group commit). `append` still takes the record at once and
+ * synchronously, so the record sequence stays the decision order; a face that must answer only once the record is
+ * stored (`hsmsim serve`) awaits `flush(seq)`. The memory and file stores do not implement it: their append is
+ * durable (in their sense) when it returns.
+ */
+export interface DeferredEventStore extends EventStore {
+  /** The highest sequence known stored, with every earlier one. */
+  readonly durableSeq: number;
+  /** Resolves once every record up to `seq` is stored; rejects if the store failed before that. */
+  flush(seq: number): Promise<void>;
+  /** Set once a commit failed for good: `append` throws from then on (the simulator answers CKR_DEVICE_ERROR). */
+  readonly failure: Error | undefined;
+  close(): Promise<void>;
 }
