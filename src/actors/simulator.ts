@@ -153,7 +153,7 @@ export class Simulator {
       newSerial: () => bytesToHex(random(8)),
       seal: (data) => seal(keys.seal, random(24), data),
       unseal: (sealed) => unseal(keys.seal, sealed),
-      sealOperation: (plain) => sealOperation(opStateKey, random(24), plain),
+      sealOperation: (plain, nonce) => sealOperation(opStateKey, nonce, plain),
       openOperation: (blob) => openOperation(opStateKey, blob),
       randomBytes: (n) => new Uint8Array(random(n)),
     };

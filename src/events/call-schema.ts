@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import type { Bytes, Call, FnName, GcmParameter, Mechanism, Template } from "./calls.js";
 import { bytesToHex } from "../crypto/encoding.js";
+import { OPERATION_BLOB_NONCE_AT } from "../crypto/operation-blob.js";
 
 type Kind =
   | "ulong" // a CK_ULONG: handle, slot ID, flags, user type, count
@@ -189,8 +190,8 @@ export function redactArgs(call: Call): Record<string, unknown> {
  * for an auditor or `replay --check` to tie an answer to its record, while the log itself stays free of the bytes
  * (ECB ciphertext shows which blocks repeat; keeping a hash gives away nothing an observer of the ciphertext does not
  * already have). Plaintexts (C_Decrypt*): the length only, since a hash of a short or guessable plaintext can be
- * inverted by trying candidates. A saved operation state (C_GetOperationState) is sealed already; it too is kept as a
- * length and a hash.
+ * inverted by trying candidates. A saved operation state (C_GetOperationState) is sealed already; it is kept as a length,
+ * its nonce (a draw, so re-execution can repeat it) and a hash.
  */
 const CRYPTO_OUT = new Set<FnName>([
   "C_Encrypt",
@@ -226,7 +227,8 @@ export function recordOut(fn: FnName, out: unknown): unknown {
   }
   if (fn === "C_GetOperationState") {
     const st = (out as { state: Bytes }).state;
-    return { length: st.length, sha256: createHash("sha256").update(st).digest("hex") };
+    const nonce = bytesToHex(st.subarray(OPERATION_BLOB_NONCE_AT, OPERATION_BLOB_NONCE_AT + 24));
+    return { length: st.length, nonce, sha256: createHash("sha256").update(st).digest("hex") };
   }
   return out;
 }

@@ -28,8 +28,8 @@ export interface Shell {
   seal(data: Uint8Array): string;
   /** Open what `seal` sealed (deterministic: replay may do it too). Throws on a value sealed under another key. */
   unseal(sealed: string): Uint8Array;
-  /** A saved operation state for the application to hold (crypto/operation-blob.ts), with a fresh nonce. */
-  sealOperation(plain: Uint8Array): Uint8Array;
+  /** A saved operation state for the application to hold (crypto/operation-blob.ts), sealed with the nonce given. */
+  sealOperation(plain: Uint8Array, nonce: Uint8Array): Uint8Array;
   /** Open a blob `sealOperation` made: null when it is tampered with, foreign or not one at all. */
   openOperation(blob: Uint8Array): Uint8Array | null;
   /** `n` bytes from the simulator's injected random source (C_GenerateRandom's output). */

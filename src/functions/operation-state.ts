@@ -78,7 +78,8 @@ export function getOperationState(ctx: DecideContext, args: CallArgs["C_GetOpera
     updated: op.updated,
     keyHash: op.kind === "digest" ? null : fingerprint(keyOf(op, ctx.shell.unseal)),
   };
-  const blob = ctx.shell.sealOperation(new TextEncoder().encode(JSON.stringify(saved)));
+  // The nonce is a draw like any other (through the shell); the record keeps it (events/call-schema.ts recordOut).
+  const blob = ctx.shell.sealOperation(new TextEncoder().encode(JSON.stringify(saved)), ctx.shell.randomBytes(24));
   return answer("CKR_OK", { state: blob });
 }
 
