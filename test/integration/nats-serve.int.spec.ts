@@ -13,7 +13,10 @@ import { LeaseHeldError } from "../../src/service/lease.js";
 import { connect, type RemoteApplication, type RemoteSimulator } from "../../src/remote/client.js";
 import { CK, rvName } from "../../src/pkcs11/constants.js";
 import type { Call, CallArgs, CallOut, FnName } from "../../src/events/calls.js";
+import { Kvm } from "@nats-io/kv";
+import { HEALTH_BUCKET } from "../../src/remote/protocol.js";
 import { startNatsServer, type NatsServer } from "../support/nats-server.js";
+import { startServe } from "../support/serve-process.js";
 import { SO_PIN, TEST_KEY, USER_PIN } from "../support/sim.js";
 
 let server: NatsServer;
@@ -204,5 +207,38 @@ describe("hsmsim serve and the async remote client", () => {
     expect(again.store.lastSeq).toBe(seq);
     expect((await app("C_Logout", { hSession: h })).rv).toBe("CKR_OK");
     expect((await app("C_GetSessionInfo", { hSession: h })).out).toMatchObject({ state: CK.CKS_RW_PUBLIC_SESSION });
+  });
+});
+
+describe("hsmsim serve, the command", () => {
+  it("serves with a user and password, keeps its health in KV, refuses a second service for the name (exit 1)", { timeout: 60_000 }, async () => {
+    const auth = await startNatsServer({ user: "hsm", pass: "s3cret" });
+    const creds = ["--user", "hsm", "--pass", "s3cret"];
+    try {
+      const svc = await startServe(auth.url, "cli", { extra: creds });
+      const c = await connect(`${auth.url}/cli`, { nats: { user: "hsm", pass: "s3cret" } });
+      const app = remote(c.application());
+      expect((await app("C_Initialize", {})).rv).toBe("CKR_OK");
+      expect((await app("C_GetSlotList", { tokenPresent: false, pSlotList: null })).out).toMatchObject({ count: 1 });
+      // Health: KV hsmsim-health, key svc.<name>.
+      const nc2 = await natsConnect({ servers: auth.url, user: "hsm", pass: "s3cret" });
+      const kv = await new Kvm(nc2).open(HEALTH_BUCKET);
+      let health: Record<string, unknown> | undefined;
+      for (let i = 0; i < 50 && !health; i++) {
+        const e = await kv.get("svc.cli");
+        if (e && e.operation === "PUT") health = JSON.parse(e.string()) as Record<string, unknown>;
+        else await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(health).toMatchObject({ sim: "cli", status: "serving", pid: svc.proc.pid });
+      await nc2.close();
+      // Without credentials there is no connection.
+      await expect(connect(`${auth.url}/cli`)).rejects.toThrow(/authoriz/i);
+      // A second service for the same name exits 1, naming the one that serves it.
+      await expect(startServe(auth.url, "cli", { extra: creds })).rejects.toThrow(/exited 1 before it was ready[\s\S]*simulator "cli" is already served by writer/);
+      await c.close();
+      expect((await svc.stop()).code).toBe(0);
+    } finally {
+      await auth.stop();
+    }
   });
 });
