@@ -350,7 +350,9 @@ export class SimulatorService {
   /** Fail-stop (see the module comment). */
   fail(e: Error): void {
     if (this.failed) return;
-    this.failed = e;
+    // The store's own failure (FenceLostError, …) rather than a flush's StoreWriteError wrapping it.
+    this.failed = this.store.failure ?? e;
+    e = this.failed;
     this.o.log(`hsmsim serve: stopping: ${e.name}: ${e.message}`);
     this.publishHealth();
     void this.shutdown().then(() => this.resolveStopped(e));

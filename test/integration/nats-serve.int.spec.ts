@@ -175,6 +175,30 @@ describe("hsmsim serve and the async remote client", () => {
     expect((e as Error).message).toMatch(new RegExp(`simulator "${sim}" is already served by writer`));
   });
 
+  it("without the lease, the fence still stops a second service at its first write: it leaves, the log is not forked", async () => {
+    const sim = `s${++n}`;
+    const a = await serve(sim, { lease: false });
+    const b = await serve(sim, { lease: false }); // same log, same fence: nothing refused it yet
+    // A writes first: B's view is now stale.
+    const direct = a.simulator.application();
+    direct.call({ fn: "C_Initialize", args: {} });
+    await a.store.flush(a.simulator.lastSeq);
+    const c = await client(sim);
+    const app = c.application();
+    const rvs: string[] = [];
+    // The queue group spreads the calls over A and B until B has failed and left.
+    for (let i = 0; i < 20; i++) rvs.push(rvName((await app.call({ fn: "C_Initialize", args: {} })).rv));
+    expect(await Promise.race([b.stopped, new Promise((r) => setTimeout(() => r("running"), 2000))])).toMatchObject({ name: "FenceLostError" });
+    expect(rvs).toContain("CKR_OK");
+    for (const rv of rvs) expect(["CKR_OK", "CKR_CRYPTOKI_ALREADY_INITIALIZED", "CKR_DEVICE_ERROR"]).toContain(rv);
+    // Whatever B decided is not in the log: the stream is A's alone, chained, and a rebuild agrees with A.
+    await a.stop();
+    services.splice(services.indexOf(a), 1);
+    const rebuilt = await serve(sim);
+    expect(rebuilt.store.lastSeq).toBe(a.store.lastSeq);
+    expect(rebuilt.store.headHash).toBe(a.store.headHash);
+  });
+
   it("a restart restores the snapshot written at stop; one it cannot open (another key) falls back to a full replay", async () => {
     const { sim, svc } = await servedWithSession();
     const seq = svc.store.lastSeq;
