@@ -130,8 +130,8 @@ export const PROFILE_DIFFERENCES: readonly ProfileDifference[] = [
   },
   {
     switches: ["cryptoErrors"],
-    default: "PKCS#11's codes: bad CBC pad or GCM tag → CKR_ENCRYPTED_DATA_INVALID; AES key of a wrong length → CKR_KEY_SIZE_RANGE; CBC IV of a wrong length → CKR_MECHANISM_PARAM_INVALID; GCM input shorter than the tag → CKR_ENCRYPTED_DATA_LEN_RANGE; C_Encrypt / C_Decrypt after an update → CKR_OPERATION_NOT_INITIALIZED (ends it); CBC_PAD C_DecryptFinal with no input → CKR_ENCRYPTED_DATA_LEN_RANGE",
-    softhsm2: "CKR_GENERAL_ERROR, CKR_MECHANISM_INVALID, CKR_MECHANISM_INVALID, CKR_GENERAL_ERROR; C_Encrypt / C_Decrypt after an update run on and cut or zero-fill the output to the size computed from their own input; a size of 2^64-1 (CKR_BUFFER_TOO_SMALL for any buffer)",
+    default: "PKCS#11's codes: bad CBC pad or GCM tag → CKR_ENCRYPTED_DATA_INVALID; AES key of a wrong length → CKR_KEY_SIZE_RANGE; CBC IV of a wrong length → CKR_MECHANISM_PARAM_INVALID; GCM input shorter than the tag → CKR_ENCRYPTED_DATA_LEN_RANGE; C_Encrypt / C_Decrypt after an update → CKR_OPERATION_NOT_INITIALIZED (ends it); CBC_PAD C_DecryptFinal with no input → CKR_ENCRYPTED_DATA_LEN_RANGE; an empty CBC_PAD C_DecryptUpdate before any input answers size 0",
+    softhsm2: "CKR_GENERAL_ERROR, CKR_MECHANISM_INVALID, CKR_MECHANISM_INVALID, CKR_GENERAL_ERROR; C_Encrypt / C_Decrypt after an update run on and cut or zero-fill the output to the size computed from their own input; sizes of 2^64-1 and 2^64-16 (CKR_BUFFER_TOO_SMALL for any buffer)",
     why: "PKCS#11 v2.40 §5.8-5.9 name these codes and forbid single-part calls after an update; SoftHSM 2.6.1 reports what its OpenSSL wrapper returns (src/lib/SoftHSM.cpp SymEncrypt, SymDecrypt, SymDecryptFinal)",
   },
   {
