@@ -140,7 +140,7 @@ export function C_GenerateKey(ctx: DecideContext, args: CallArgs["C_GenerateKey"
 
   const rules = rulesFor(CK.CKO_SECRET_KEY, keyType)!;
   const so = ref!.slot.actor.login === "so";
-  const w: ObjectWrite = { rules, cls: CK.CKO_SECRET_KEY, subtype: keyType, op: "generate", so, attrs: defaults(rules, CK.CKO_SECRET_KEY, keyType, info.token, priv) };
+  const w: ObjectWrite = { rules, cls: CK.CKO_SECRET_KEY, subtype: keyType, op: "generate", so, attrs: defaults(rules, CK.CKO_SECRET_KEY, keyType) };
   return finishKey(ctx, ref!, w, rebuilt(template, CK.CKO_SECRET_KEY, keyType, info.token, priv, true), info.token, priv, (attrs) => {
     // The key bytes: drawn by the shell, recorded sealed in the fact.
     const value = ctx.shell.randomBytes(valueLen!);
@@ -238,9 +238,13 @@ export function C_WrapKey(ctx: DecideContext, args: CallArgs["C_WrapKey"]): Deci
 
 function wrapBytes(mechanism: number, kek: Uint8Array, value: Uint8Array, iv: Uint8Array | undefined): Uint8Array | CkrName {
   if (mechanism === CK.CKM_AES_CBC) {
-    // SoftHSM encrypts the raw value with CBC and no padding: only whole blocks under a valid AES key get through.
-    if (![16, 24, 32].includes(kek.length) || value.length % 16 !== 0) return "CKR_GENERAL_ERROR";
-    return nodeAes.cbc(true, kek, iv!, value);
+    // SoftHSM zero-pads the value to a multiple of 8 (as for the key wraps), then runs CBC without padding: a KEK of
+    // no AES length fails the cipher's init (MECHANISM_INVALID), a value that is not whole blocks its final.
+    if (![16, 24, 32].includes(kek.length)) return "CKR_MECHANISM_INVALID";
+    const padded = new Uint8Array(Math.ceil(value.length / 8) * 8);
+    padded.set(value);
+    if (padded.length % 16 !== 0) return "CKR_GENERAL_ERROR";
+    return nodeAes.cbc(true, kek, iv!, padded);
   }
   const entry = mechanismEntry(mechanism);
   if (entry?.family !== "wrap") return "CKR_MECHANISM_INVALID";
@@ -306,9 +310,10 @@ export function C_UnwrapKey(ctx: DecideContext, args: CallArgs["C_UnwrapKey"]): 
   if (!mechanismAllowed(unwrapping.attrs.get(CK.CKA_ALLOWED_MECHANISMS), m.mechanism)) return fail("CKR_MECHANISM_INVALID");
   const template = args.template!;
   const info = extractObjectInformation(template);
-  if (info.cls === undefined || info.keyType === undefined) return fail("CKR_TEMPLATE_INCOMPLETE");
+  if (info.cls === undefined) return fail("CKR_TEMPLATE_INCOMPLETE");
   // hsmsim builds no private keys: an unwrapped CKO_PRIVATE_KEY is refused like any class SoftHSM refuses.
   if (info.cls !== CK.CKO_SECRET_KEY) return fail("CKR_ATTRIBUTE_VALUE_INVALID");
+  if (info.keyType === undefined) return fail("CKR_TEMPLATE_INCOMPLETE");
   const priv = info.privGiven ? info.priv : true;
   const denied = writeAccess(login, ref!.session.rw, info.token, priv);
   if (denied) return fail(denied);
@@ -323,7 +328,7 @@ export function C_UnwrapKey(ctx: DecideContext, args: CallArgs["C_UnwrapKey"]): 
   if (!opened.ok) return fail(opened.rv);
   const rules = rulesFor(CK.CKO_SECRET_KEY, info.keyType);
   if (!rules) return fail("CKR_ATTRIBUTE_VALUE_INVALID");
-  const w: ObjectWrite = { rules, cls: CK.CKO_SECRET_KEY, subtype: info.keyType, op: "unwrap", so: login === "so", attrs: defaults(rules, CK.CKO_SECRET_KEY, info.keyType, info.token, priv) };
+  const w: ObjectWrite = { rules, cls: CK.CKO_SECRET_KEY, subtype: info.keyType, op: "unwrap", so: login === "so", attrs: defaults(rules, CK.CKO_SECRET_KEY, info.keyType) };
   const keyValue = opened.out;
   return finishKey(
     ctx,

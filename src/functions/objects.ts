@@ -131,6 +131,8 @@ export interface ObjectWrite {
   op: WriteOp;
   so: boolean;
   attrs: Map<number, Uint8Array>;
+  /** Set by applyTemplate: the failure left the applied entries in place even on a token object. */
+  kept?: boolean;
 }
 
 const creating = (op: WriteOp) => op === "create" || op === "generate";
@@ -241,26 +243,35 @@ const REQUIRED: Partial<Record<WriteOp, number>> = { create: CK1, generate: CK3,
  */
 export function applyTemplate(w: ObjectWrite, template: readonly Template[]): CkrName | undefined {
   const ordered = [...template.filter((t) => t.type !== CK.CKA_CHECK_VALUE), ...template.filter((t) => t.type === CK.CKA_CHECK_VALUE)];
+  w.kept = false;
   for (const entry of ordered) {
     const failed = applyEntry(w, entry);
     if (failed) return failed;
   }
   const flag = REQUIRED[w.op];
   if (flag) {
-    for (const r of w.rules.values()) if (r.ck & flag && !template.some((t) => t.type === r.type)) return "CKR_TEMPLATE_INCOMPLETE";
+    for (const r of w.rules.values()) {
+      if (r.ck & flag && !template.some((t) => t.type === r.type)) {
+        // SoftHSM returns here without aborting the object's transaction: even a token object keeps what was applied.
+        w.kept = true;
+        return "CKR_TEMPLATE_INCOMPLETE";
+      }
+    }
   }
   return undefined;
 }
 
-/** A new object's attributes before its template: the table's defaults, then class, subtype, token and privacy. */
-export function defaults(rules: ReadonlyMap<number, AttrRule>, cls: number, subtype: number | undefined, token: boolean, priv: boolean) {
+/**
+ * A new object's attributes before its template: the table's defaults (CKA_TOKEN false, CKA_PRIVATE the class's
+ * default), then class and subtype. The template's own CKA_TOKEN / CKA_PRIVATE entries land when it is applied, so a
+ * half-made object (SoftHSM's orphan) shows them only if they came before the failing entry.
+ */
+export function defaults(rules: ReadonlyMap<number, AttrRule>, cls: number, subtype: number | undefined) {
   const attrs = new Map<number, Uint8Array>();
   for (const r of rules.values()) attrs.set(r.type, r.default);
   attrs.set(CK.CKA_CLASS, ulongBytes(cls));
   if (cls === CK.CKO_SECRET_KEY) attrs.set(CK.CKA_KEY_TYPE, ulongBytes(subtype!));
   if (cls === CK.CKO_CERTIFICATE) attrs.set(CK.CKA_CERTIFICATE_TYPE, ulongBytes(subtype!));
-  attrs.set(CK.CKA_TOKEN, token ? TRUE : FALSE);
-  attrs.set(CK.CKA_PRIVATE, priv ? TRUE : FALSE);
   return attrs;
 }
 
@@ -289,8 +300,14 @@ export function created(ctx: DecideContext, ref: SessionRef, handle: number, o: 
  */
 export function orphan(ctx: DecideContext, ref: SessionRef, w: ObjectWrite, token: boolean, priv: boolean): Fact {
   const id = newObjectId(ctx, ref, token);
-  const attrs = token ? defaults(w.rules, w.cls, w.subtype, false, true) : w.attrs;
-  return created(ctx, ref, 0, { id, token, private: token || priv, attrs: storedAttrs(ctx, attrs) });
+  // The rolled-back file holds the class's defaults: CKA_PRIVATE true for data objects and keys, false for certificates.
+  const defaultPrivate = w.rules.get(CK.CKA_PRIVATE)!.default[0] === 1;
+  const rolledBack = token && !w.kept;
+  const attrs = rolledBack ? defaults(w.rules, w.cls, w.subtype) : w.attrs;
+  // Who may see it is what its CKA_PRIVATE says: the template's entry only if it was applied before the failure.
+  const visiblePrivate = rolledBack ? defaultPrivate : attrs.get(CK.CKA_PRIVATE)?.[0] === 1;
+  void priv;
+  return created(ctx, ref, 0, { id, token, private: visiblePrivate, attrs: storedAttrs(ctx, attrs) });
 }
 
 /** The secret-key or certificate subtype a creating template names, for the table lookup. */
@@ -332,7 +349,7 @@ export function C_CreateObject(ctx: DecideContext, args: CallArgs["C_CreateObjec
   // does not build: refused, and said so in the docs.
   if (!rules) return reject("CKR_ATTRIBUTE_VALUE_INVALID");
 
-  const w: ObjectWrite = { rules, cls, subtype, op: "create", so: slot.actor.login === "so", attrs: defaults(rules, cls, subtype, info.token, info.priv) };
+  const w: ObjectWrite = { rules, cls, subtype, op: "create", so: slot.actor.login === "so", attrs: defaults(rules, cls, subtype) };
   const failed = applyTemplate(w, template);
   if (failed) {
     if (ctx.state.profile.atomicObjectWrites) return reject(failed);

@@ -79,6 +79,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { dirname, resolve } from "node:path";
 import { createSoftHsmEnv, type Pkcs11Like } from "../support/softhsm.js";
+import { CK } from "../../src/pkcs11/constants.js";
 import {
   CKA_APPLICATION,
   IDENTITY_PREFIX,
@@ -182,6 +183,8 @@ export function wireOut(fn: string, result: unknown): unknown {
     case "C_OpenSession":
     case "C_CreateObject":
     case "C_CopyObject":
+    case "C_GenerateKey":
+    case "C_UnwrapKey":
     case "C_WaitForSlotEvent":
       return asHandle(result);
     case "C_FindObjects":
@@ -197,6 +200,9 @@ export function wireOut(fn: string, result: unknown): unknown {
       return plain(result);
   }
 }
+
+const { CKA_ID, CKA_CHECK_VALUE } = CK;
+const CKA_VALUE = CK.CKA_VALUE;
 
 const CKR_RE = /^(CKR_[A-Z0-9_]+)(?::(\d+))?$/;
 
@@ -466,8 +472,13 @@ function resolveSession(ref: SessionRef, st: AppState): number {
   return pickMod(objs, ref.objectAsSession) ?? NEVER_HANDLE;
 }
 
-function resolveObject(ref: ObjectRef, st: AppState): number {
+function resolveObject(ref: ObjectRef, st: AppState, run?: RunState): number {
   if ("value" in ref) return ref.value;
+  if ("key" in ref) {
+    const idents = [...st.identToHandle.keys()].filter((i) => run?.identAttr.get(i) === CKA_ID).sort((a, b) => a - b);
+    const id = pickMod(idents, ref.key);
+    return id === undefined ? NEVER_HANDLE : (st.identToHandle.get(id) ?? NEVER_HANDLE);
+  }
   if ("ident" in ref) {
     const idents = [...st.identToHandle.keys()].sort((a, b) => a - b);
     const id = pickMod(idents, ref.ident);
@@ -487,14 +498,14 @@ function wireTemplate(attrs: readonly TemplateAttr[]): Wire[] {
   });
 }
 
-function resolveArg(a: SymArg, st: AppState): Wire {
+function resolveArg(a: SymArg, st: AppState, run?: RunState): Wire {
   switch (a.k) {
     case "slot":
       return { $h: resolveSlot(a.ref, st) };
     case "session":
       return { $h: resolveSession(a.ref, st) };
     case "object":
-      return { $h: resolveObject(a.ref, st) };
+      return { $h: resolveObject(a.ref, st, run) };
     case "template":
       return wireTemplate(a.attrs);
     case "bytes":
@@ -502,7 +513,7 @@ function resolveArg(a: SymArg, st: AppState): Wire {
     case "alloc":
       return { $alloc: a.len };
     case "mechanism":
-      return { mechanism: a.mechanism };
+      return a.parameter === undefined ? { mechanism: a.mechanism } : { mechanism: a.mechanism, parameter: { $buf: a.parameter } };
     case "initArgs":
       return { flags: a.flags };
     case "lit":
@@ -510,9 +521,13 @@ function resolveArg(a: SymArg, st: AppState): Wire {
   }
 }
 
+/**
+ * The identity a creating template gives its object: CKA_APPLICATION = "o<step>" for data objects, CKA_ID = "o<step>"
+ * for keys and certificates (which have no CKA_APPLICATION; sequence-keys.ts).
+ */
 function identityOf(template: readonly TemplateAttr[]): number | undefined {
   for (const a of template) {
-    if (a.type === CKA_APPLICATION && typeof a.value === "string" && a.value.startsWith(IDENTITY_PREFIX)) {
+    if ((a.type === CKA_APPLICATION || a.type === CKA_ID) && typeof a.value === "string" && a.value.startsWith(IDENTITY_PREFIX)) {
       const n = Number(a.value.slice(IDENTITY_PREFIX.length));
       if (Number.isInteger(n)) return n;
     }
@@ -547,6 +562,13 @@ interface RunState {
   created: Set<number>;
   /** Identities of objects successfully destroyed (by any application). */
   destroyed: Set<number>;
+  /** The attribute that carries each identity: CKA_APPLICATION (data objects) or CKA_ID (keys, certificates). */
+  identAttr: Map<number, number>;
+  /**
+   * Identities of keys whose value is random on each implementation (C_GenerateKey, and copies of such keys): their
+   * CKA_VALUE, CKA_CHECK_VALUE and wrapped forms are compared by length only.
+   */
+  random: Set<number>;
 }
 
 function normaliseTokenInfo(out: unknown, sym: Symbols): unknown {
@@ -568,7 +590,7 @@ export interface RunOptions {
  */
 export async function runSequence(seq: Sequence, makeApp: MakeApp, opts: RunOptions = {}): Promise<StepObservation[]> {
   const recordArgs = opts.recordArgs ?? true;
-  const run: RunState = { sym: new Symbols(), created: new Set(), destroyed: new Set() };
+  const run: RunState = { sym: new Symbols(), created: new Set(), destroyed: new Set(), identAttr: new Map(), random: new Set() };
   const drivers = new Map<number, AppDriver>();
   const states = new Map<number, AppState>();
   const result: StepObservation[] = [];
@@ -594,7 +616,7 @@ export async function runSequence(seq: Sequence, makeApp: MakeApp, opts: RunOpti
       const step = seq.steps[index] as Step;
       const d = driverOf(step.app);
       const st = stateOf(step.app);
-      const args = step.args.map((a) => resolveArg(a, st));
+      const args = step.args.map((a) => resolveArg(a, st, run));
 
       let found: string[] | undefined;
       if (step.fn === "C_FindObjectsInit") found = await hiddenFind(d, st, run, args);
@@ -630,11 +652,11 @@ export async function runSequence(seq: Sequence, makeApp: MakeApp, opts: RunOpti
 async function hiddenFind(d: AppDriver, st: AppState, run: RunState, args: Wire[]): Promise<string[] | undefined> {
   const [session, template] = args;
   if (session === undefined || !Array.isArray(template)) return undefined;
-  if (template.some((a) => isObj(a) && a.type === CKA_APPLICATION)) return undefined; // not generated; keep it simple
+  if (template.some((a) => isObj(a) && (a.type === CKA_APPLICATION || a.type === CKA_ID))) return undefined; // not generated; keep it simple
   const found: string[] = [];
   const idents = [...run.created].filter((i) => !run.destroyed.has(i)).sort((a, b) => a - b);
   for (const ident of idents) {
-    const t: Wire[] = [...template, { type: CKA_APPLICATION, value: `${IDENTITY_PREFIX}${ident}` }];
+    const t: Wire[] = [...template, { type: run.identAttr.get(ident) ?? CKA_APPLICATION, value: `${IDENTITY_PREFIX}${ident}` }];
     const init = await d.call("C_FindObjectsInit", [session, t]);
     if (init.rv !== "CKR_OK") return undefined;
     const r = await d.call("C_FindObjects", [session, 4]);
@@ -741,16 +763,57 @@ async function afterCall(step: Step, args: Wire[], rec: StepObservation, st: App
       }
       break;
     case "C_CreateObject":
+      if (!ok) {
+        // A failed key or certificate create may leave SoftHSM's orphan behind: look for it too.
+        const t = step.args[1];
+        const ident = t && t.k === "template" && t.attrs.some((a) => a.type === CKA_ID) ? identityOf(t.attrs) : undefined;
+        if (ident !== undefined) {
+          run.identAttr.set(ident, CKA_ID);
+          run.created.add(ident);
+        }
+      }
       if (ok && typeof rec.out === "number") {
         const t = step.args[1];
         const ident = t && t.k === "template" ? identityOf(t.attrs) : undefined;
         if (ident !== undefined) {
+          if (t && t.k === "template" && t.attrs.some((a) => a.type === CKA_ID)) run.identAttr.set(ident, CKA_ID);
           learnHandle(st, rec.out, ident);
           run.created.add(ident);
         }
         st.lastCreated = rec.out;
       }
       break;
+    case "C_GenerateKey":
+    case "C_UnwrapKey":
+    case "C_CopyObject": {
+      // Keys and copies carry their identity in CKA_ID. A failed create may still leave SoftHSM's half-made object
+      // (carrying the identity if it got that far), so failed attempts are looked for by the hidden finds too.
+      const t = step.args[step.fn === "C_UnwrapKey" ? 4 : 2];
+      const ident = t && t.k === "template" ? identityOf(t.attrs) : undefined;
+      if (ident === undefined) break;
+      run.identAttr.set(ident, CKA_ID);
+      run.created.add(ident);
+      if (!ok || typeof rec.out !== "number") break;
+      learnHandle(st, rec.out, ident);
+      st.lastCreated = rec.out;
+      const source = step.fn === "C_CopyObject" ? st.handleToIdent.get(handleArg(args[1]) ?? -1) : undefined;
+      if (step.fn === "C_GenerateKey" || (source !== undefined && run.random.has(source))) run.random.add(ident);
+      break;
+    }
+    case "C_GetAttributeValue": {
+      const ident = st.handleToIdent.get(handleArg(args[1]) ?? -1);
+      if (ok && ident !== undefined && run.random.has(ident) && Array.isArray(rec.out)) {
+        rec.out = rec.out.map((a: unknown) =>
+          isObj(a) && (a.type === CKA_VALUE || a.type === CKA_CHECK_VALUE) && typeof a.value === "string" ? { ...a, value: `random:${a.value.length / 2}` } : a,
+        );
+      }
+      break;
+    }
+    case "C_WrapKey": {
+      const random = [args[2], args[3]].some((h) => run.random.has(st.handleToIdent.get(handleArg(h) ?? -1) ?? -1));
+      if (ok && random && typeof rec.out === "string") rec.out = `random:${rec.out.length / 2}`;
+      break;
+    }
     case "C_DestroyObject":
       if (ok) {
         const h = handleArg(args[1]);

@@ -11,6 +11,7 @@
 // Constants, from the project's one table.
 
 import { CK } from "../../src/pkcs11/constants.js";
+import { keyGenerators } from "./sequence-keys.js";
 export const {
   CKA_CLASS,
   CKA_TOKEN,
@@ -57,6 +58,7 @@ export type SessionRef =
 /** An object-handle argument. */
 export type ObjectRef =
   | { ident: number } // k-th (mod n) object identity this app holds a handle for, ordered by identity
+  | { key: number } // the same among identities carried by CKA_ID (keys and certificates; sequence-keys.ts)
   | { lastCreated: true } // handle returned by this app's last successful C_CreateObject
   | { stale: number } // k-th (mod n, ascending) handle of this app known to be destroyed or superseded
   | { sessionAsObject: number } // k-th (mod n, ascending) session handle of this app (current lifetime)
@@ -76,7 +78,7 @@ export type SymArg =
   | { k: "template"; attrs: TemplateAttr[] }
   | { k: "bytes"; hex: string } // input Buffer
   | { k: "alloc"; len: number } // output Buffer of this length (zero-filled)
-  | { k: "mechanism"; mechanism: number }
+  | { k: "mechanism"; mechanism: number; parameter?: string } // parameter: hex bytes
   | { k: "initArgs"; flags: number } // C_Initialize({ flags })
   | { k: "lit"; v: string | number | boolean };
 
@@ -546,6 +548,22 @@ export function generateSequence(seed: number, opts: GenerateOptions = {}): Sequ
     "C_DigestUpdate",
     "C_DigestFinal",
   ]);
+  // Secret keys and certificates (sequence-keys.ts): their calls join the mix, each opening a session first.
+  const kg = keyGenerators({
+    rng,
+    emit,
+    pickSession,
+    pickObject,
+    pickKey: () =>
+      rng.chance(0.85)
+        ? obj(rng.weighted<ObjectRef>([[70, { key: rng.int(4) }], [30, { lastCreated: true }]]))
+        : pickObject(),
+    identity: () => `${IDENTITY_PREFIX}${steps.length}`,
+    loggedIn: (a) => appGuess(a).login,
+  });
+  Object.assign(single, kg.single);
+  singleWeights.push(...kg.weights);
+  for (const [, fn] of kg.weights) needsSession.add(fn);
   const call = (a: number, fn: string): void => {
     const f = single[fn];
     if (!f) throw new Error(`no generator for ${fn}`);
@@ -662,6 +680,12 @@ export function generateSequence(seed: number, opts: GenerateOptions = {}): Sequ
       emit(a, "C_FindObjectsFinal", s);
       if (rng.chance(0.6)) call(a, rng.pick(["C_GetAttributeValue", "C_GetAttributeValue", "C_SetAttributeValue", "C_DestroyObject"]));
     },
+    keys: (a) => {
+      if (appGuess(a).sessions === 0) call(a, "C_OpenSession");
+      kg.macros.keys(a);
+      g.objects++;
+    },
+    findKeys: (a) => kg.macros.findKeys(a),
     soTroubles: (a) => {
       // RO session + SO login (SESSION_READ_ONLY_EXISTS), InitToken with sessions open (SESSION_EXISTS), ...
       emit(a, "C_OpenSession", slotIdx(0), lit(CKF_SERIAL_SESSION));
@@ -686,6 +710,8 @@ export function generateSequence(seed: number, opts: GenerateOptions = {}): Sequ
       [ag.sessions > 0 ? 4 : 10, "sessions"],
       [3, "soTroubles"],
       [g.objects > 0 ? 8 : 1, "rediscover"],
+      [ag.sessions > 0 ? 10 : 2, "keys"],
+      [g.objects > 0 ? 3 : 0, "findKeys"],
     ]);
   };
 
@@ -743,6 +769,7 @@ export function formatArg(a: SymArg): string {
     case "object": {
       const r = a.ref;
       if ("ident" in r) return `object.ident[${r.ident}]`;
+      if ("key" in r) return `object.key[${r.key}]`;
       if ("lastCreated" in r) return "object.lastCreated";
       if ("stale" in r) return `object.stale[${r.stale}]`;
       if ("sessionAsObject" in r) return `sessionAsObject[${r.sessionAsObject}]`;
@@ -762,7 +789,7 @@ export function formatArg(a: SymArg): string {
     case "alloc":
       return `outbuf(${a.len})`;
     case "mechanism":
-      return `{mechanism: 0x${a.mechanism.toString(16)}}`;
+      return `{mechanism: 0x${a.mechanism.toString(16)}${a.parameter === undefined ? "" : `, parameter: ${a.parameter.length / 2} bytes`}}`;
     case "initArgs":
       return `{flags: ${a.flags}}`;
     case "lit":
