@@ -13,7 +13,8 @@
  *   ["a", v1, ...]      array ("A" frozen)
  *   ["m", k1, v1, ...]  Map, in insertion order (iteration order is behaviour: C_FindObjects lists in it)
  *   ["s", v1, ...]      Set, in insertion order
- *   ["b", base64]       Uint8Array (a Buffer comes back as a Uint8Array)
+ *   ["b", n]            Uint8Array of n bytes, kept out of the tree: the bytes of all of them, in walk order, are
+ *                       the encoding's `bytes` (a Buffer comes back as a Uint8Array)
  *   ["u"]               undefined (a member present with the value undefined)
  *   ["n", "NaN" | "Infinity" | "-Infinity" | "-0"]
  *   ["i", "123"]        bigint
@@ -72,20 +73,56 @@ export class ValueCodec {
     this.byName.set(name, { proto: type.prototype as object, codec });
   }
 
-  encode(v: unknown, path = "snapshot"): unknown {
-    return new Encoder(this.byType).value(v, path);
+  /** The tree (JSON-ready) and the byte arrays' contents, in walk order. */
+  encode(v: unknown, root = "snapshot"): { tree: unknown; bytes: Uint8Array[] } {
+    const e = new Encoder(this.byType, root);
+    return { tree: e.value(v), bytes: e.bytes };
   }
 
-  decode(x: unknown): unknown {
-    return new Decoder(this.byName).value(x);
+  /** `bytes`: the byte arrays' contents as `encode` listed them, concatenated. */
+  decode(tree: unknown, bytes: Uint8Array = new Uint8Array(0)): unknown {
+    const d = new Decoder(this.byName, bytes);
+    const v = d.value(tree);
+    if (d.cursor !== bytes.length) throw new SnapshotFormatError(`snapshot body: ${bytes.length - d.cursor} bytes left over`);
+    return v;
   }
 }
 
+/** Where the walk is, kept as a stack of steps and spelled out only for an error (building paths costs as much as the walk). */
+type Step = "field" | "index" | "key" | "member" | "get" | "codec";
+
 class Encoder {
   private readonly seen = new Map<object, number>();
-  constructor(private readonly byType: Map<unknown, { name: string; codec?: ClassCodec<object> }>) {}
+  private readonly steps: Step[] = [];
+  private readonly keys: unknown[] = [];
+  readonly bytes: Uint8Array[] = [];
+  constructor(
+    private readonly byType: Map<unknown, { name: string; codec?: ClassCodec<object> }>,
+    private readonly root: string,
+  ) {}
 
-  value(v: unknown, path: string): unknown {
+  private fail(what: string): never {
+    let path = this.root;
+    for (let i = 0; i < this.steps.length; i++) {
+      const [kind, key] = [this.steps[i], this.keys[i]];
+      const k = typeof key === "object" && key !== null ? "…" : String(key);
+      path += kind === "field" ? `.${k}` : kind === "index" ? `[${k}]` : kind === "get" ? `.get(${k})` : kind === "codec" ? `<${k}>` : ` ${kind}`;
+    }
+    throw new UnsnapshotableError(path, what);
+  }
+
+  private at(kind: Step, key: unknown, v: unknown): unknown {
+    // A primitive needs no step: only objects can fail deeper down, and a primitive's own failure names its step.
+    if (typeof v !== "object" && typeof v !== "function" && typeof v !== "symbol") return this.value(v);
+    this.steps.push(kind);
+    this.keys.push(key);
+    const out = this.value(v);
+    this.steps.pop();
+    this.keys.pop();
+    return out;
+  }
+
+  value(v: unknown): unknown {
     switch (typeof v) {
       case "string":
       case "boolean":
@@ -99,64 +136,70 @@ class Encoder {
         return ["i", v.toString()];
       case "object":
         if (v === null) return null;
-        return this.object(v, path);
+        return this.object(v);
       default:
-        throw new UnsnapshotableError(path, `a ${typeof v}`);
+        return this.fail(`a ${typeof v}`);
     }
   }
 
-  private object(v: object, path: string): unknown {
+  private object(v: object): unknown {
     const ref = this.seen.get(v);
     if (ref !== undefined) return ["r", ref];
     this.seen.set(v, this.seen.size);
     const proto = Object.getPrototypeOf(v) as object | null;
-    if (proto === Object.prototype || proto === null) {
-      if (proto === null) throw new UnsnapshotableError(path, "an object without a prototype");
+    if (proto === Uint8Array.prototype || proto === Buffer.prototype) {
+      this.bytes.push(v as Uint8Array);
+      return ["b", (v as Uint8Array).length];
+    }
+    if (proto === Object.prototype) {
       const out: unknown[] = [Object.isFrozen(v) ? "O" : "o"];
-      this.fields(v, path, out);
+      this.fields(v, out);
       return out;
     }
+    if (proto === null) return this.fail("an object without a prototype");
     if (Array.isArray(v)) {
       const out: unknown[] = [Object.isFrozen(v) ? "A" : "a"];
-      for (let i = 0; i < v.length; i++) out.push(this.value(v[i], `${path}[${i}]`));
+      for (let i = 0; i < v.length; i++) out.push(this.at("index", i, v[i]));
       return out;
     }
     if (v instanceof Map) {
       const out: unknown[] = ["m"];
       for (const [k, x] of v) {
-        out.push(this.value(k, `${path} key`));
-        out.push(this.value(x, `${path}.get(${typeof k === "object" ? "…" : String(k)})`));
+        out.push(this.at("key", k, k));
+        out.push(this.at("get", k, x));
       }
       return out;
     }
     if (v instanceof Set) {
       const out: unknown[] = ["s"];
-      for (const x of v) out.push(this.value(x, `${path} member`));
+      for (const x of v) out.push(this.at("member", x, x));
       return out;
     }
-    if (v instanceof Uint8Array && (proto === Uint8Array.prototype || proto === Buffer.prototype)) {
-      return ["b", Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64")];
-    }
     const reg = this.byType.get(proto);
-    if (!reg) throw new UnsnapshotableError(path, `an instance of ${(v as { constructor?: { name?: string } }).constructor?.name ?? "an unknown class"}`);
-    if (reg.codec) return ["c", reg.name, this.value(reg.codec.encode(v), `${path}<${reg.name}>`)];
+    if (!reg) return this.fail(`an instance of ${(v as { constructor?: { name?: string } }).constructor?.name ?? "an unknown class"}`);
+    if (reg.codec) return ["c", reg.name, this.at("codec", reg.name, reg.codec.encode(v))];
     const out: unknown[] = ["k", reg.name];
-    this.fields(v, path, out);
+    this.fields(v, out);
     return out;
   }
 
-  private fields(v: object, path: string, out: unknown[]): void {
-    if (Object.getOwnPropertySymbols(v).length > 0) throw new UnsnapshotableError(path, "an object with symbol keys");
-    for (const k of Object.keys(v)) {
+  private fields(v: object, out: unknown[]): void {
+    if (Object.getOwnPropertySymbols(v).length > 0) this.fail("an object with symbol keys");
+    for (const k in v) {
+      if (!Object.hasOwn(v, k)) continue;
       out.push(k);
-      out.push(this.value((v as Record<string, unknown>)[k], `${path}.${k}`));
+      out.push(this.at("field", k, (v as Record<string, unknown>)[k]));
     }
   }
 }
 
 class Decoder {
   private readonly objects: unknown[] = [];
-  constructor(private readonly byName: Map<string, { proto: object; codec?: ClassCodec<object> }>) {}
+  cursor = 0;
+  constructor(
+    private readonly byName: Map<string, { proto: object; codec?: ClassCodec<object> }>,
+    private readonly blob: Uint8Array,
+  ) {}
 
   value(x: unknown): unknown {
     if (x === null || typeof x !== "object") return x;
@@ -201,7 +244,10 @@ class Decoder {
         return s;
       }
       case "b": {
-        const b = new Uint8Array(Buffer.from(x[1] as string, "base64"));
+        const n = x[1] as number;
+        if (!Number.isSafeInteger(n) || n < 0 || this.cursor + n > this.blob.length) throw new SnapshotFormatError("snapshot body: byte array past the end");
+        const b = this.blob.slice(this.cursor, this.cursor + n);
+        this.cursor += n;
         this.objects.push(b);
         return b;
       }
@@ -237,8 +283,10 @@ class Decoder {
     for (let i = from; i < x.length; i += 2) {
       const k = x[i];
       if (typeof k !== "string") throw new SnapshotFormatError("snapshot body: a field name that is not a string");
-      // defineProperty: a field named __proto__ stays a field.
-      Object.defineProperty(o, k, { value: this.value(x[i + 1]), writable: true, enumerable: true, configurable: true });
+      const v = this.value(x[i + 1]);
+      // defineProperty for a field named __proto__, so that it stays a field.
+      if (k === "__proto__") Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+      else o[k] = v;
     }
   }
 }

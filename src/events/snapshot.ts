@@ -25,7 +25,9 @@
  * simulator key. Without that key, or with another store's, a snapshot does not open and the log is replayed from
  * its start.
  *
- * Body: "hsmsim-snapshot 1\n" || nonce(24) || ciphertext || tag(16); AAD "hsmsim-snapshot 1 <seq> <head>".
+ * Body: "hsmsim-snapshot 1\n" || nonce(24) || ciphertext || tag(16); AAD "hsmsim-snapshot 1 <seq> <head>". The
+ * plaintext: the JSON text's length (4 bytes, big-endian), the JSON text of the encoded tree, and the contents of the
+ * tree's byte arrays (attribute values, key material) one after another, kept out of the JSON (no base64 either way).
  */
 import { randomBytes } from "node:crypto";
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
@@ -67,9 +69,13 @@ const aad = (seq: number, head: string) => utf8.encode(`hsmsim-snapshot 1 ${seq}
 
 /** Seal the state as of `image.seq` (whose chain hash is `head`). Throws UnsnapshotableError for a value it cannot carry. */
 export function sealSnapshot(key: Uint8Array, image: SimImage, head: string): Uint8Array {
-  const text = JSON.stringify(STATE_CODEC.encode({ seq: image.seq, head, state: image.state, read: image.read }));
+  const { tree, bytes } = STATE_CODEC.encode({ seq: image.seq, head, state: image.state, read: image.read });
+  // Plaintext: the tree's JSON length (4 bytes, big-endian), the JSON, then the byte arrays' contents.
+  const text = Buffer.from(JSON.stringify(tree), "utf8");
+  const plain = Buffer.concat([Buffer.alloc(4), text, ...bytes]);
+  plain.writeUInt32BE(text.length, 0);
   const nonce = new Uint8Array(randomBytes(24));
-  const sealed = xchacha20poly1305(key, nonce, aad(image.seq, head)).encrypt(utf8.encode(text));
+  const sealed = xchacha20poly1305(key, nonce, aad(image.seq, head)).encrypt(plain);
   const magic = utf8.encode(MAGIC);
   const out = new Uint8Array(magic.length + 24 + sealed.length);
   out.set(magic, 0);
@@ -89,7 +95,10 @@ export function openSnapshot(key: Uint8Array, body: Uint8Array, seq: number, hea
   } catch (cause) {
     throw new SnapshotFormatError("it does not open under this simulator key (another store's, or damaged)", { cause });
   }
-  const v = STATE_CODEC.decode(JSON.parse(fromUtf8.decode(plain))) as { seq: number; head: string; state: SimState; read: ReadModel };
+  const textLength = new DataView(plain.buffer, plain.byteOffset, plain.byteLength).getUint32(0);
+  if (4 + textLength > plain.length) throw new SnapshotFormatError("its body is cut short");
+  const tree = JSON.parse(fromUtf8.decode(plain.subarray(4, 4 + textLength))) as unknown;
+  const v = STATE_CODEC.decode(tree, plain.subarray(4 + textLength)) as { seq: number; head: string; state: SimState; read: ReadModel };
   if (v.seq !== seq || v.head !== head) throw new SnapshotFormatError(`it holds seq ${v.seq}, not ${seq}`);
   if (!(v.read instanceof ReadModel) || typeof v.state !== "object" || v.state === null || !(v.state.tokens instanceof Map)) {
     throw new SnapshotFormatError("its body is not a simulator state");

@@ -1,0 +1,328 @@
+#!/usr/bin/env node
+// One store bench child (issue 5): runs ONE file-store workload on dist/ and prints `BENCH_RESULT {json}`.
+//
+//   node --expose-gc bench/store.js <workload> [--quick] [--events N] [--tmp DIR]
+//
+// Workloads (bench/README.md, "The file store"):
+//   append-fsync, append-group, append-none   records/s through the simulator on a file store in that durability
+//   replay     a log of the session-cycle mix: open (verifying it whole), read (parse only), replay (read + apply)
+//   verify     `hsmsim audit verify` on that log: in-process and as the CLI, events/s
+//   snapshot   what writing one snapshot costs (capture + seal, write + fsync) for a small and a large state
+//   open-10M   build a 10M-event store (1M with --quick) with a real simulator, then open it in a fresh process
+//   open-only <dir>   (used by open-10M) open a store and its simulator, print the time
+//
+// Each workload's store is built fresh in a temporary directory and removed at the end.
+
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gc, measure, now } from "./lib/measure.js";
+
+const DIST = new URL("../dist/", import.meta.url);
+const { Simulator } = await import(new URL("actors/simulator.js", DIST).href);
+const { FileEventStore } = await import(new URL("events/file-store.js", DIST).href);
+const { verifyStore } = await import(new URL("events/verify.js", DIST).href);
+const { CK } = await import(new URL("pkcs11/constants.js", DIST).href);
+const HSMSIM = fileURLToPath(new URL("../bin/hsmsim.js", import.meta.url));
+
+const SO_PIN = "12345678";
+const USER_PIN = "1234";
+const KEY = new Uint8Array(32).fill(3);
+const RW = CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION;
+
+function parseArgs(argv) {
+  const [workload, ...rest] = argv;
+  const o = { workload, quick: false, tmp: process.env.BENCH_TMP ?? tmpdir() };
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i];
+    if (a === "--quick") o.quick = true;
+    else if (a === "--events") o.events = Number(rest[++i]);
+    else if (a === "--tmp") o.tmp = rest[++i];
+    else if (!a.startsWith("--")) o.arg = a;
+    else throw new Error(`unknown argument ${a}`);
+  }
+  o.timing = o.quick ? { rounds: 1, minMs: 300, warmupMs: 100 } : { rounds: 3, minMs: 1000, warmupMs: 300 };
+  return o;
+}
+
+const ulong = (n) => {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n), true);
+  return b;
+};
+
+/** An application on `sim` with the token set up (SO and user PINs), and a call that throws on any rv but CKR_OK. */
+function setUp(sim) {
+  const app = sim.application();
+  const call = (c) => {
+    const r = app.call(c);
+    if (r.rv !== 0) throw new Error(`${c.fn} answered ${r.rv}`);
+    return r;
+  };
+  call({ fn: "C_Initialize", args: {} });
+  call({ fn: "C_InitToken", args: { slotID: 0, pin: SO_PIN, label: "bench" } });
+  const so = call({ fn: "C_OpenSession", args: { slotID: 0, flags: RW } }).out.hSession;
+  call({ fn: "C_Login", args: { hSession: so, userType: CK.CKU_SO, pin: SO_PIN } });
+  call({ fn: "C_InitPIN", args: { hSession: so, pin: USER_PIN } });
+  call({ fn: "C_CloseSession", args: { hSession: so } });
+  return call;
+}
+
+const template = (token, label) => [
+  { type: CK.CKA_CLASS, value: ulong(CK.CKO_DATA) },
+  { type: CK.CKA_TOKEN, value: Uint8Array.of(token ? 1 : 0) },
+  { type: CK.CKA_LABEL, value: new TextEncoder().encode(label) },
+  { type: CK.CKA_VALUE, value: new Uint8Array(32).fill(9) },
+];
+
+/**
+ * The session-cycle mix: ten calls, one record each, that an application makes in a session's life, leaving the state
+ * as it found it: C_OpenSession(RW) C_Login(USER) C_GetSessionInfo C_CreateObject(session data object)
+ * C_DigestInit(SHA-256) C_DigestUpdate(64 bytes) C_DigestFinal C_DestroyObject C_Logout C_CloseSession.
+ */
+function sessionCycle(call) {
+  const data = new Uint8Array(64).fill(7);
+  const t = template(false, "cycle");
+  return () => {
+    const h = call({ fn: "C_OpenSession", args: { slotID: 0, flags: RW } }).out.hSession;
+    call({ fn: "C_Login", args: { hSession: h, userType: CK.CKU_USER, pin: USER_PIN } });
+    call({ fn: "C_GetSessionInfo", args: { hSession: h } });
+    const o = call({ fn: "C_CreateObject", args: { hSession: h, template: t } }).out.hObject;
+    call({ fn: "C_DigestInit", args: { hSession: h, mechanism: { mechanism: CK.CKM_SHA256 } } });
+    call({ fn: "C_DigestUpdate", args: { hSession: h, data } });
+    call({ fn: "C_DigestFinal", args: { hSession: h, outLen: 32 } });
+    call({ fn: "C_DestroyObject", args: { hSession: h, hObject: o } });
+    call({ fn: "C_Logout", args: { hSession: h } });
+    call({ fn: "C_CloseSession", args: { hSession: h } });
+  };
+}
+
+const rate = (n, ms) => (n * 1000) / ms;
+
+function appendWorkload(o, durability) {
+  const dir = mkdtempSync(join(o.tmp, "hsmsim-bench-store-"));
+  try {
+    const store = new FileEventStore(dir, { durability });
+    const sim = new Simulator({ store, simulatorKey: KEY });
+    const call = setUp(sim);
+    const keeper = call({ fn: "C_OpenSession", args: { slotID: 0, flags: CK.CKF_SERIAL_SESSION } }).out.hSession;
+    const read = measure(() => call({ fn: "C_GetSessionInfo", args: { hSession: keeper } }), o.timing);
+    const cycle = measure(sessionCycle(call), o.timing);
+    const stats = store.snapshotStats;
+    store.close();
+    return {
+      durability,
+      getSessionInfoRecordsPerSec: read.opsPerSec,
+      cycleRecordsPerSec: cycle.opsPerSec * 10,
+      records: store.lastSeq,
+      logBytesPerRecord: statSync(join(dir, "events.log")).size / store.lastSeq,
+      snapshotsWritten: stats.written,
+      rounds: { getSessionInfo: read.rounds, cycle: cycle.rounds.map((x) => x * 10) },
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A closed store of the session-cycle mix, `records` long, without snapshots (so opening replays it all). */
+function cycleStore(o, records, opts = {}) {
+  const dir = mkdtempSync(join(o.tmp, "hsmsim-bench-store-"));
+  const store = new FileEventStore(dir, { durability: "none", snapshotEvery: 0, snapshotOnClose: false, ...opts });
+  const sim = new Simulator({ store, simulatorKey: KEY });
+  const cycle = sessionCycle(setUp(sim));
+  const t0 = now();
+  while (sim.lastSeq < records) cycle();
+  const ms = now() - t0;
+  store.close();
+  return { dir, records: store.lastSeq, buildRecordsPerSec: rate(store.lastSeq, ms), bytes: statSync(join(dir, "events.log")).size };
+}
+
+function replayWorkload(o) {
+  const built = cycleStore(o, o.events ?? (o.quick ? 50_000 : 200_000));
+  try {
+    gc();
+    let t = now();
+    const store = new FileEventStore(built.dir, { durability: "none", snapshotOnClose: false });
+    const openMs = now() - t;
+    gc();
+    t = now();
+    let n = 0;
+    for (const r of store.read()) if (r.seq > 0) n++;
+    const readMs = now() - t;
+    gc();
+    t = now();
+    const sim = new Simulator({ store, simulatorKey: KEY });
+    const replayMs = now() - t;
+    if (sim.lastSeq !== built.records || n !== built.records) throw new Error("replay did not reach the end of the log");
+    store.close();
+    return {
+      mix: "session cycle (10 calls: open, login, info, create, digest init/update/final, destroy, logout, close)",
+      records: built.records,
+      logBytes: built.bytes,
+      buildRecordsPerSec: built.buildRecordsPerSec,
+      openVerifyEventsPerSec: rate(built.records, openMs),
+      readEventsPerSec: rate(n, readMs),
+      replayEventsPerSec: rate(built.records, replayMs),
+      openMs,
+      readMs,
+      replayMs,
+    };
+  } finally {
+    rmSync(built.dir, { recursive: true, force: true });
+  }
+}
+
+function verifyWorkload(o) {
+  const built = cycleStore(o, o.events ?? (o.quick ? 50_000 : 200_000), { checkpointEvery: 1000 });
+  try {
+    gc();
+    let t = now();
+    const v = verifyStore(built.dir);
+    const inProcessMs = now() - t;
+    if (!v.ok) throw new Error(`verify failed: ${JSON.stringify(v.firstBad)}`);
+    t = now();
+    const out = execFileSync(process.execPath, [HSMSIM, "audit", "verify", "--store", built.dir, "--json"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const cliMs = now() - t;
+    const cli = JSON.parse(out);
+    return {
+      records: built.records,
+      checkpoints: v.checkpoints.verified,
+      verifyEventsPerSec: rate(built.records, inProcessMs),
+      cliEventsPerSec: rate(built.records, cliMs),
+      cliMs,
+      cliOk: cli.ok,
+    };
+  } finally {
+    rmSync(built.dir, { recursive: true, force: true });
+  }
+}
+
+/** The cost of one snapshot, for the bench's own small state and for a large one (objects and sessions). */
+function snapshotWorkload(o) {
+  const cases = o.quick ? [[0, 0], [10_000, 1_000]] : [[0, 0], [10_000, 1_000], [100_000, 10_000]];
+  const out = [];
+  for (const [objects, sessions] of cases) {
+    const dir = mkdtempSync(join(o.tmp, "hsmsim-bench-store-"));
+    try {
+      const store = new FileEventStore(dir, { durability: "group", snapshotEvery: 0, snapshotOnClose: false, checkpointEvery: 0 });
+      const sim = new Simulator({ store, simulatorKey: KEY });
+      const call = setUp(sim);
+      const h = call({ fn: "C_OpenSession", args: { slotID: 0, flags: RW } }).out.hSession;
+      call({ fn: "C_Login", args: { hSession: h, userType: CK.CKU_USER, pin: USER_PIN } });
+      for (let i = 0; i < objects; i++) call({ fn: "C_CreateObject", args: { hSession: h, template: template(true, `o${i}`) } });
+      for (let i = 0; i < sessions; i++) call({ fn: "C_OpenSession", args: { slotID: 0, flags: CK.CKF_SERIAL_SESSION } });
+      const times = [];
+      for (let r = 0; r < 3; r++) {
+        call({ fn: "C_GetSessionInfo", args: { hSession: h } });
+        gc();
+        store.snapshotNow();
+        times.push(store.snapshotStats);
+      }
+      times.sort((a, b) => a.lastCaptureMs + a.lastWriteMs - (b.lastCaptureMs + b.lastWriteMs));
+      const m = times[1];
+      // Opening it: restore the snapshot alone (no tail).
+      store.close();
+      const t = now();
+      const again = new FileEventStore(dir, { durability: "none", snapshotOnClose: false });
+      new Simulator({ store: again, simulatorKey: KEY });
+      const openMs = now() - t;
+      again.close();
+      out.push({ objects, sessions, bytes: m.lastBytes, captureMs: m.lastCaptureMs, writeMs: m.lastWriteMs, openMs });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return { cases: out };
+}
+
+/**
+ * A store of `events` records written by a real simulator (durability none, snapshots every 10,000 as by default),
+ * ending 9,999 records after its last snapshot (the longest tail the default leaves), then opened in a fresh process.
+ * The mix, per 1,000 records: one session cycle (10 calls) and 990 C_GetSessionInfo on a kept session; the state holds
+ * 1,000 token objects and 100 open sessions, made first.
+ */
+function open10MWorkload(o) {
+  const events = o.events ?? (o.quick ? 1_000_000 : 10_000_000);
+  const target = events - 1;
+  const dir = mkdtempSync(join(o.tmp, "hsmsim-bench-store-"));
+  try {
+    const store = new FileEventStore(dir, { durability: "none", snapshotOnClose: false });
+    const sim = new Simulator({ store, simulatorKey: KEY });
+    const call = setUp(sim);
+    const keeper = call({ fn: "C_OpenSession", args: { slotID: 0, flags: RW } }).out.hSession;
+    call({ fn: "C_Login", args: { hSession: keeper, userType: CK.CKU_USER, pin: USER_PIN } });
+    for (let i = 0; i < 1000; i++) call({ fn: "C_CreateObject", args: { hSession: keeper, template: template(true, `o${i}`) } });
+    for (let i = 0; i < 99; i++) call({ fn: "C_OpenSession", args: { slotID: 0, flags: CK.CKF_SERIAL_SESSION } });
+    const cycle = sessionCycle(call);
+    const info = { fn: "C_GetSessionInfo", args: { hSession: keeper } };
+    const t0 = now();
+    let lastReport = t0;
+    while (sim.lastSeq < target) {
+      if (sim.lastSeq % 1000 === 0 && target - sim.lastSeq >= 10) cycle();
+      else call(info);
+      if (sim.lastSeq % 100_000 === 0 && now() - lastReport > 10_000) {
+        lastReport = now();
+        process.stderr.write(`  open-10M: ${(sim.lastSeq / 1e6).toFixed(1)}M records written\n`);
+      }
+    }
+    const buildMs = now() - t0;
+    const stats = store.snapshotStats;
+    store.close();
+    const snaps = readdirSync(dir).filter((n) => n.endsWith(".snap"));
+    const opened = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "open-only", dir], { encoding: "utf8" });
+    const line = opened.stdout.split("\n").find((l) => l.startsWith("BENCH_RESULT "));
+    if (!line) throw new Error(`open-only failed: ${opened.stderr}`);
+    const open = JSON.parse(line.slice(13));
+    return {
+      events: sim.lastSeq,
+      logBytes: statSync(join(dir, "events.log")).size,
+      buildMs,
+      buildRecordsPerSec: rate(sim.lastSeq, buildMs),
+      snapshots: snaps,
+      snapshotBytes: stats.lastBytes,
+      snapshotCaptureMs: stats.lastCaptureMs,
+      snapshotWriteMs: stats.lastWriteMs,
+      ...open,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Open a store and a simulator on it, timed: the store (snapshot header check, tail verified), then the simulator. */
+function openOnly(dir) {
+  const t0 = now();
+  const store = new FileEventStore(dir, { durability: "none", snapshotOnClose: false });
+  const t1 = now();
+  let from = 0;
+  const watched = new Proxy(store, {
+    get(t, k) {
+      if (k === "read") return (f = 1) => ((from = f), t.read(f));
+      const v = Reflect.get(t, k, t);
+      return typeof v === "function" ? v.bind(t) : v;
+    },
+  });
+  const sim = new Simulator({ store: watched, simulatorKey: KEY });
+  const t2 = now();
+  store.close();
+  return { openMs: t2 - t0, storeOpenMs: t1 - t0, simulatorMs: t2 - t1, restoredSeq: from - 1, tailRecords: sim.lastSeq - (from - 1), lastSeq: sim.lastSeq };
+}
+
+const o = parseArgs(process.argv.slice(2));
+const emit = (x) => process.stdout.write(`BENCH_RESULT ${JSON.stringify(x)}\n`);
+try {
+  let result;
+  if (o.workload === "open-only") result = openOnly(o.arg);
+  else if (o.workload?.startsWith("append-")) result = appendWorkload(o, o.workload.slice(7));
+  else if (o.workload === "replay") result = replayWorkload(o);
+  else if (o.workload === "verify") result = verifyWorkload(o);
+  else if (o.workload === "snapshot") result = snapshotWorkload(o);
+  else if (o.workload === "open-10M") result = open10MWorkload(o);
+  else throw new Error(`unknown store workload ${o.workload}`);
+  emit({ status: "ok", target: "hsmsim-file", workload: o.workload, result });
+} catch (e) {
+  emit({ status: "error", target: "hsmsim-file", workload: o.workload, error: String(e?.stack ?? e) });
+  process.exitCode = 1;
+}
