@@ -28,6 +28,16 @@ function expectNoSecrets(raw: string, secrets: string[]) {
   for (const s of secrets) for (const e of encodings(s)) expect(raw.includes(e), `log contains ${JSON.stringify(s)} as ${e}`).toBe(false);
 }
 
+/** Key bytes as a log could hold them: hex (both cases), base64, base64url, latin1 text, and a JSON number array. */
+function byteEncodings(key: Uint8Array): string[] {
+  const b = Buffer.from(key);
+  return [b.toString("hex"), b.toString("hex").toUpperCase(), b.toString("base64"), b.toString("base64url"), b.toString("latin1"), [...b].join(",")];
+}
+
+function expectNoKeys(raw: string, keys: Uint8Array[]) {
+  for (const k of keys) for (const e of byteEncodings(k)) expect(raw.includes(e), `log contains key ${Buffer.from(k).toString("hex")} as ${e}`).toBe(false);
+}
+
 describe.each<ProfileName>(["default", "softhsm2"])("no secret reaches the log (profile %s)", (profile) => {
   it("through the pkcs11js drop-in", () => {
     const store = new MemoryEventStore();
@@ -67,6 +77,74 @@ describe.each<ProfileName>(["default", "softhsm2"])("no secret reaches the log (
     // The sealed digest data opens again under the simulator key: replay restores the operation without the log
     // holding the plaintext (the replay property checks the state; here, that the seal is what carried it).
     expect(raw).toContain('"type":"DigestUpdated"');
+  });
+});
+
+/** Printable key values, so the UTF-8 / latin1 scan can see them too. */
+const AES_KEY = Buffer.from("K3y-AES-128-only");
+const KEK = Buffer.from("Wr4pping-key-256-bits-for-tests!");
+const HMAC_KEY = Buffer.from("hmac-generic-secret-key-value-0123456789");
+
+describe.each<ProfileName>(["default", "softhsm2"])("no key byte reaches the log (profile %s)", (profile) => {
+  it("imported, generated, wrapped, unwrapped and copied keys", () => {
+    const store = new MemoryEventStore();
+    const sim = new Simulator({ profile, store });
+    const p = new PKCS11();
+    p.load(sim);
+    p.C_Initialize();
+    const [slot] = p.C_GetSlotList(true);
+    p.C_InitToken(slot!, SO_PIN, "keys".padEnd(32));
+    const [s1] = p.C_GetSlotList(true);
+    const h = p.C_OpenSession(s1!, CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION);
+    p.C_Login(h, CK.CKU_SO, SO_PIN);
+    p.C_InitPIN(h, USER_PIN);
+    p.C_Logout(h);
+    p.C_Login(h, CK.CKU_USER, USER_PIN);
+    const secret = (keyType: number, value: Buffer, token: boolean) =>
+      p.C_CreateObject(h, [
+        { type: CK.CKA_CLASS, value: CK.CKO_SECRET_KEY },
+        { type: CK.CKA_KEY_TYPE, value: keyType },
+        { type: CK.CKA_TOKEN, value: token },
+        { type: CK.CKA_EXTRACTABLE, value: true },
+        { type: CK.CKA_VALUE, value },
+      ]);
+    const aes = secret(CK.CKK_AES, AES_KEY, true);
+    const kek = secret(CK.CKK_AES, KEK, false);
+    const hmac = secret(CK.CKK_GENERIC_SECRET, HMAC_KEY, false);
+    const generated = p.C_GenerateKey(h, { mechanism: CK.CKM_AES_KEY_GEN }, [
+      { type: CK.CKA_VALUE_LEN, value: 32 },
+      { type: CK.CKA_EXTRACTABLE, value: true },
+      { type: CK.CKA_TOKEN, value: true },
+    ]);
+    const genValue = p.C_GetAttributeValue(h, generated, [{ type: CK.CKA_VALUE }])[0]!.value as Buffer;
+    expect(genValue.length).toBe(32);
+    const wrapped = p.C_WrapKey(h, { mechanism: CK.CKM_AES_KEY_WRAP }, kek, generated, Buffer.alloc(64));
+    const unwrapped = p.C_UnwrapKey(h, { mechanism: CK.CKM_AES_KEY_WRAP }, kek, wrapped, [
+      { type: CK.CKA_CLASS, value: CK.CKO_SECRET_KEY },
+      { type: CK.CKA_KEY_TYPE, value: CK.CKK_AES },
+      { type: CK.CKA_EXTRACTABLE, value: true },
+    ]);
+    expect(Buffer.compare(p.C_GetAttributeValue(h, unwrapped, [{ type: CK.CKA_VALUE }])[0]!.value as Buffer, genValue)).toBe(0);
+    const wrappedHmac = p.C_WrapKey(h, { mechanism: CK.CKM_AES_KEY_WRAP_PAD }, aes, hmac, Buffer.alloc(64));
+    p.C_UnwrapKey(h, { mechanism: CK.CKM_AES_KEY_WRAP_PAD }, aes, wrappedHmac, [
+      { type: CK.CKA_CLASS, value: CK.CKO_SECRET_KEY },
+      { type: CK.CKA_KEY_TYPE, value: CK.CKK_GENERIC_SECRET },
+    ]);
+    p.C_CopyObject(h, aes, [{ type: CK.CKA_LABEL, value: "copy" }]);
+    p.C_GetAttributeValue(h, aes, [{ type: CK.CKA_VALUE }, { type: CK.CKA_CHECK_VALUE }]);
+    p.C_FindObjectsInit(h, [{ type: CK.CKA_VALUE, value: HMAC_KEY }]);
+    expect(p.C_FindObjects(h, 10)).toHaveLength(2); // the key and its unwrapped twin (40 bytes: no padding)
+    p.C_FindObjectsFinal(h);
+    p.C_Logout(h);
+    p.C_Finalize();
+
+    const raw = store.raw();
+    // The scan can see: the key objects are in the log (sealed values), with their non-secret check values.
+    expect(raw).toContain('"sealed"');
+    expectNoKeys(raw, [AES_KEY, KEK, HMAC_KEY, genValue, wrapped, wrappedHmac]);
+    // A replay with the simulator key restores the keys; without it, the state still rebuilds and the keys stay sealed.
+    const again = Simulator.replay(store.read(), { profile, simulatorKey: undefined });
+    expect([...again.state.tokens.values()].flatMap((t) => [...t.objects.values()]).length).toBeGreaterThan(0);
   });
 });
 
