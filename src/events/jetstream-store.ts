@@ -55,7 +55,7 @@ import {
 import { Kvm, type KV } from "@nats-io/kv";
 import type { DeferredEventStore, SnapshotCandidate, SnapshotHost } from "./store.js";
 import type { CallRecord } from "./types.js";
-import { encodeEntry, entryProblem, GENESIS, type Envelope } from "./chain.js";
+import { encodeEntry, entryHash, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { StoreWriteError } from "./file-store.js";
 import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_SEQ, SNAPSHOT_BUCKET, streamSubjects, subjects } from "../remote/protocol.js";
 
@@ -170,7 +170,21 @@ export async function ensureStream(jsm: JetStreamManager, stream: string, prefix
 
 export interface ReplayedMessage {
   streamSeq: number;
-  envelopes: Envelope[];
+  /** The message's envelopes, parsed on first use. */
+  readonly envelopes: Envelope[];
+  /** The message's bytes: one envelope per line. */
+  data: Uint8Array;
+}
+
+function replayed(streamSeq: number, data: Uint8Array): ReplayedMessage {
+  let parsed: Envelope[] | undefined;
+  return {
+    streamSeq,
+    data,
+    get envelopes() {
+      return (parsed ??= parseMessage(data));
+    },
+  };
 }
 
 /**
@@ -195,7 +209,7 @@ export async function readSubject(
     if (info.num_pending === 0) return 0;
     const it: ConsumerMessages = await c.consume({ max_messages: 1000 });
     for await (const m of it) {
-      onMessage({ streamSeq: m.seq, envelopes: parseMessage(m.data) });
+      onMessage(replayed(m.seq, m.data));
       last = m.seq;
       if (m.info.pending === 0) break;
     }
@@ -206,6 +220,20 @@ export async function readSubject(
 }
 
 const utf8d = new TextDecoder();
+/**
+ * The parts of a line laid out as `encodeEntry` writes it, `{"seq":N,"prev":"<64>","hash":"<64>","record":…}`, or
+ * undefined for any other line. (By hand: a regular expression was a sixth of the replay's time.)
+ */
+function fastLine(line: string): { seq: number; prev: string; hash: string; raw: string } | undefined {
+  if (!line.startsWith('{"seq":') || !line.endsWith("}")) return undefined;
+  const c = line.indexOf(",", 7);
+  if (c < 8 || c > 23) return undefined;
+  const seq = Number(line.slice(7, c));
+  if (!Number.isSafeInteger(seq) || seq < 1) return undefined;
+  const p = c + 9;
+  if (!line.startsWith(',"prev":"', c) || !line.startsWith('","hash":"', p + 64) || !line.startsWith('","record":', p + 138)) return undefined;
+  return { seq, prev: line.slice(p, p + 64), hash: line.slice(p + 74, p + 138), raw: line.slice(p + 149, -1) };
+}
 const utf8 = new TextEncoder();
 
 /** The envelopes of one event message (one per line). */
@@ -236,7 +264,7 @@ export async function followSubject(
   });
   const it = await c.consume({ max_messages: 1000 });
   const done = (async () => {
-    for await (const m of it) onMessage({ streamSeq: m.seq, envelopes: parseMessage(m.data) }, m);
+    for await (const m of it) onMessage(replayed(m.seq, m.data), m);
   })();
   return {
     done,
@@ -444,7 +472,7 @@ export class JetStreamEventStore implements DeferredEventStore {
       this.stream,
       this.subject,
       (m) => {
-        for (const e of m.envelopes) {
+        for (const e of this.verifiedEntries(m)) {
           if (!checked) {
             // The message holding the snapshot's record: skip what the snapshot covers; its record must be the head.
             if (e.seq < snap!.seq) continue;
@@ -456,7 +484,7 @@ export class JetStreamEventStore implements DeferredEventStore {
             throw new StreamCorruptError(this.subject, e.seq, m.streamSeq, `the snapshot's record ${snap!.seq} is not in this message`);
           }
           const seq = this.last + 1;
-          const problem = entryProblem(e, seq, this.head);
+          const problem = e.verified ? (e.seq !== seq ? `envelope seq is ${e.seq}, expected ${seq}` : e.prev !== this.head ? `prev does not match the hash of entry ${seq - 1}` : undefined) : entryProblem(e, seq, this.head);
           if (problem) throw new StreamCorruptError(this.subject, seq, m.streamSeq, problem);
           this.records.push(e.record);
           this.last = seq;
@@ -475,6 +503,34 @@ export class JetStreamEventStore implements DeferredEventStore {
     this.durable = this.last;
     this.stats.loadedRecords = this.last - this.base;
     this.stats.loadMs = performance.now() - t0;
+  }
+
+  /**
+   * The entries of a replayed message. A line in the writer's own layout (`{"seq":N,"prev":"…","hash":"…","record":…}`,
+   * which `encodeEntry` writes with the record's canonical text) is checked by hashing the record's text as stored
+   * (`verified`: its own hash holds; seq and prev are left to the caller), without re-encoding the parsed record: a
+   * third of the replay's cost. Any other line is parsed whole and checked by `entryProblem`.
+   */
+  private *verifiedEntries(m: ReplayedMessage): Iterable<Envelope & { verified?: boolean }> {
+    const text = utf8d.decode(m.data);
+    let i = 0;
+    while (i < text.length) {
+      let j = text.indexOf("\n", i);
+      if (j < 0) j = text.length;
+      const line = text.slice(i, j);
+      i = j + 1;
+      if (line.length === 0) continue;
+      const fast = fastLine(line);
+      if (fast) {
+        const { seq, prev, hash, raw } = fast;
+        if (entryHash(seq, prev, raw) !== hash) throw new StreamCorruptError(this.subject, seq, m.streamSeq, "hash does not match the entry's contents");
+        const record = JSON.parse(raw) as CallRecord;
+        if (record.seq !== seq) throw new StreamCorruptError(this.subject, seq, m.streamSeq, `record.seq is ${record.seq}, expected ${seq}`);
+        yield { seq, prev, hash, record, verified: true };
+      } else {
+        yield JSON.parse(line) as Envelope;
+      }
+    }
   }
 
   get lastSeq(): number {

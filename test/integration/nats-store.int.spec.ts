@@ -154,6 +154,11 @@ describe("JetStream event store", () => {
     // A foreign writer appends a line that claims seq 2 but links to the wrong previous hash.
     await jetstream(nc).publish(subjects("a", o.prefix).events, encodeEntry(GENESIS, record(2)).line);
     await expect(JetStreamEventStore.open({ nc, sim: "a", ...o })).rejects.toBeInstanceOf(StreamCorruptError);
+    // An edited record under its old hash, on another simulator's subject.
+    const line = encodeEntry(GENESIS, record(1)).line.replace('"rv":0', '"rv":5');
+    expect(line).toContain('"rv":5');
+    await jetstream(nc).publish(subjects("b", o.prefix).events, line);
+    await expect(JetStreamEventStore.open({ nc, sim: "b", ...o })).rejects.toThrow(/corrupt at record seq 1 .*hash does not match/);
   });
 
   it("restores a snapshot and replays only the tail after it; the state is the full replay's", async () => {
