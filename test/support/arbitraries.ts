@@ -168,7 +168,81 @@ export const cryptoCallArb: fc.Arbitrary<Call> = fc.oneof(
   },
 );
 
-export const callArb: fc.Arbitrary<Call> = fc.oneof({ weight: 5, arbitrary: baseCallArb }, { weight: 2, arbitrary: cryptoCallArb });
+// ---- key management (issue 3, part A): generate, wrap, unwrap, certificates, key attributes, copies ----
+
+const T1 = Uint8Array.of(1);
+const F1 = Uint8Array.of(0);
+const genTemplate = fc
+  .tuple(fc.constantFrom(16, 24, 32, 17, 0), fc.boolean(), fc.boolean(), fc.boolean(), fc.constantFrom<Template[]>([], [{ type: CK.CKA_LOCAL, value: T1 }], [{ type: CK.CKA_CHECK_VALUE, value: new Uint8Array(0) }]))
+  .map(([len, token, extractable, sensitive, more]): Template[] => [
+    { type: CK.CKA_VALUE_LEN, value: le(len) },
+    { type: CK.CKA_TOKEN, value: token ? T1 : F1 },
+    { type: CK.CKA_PRIVATE, value: F1 },
+    { type: CK.CKA_EXTRACTABLE, value: extractable ? T1 : F1 },
+    { type: CK.CKA_SENSITIVE, value: sensitive ? T1 : F1 },
+    ...more,
+  ]);
+const genMech = fc.constantFrom({ mechanism: CK.CKM_AES_KEY_GEN }, { mechanism: CK.CKM_GENERIC_SECRET_KEY_GEN }, { mechanism: CK.CKM_SHA256 });
+const wrapMech = fc.constantFrom(
+  { mechanism: CK.CKM_AES_KEY_WRAP },
+  { mechanism: CK.CKM_AES_KEY_WRAP_PAD },
+  { mechanism: CK.CKM_AES_CBC, parameter: new Uint8Array(16) },
+  { mechanism: CK.CKM_AES_ECB },
+);
+const importTemplate = fc.constantFrom<Template[]>(
+  secret(CK.CKK_AES, new Uint8Array(16).fill(0x71), [{ type: CK.CKA_EXTRACTABLE, value: T1 }]),
+  secret(CK.CKK_GENERIC_SECRET, new Uint8Array(20).fill(0x72), [{ type: CK.CKA_EXTRACTABLE, value: T1 }, { type: CK.CKA_SENSITIVE, value: T1 }]),
+  secret(CK.CKK_AES, new Uint8Array(32).fill(0x73), [{ type: CK.CKA_WRAP_WITH_TRUSTED, value: T1 }, { type: CK.CKA_EXTRACTABLE, value: T1 }]),
+  secret(CK.CKK_AES, new Uint8Array(16).fill(0x74), [{ type: CK.CKA_CHECK_VALUE, value: Uint8Array.of(1, 2, 3) }]),
+  [
+    { type: CK.CKA_CLASS, value: le(CK.CKO_CERTIFICATE) },
+    { type: CK.CKA_CERTIFICATE_TYPE, value: le(CK.CKC_X_509) },
+    { type: CK.CKA_SUBJECT, value: bytes("subject") },
+    { type: CK.CKA_VALUE, value: bytes("Test2") },
+  ],
+);
+const unwrapTemplate = fc.constantFrom<Template[]>(
+  [{ type: CK.CKA_CLASS, value: le(CK.CKO_SECRET_KEY) }, { type: CK.CKA_KEY_TYPE, value: le(CK.CKK_AES) }, { type: CK.CKA_PRIVATE, value: F1 }, { type: CK.CKA_EXTRACTABLE, value: T1 }],
+  [{ type: CK.CKA_CLASS, value: le(CK.CKO_SECRET_KEY) }, { type: CK.CKA_KEY_TYPE, value: le(CK.CKK_GENERIC_SECRET) }, { type: CK.CKA_PRIVATE, value: F1 }, { type: CK.CKA_VALUE_LEN, value: le(16) }],
+  [{ type: CK.CKA_CLASS, value: le(CK.CKO_DATA) }],
+);
+const keyAttrs = fc.constantFrom<Template[]>(
+  [{ type: CK.CKA_VALUE, value: new Uint8Array(64) }, { type: CK.CKA_CHECK_VALUE, value: new Uint8Array(3) }],
+  [{ type: CK.CKA_SENSITIVE, value: null }, { type: CK.CKA_NEVER_EXTRACTABLE, value: null }, { type: CK.CKA_ALLOWED_MECHANISMS, value: null }],
+);
+const keySetAttrs = fc.constantFrom<Template[]>(
+  [{ type: CK.CKA_SENSITIVE, value: T1 }],
+  [{ type: CK.CKA_EXTRACTABLE, value: F1 }],
+  [{ type: CK.CKA_CHECK_VALUE, value: new Uint8Array(0) }],
+  [{ type: CK.CKA_ISSUER, value: bytes("issuer") }],
+);
+
+export const keyCallArb: fc.Arbitrary<Call> = fc.oneof(
+  { weight: 3, arbitrary: fc.tuple(handle, importTemplate).map(([hSession, t]) => c("C_CreateObject", { hSession, template: t })) },
+  { weight: 3, arbitrary: fc.tuple(handle, genMech, genTemplate).map(([hSession, mechanism, t]) => c("C_GenerateKey", { hSession, mechanism, template: t })) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(handle, wrapMech, handle, handle, fc.constantFrom<number | null>(null, 8, 64))
+      .map(([hSession, mechanism, hWrappingKey, hKey, o]) => c("C_WrapKey", { hSession, mechanism, hWrappingKey, hKey, outLen: o })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(handle, wrapMech, handle, fc.oneof(fc.uint8Array({ minLength: 16, maxLength: 48 }), fc.constant(null)), unwrapTemplate)
+      .map(([hSession, mechanism, hUnwrappingKey, wrappedKey, t]) => c("C_UnwrapKey", { hSession, mechanism, hUnwrappingKey, wrappedKey, template: t })),
+  },
+  { weight: 2, arbitrary: fc.tuple(handle, handle, keyAttrs).map(([hSession, hObject, t]) => c("C_GetAttributeValue", { hSession, hObject, template: t })) },
+  { weight: 2, arbitrary: fc.tuple(handle, handle, keySetAttrs).map(([hSession, hObject, t]) => c("C_SetAttributeValue", { hSession, hObject, template: t })) },
+  { weight: 1, arbitrary: fc.tuple(handle, handle, keySetAttrs).map(([hSession, hObject, t]) => c("C_CopyObject", { hSession, hObject, template: t })) },
+  { weight: 1, arbitrary: fc.tuple(handle, handle).map(([hSession, hObject]) => c("C_GetObjectSize", { hSession, hObject })) },
+);
+
+export const callArb: fc.Arbitrary<Call> = fc.oneof(
+  { weight: 5, arbitrary: baseCallArb },
+  { weight: 2, arbitrary: cryptoCallArb },
+  { weight: 2, arbitrary: keyCallArb },
+);
 
 /** A prefix that usually sets up an initialised token with a user PIN, so random steps reach deep states. */
 const prologue: Step[] = [
@@ -214,6 +288,12 @@ export function resolve(step: Step, seen: Seen): Call {
   if ("hKey" in args && object !== undefined && seen.objects.length) {
     args.hKey = seen.objects[seen.objects.length - 1 - (object % seen.objects.length)];
   }
+  // The wrapping key: the most recent object but one (the key to wrap is usually the latest).
+  for (const k of ["hWrappingKey", "hUnwrappingKey"] as const) {
+    if (k in args && object !== undefined && seen.objects.length) {
+      args[k] = seen.objects[seen.objects.length - 1 - ((object + 1) % seen.objects.length)];
+    }
+  }
   return { fn: step.call.fn, args } as Call;
 }
 
@@ -222,6 +302,7 @@ export function observe(call: Call, out: unknown, rv: number, seen: Seen): void 
   if (rv !== 0 || !out) return;
   if (call.fn === "C_OpenSession") seen.sessions.push((out as { hSession: number }).hSession);
   if (call.fn === "C_CreateObject" || call.fn === "C_CopyObject") seen.objects.push((out as { hObject: number }).hObject);
+  if (call.fn === "C_GenerateKey" || call.fn === "C_UnwrapKey") seen.objects.push((out as { hKey: number }).hKey);
   if (call.fn === "C_FindObjects") seen.objects.push(...(out as { handles: number[] }).handles);
   if (call.fn === "C_Finalize") {
     seen.sessions.length = 0;
