@@ -808,3 +808,81 @@ describe("C_FindObjectsFinal", () => {
     given(steps(setups.token, findIn("rw"), final)).when("C_FindObjects", (h) => ({ hSession: h.rw!, maxCount: 1 })).then("CKR_OPERATION_NOT_INITIALIZED", []);
   });
 });
+
+// ---------------------------------------------------------------------------------------------------------------
+// X.509 certificates and the key/certificate attributes of the table (docs/notes/softhsm-keys.md §4)
+
+const cert = (more: { type: number; value: Uint8Array | null }[] = []) => [
+  attr(CK.CKA_CLASS, ulong(CK.CKO_CERTIFICATE)),
+  attr(CK.CKA_CERTIFICATE_TYPE, ulong(CK.CKC_X_509)),
+  attr(CK.CKA_SUBJECT, bytes("CN=test")),
+  attr(CK.CKA_VALUE, bytes("Test2")),
+  ...more,
+];
+const readAttr = (c: Call, hSession: number, hObject: number, type: number) =>
+  Buffer.from(ok(c("C_GetAttributeValue", { hSession, hObject, template: [attr(type, new Uint8Array(64))] })).attrs[0]!.value!).toString("hex");
+
+describe.each(PROFILES)("CKO_CERTIFICATE (%s)", (_name, opts) => {
+  it("public by default: created in an RW public session; CHECK_VALUE = SHA-1(value)[0..3] (2b84f6), NAME_HASH_ALGORITHM SHA-1, CATEGORY 0", () => {
+    const cap = capture();
+    const r = given(steps(setups.token, cap.setup), opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: cert() })).then("CKR_OK", ["ObjectCreated"]);
+    const c = cap.get();
+    const rd = (t: number) => readAttr(c, r.h.rw!, r.out.hObject, t);
+    expect([rd(CK.CKA_PRIVATE), rd(CK.CKA_CHECK_VALUE), rd(CK.CKA_NAME_HASH_ALGORITHM), rd(CK.CKA_CERTIFICATE_CATEGORY), rd(CK.CKA_TRUSTED)]).toEqual([
+      "00",
+      "2b84f6",
+      Buffer.from(ulong(CK.CKM_SHA_1)).toString("hex"),
+      Buffer.from(ulong(0)).toString("hex"),
+      "00",
+    ]);
+    // A certificate's value is never sensitive: it reads back, and it is not sealed in the log.
+    expect(rd(CK.CKA_VALUE)).toBe(Buffer.from("Test2").toString("hex"));
+  });
+  it("SUBJECT and VALUE are required (CKR_TEMPLATE_INCOMPLETE); both may be empty; nothing is parsed (a truncated DER is fine)", () => {
+    given(setups.token, opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: cert().filter((a) => a.type !== CK.CKA_SUBJECT) })).then("CKR_TEMPLATE_INCOMPLETE");
+    given(setups.token, opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: cert().filter((a) => a.type !== CK.CKA_VALUE) })).then("CKR_TEMPLATE_INCOMPLETE");
+    given(setups.token, opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: [...cert(), attr(CK.CKA_SUBJECT, new Uint8Array(0)), attr(CK.CKA_VALUE, Uint8Array.of(0x30, 0x82, 0xff, 0xff))] })).then("CKR_OK");
+  });
+  it("a missing CERTIFICATE_TYPE is TEMPLATE_INCOMPLETE before the access check; another type VALUE_INVALID after it", () => {
+    given(steps(setups.token, openRO), opts).when("C_CreateObject", (h) => ({ hSession: h.ro!, template: cert([attr(CK.CKA_TOKEN, T)]).filter((a) => a.type !== CK.CKA_CERTIFICATE_TYPE) })).then("CKR_TEMPLATE_INCOMPLETE", []);
+    given(steps(setups.token, openRO), opts).when("C_CreateObject", (h) => ({ hSession: h.ro!, template: cert([attr(CK.CKA_TOKEN, T), attr(CK.CKA_CERTIFICATE_TYPE, ulong(CK.CKC_X_509_ATTR_CERT))]) })).then("CKR_SESSION_READ_ONLY", []);
+    given(setups.token, opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: cert([attr(CK.CKA_CERTIFICATE_TYPE, ulong(CK.CKC_X_509_ATTR_CERT))]) })).then("CKR_ATTRIBUTE_VALUE_INVALID", []);
+  });
+  it("key attributes are not certificate attributes: CKA_KEY_TYPE, CKA_SENSITIVE, CKA_VALUE_LEN are CKR_ATTRIBUTE_TYPE_INVALID", () => {
+    for (const [t, v] of [[CK.CKA_SENSITIVE, T], [CK.CKA_VALUE_LEN, ulong(1)], [CK.CKA_KEY_TYPE, ulong(CK.CKK_AES)]] as const) {
+      given(setups.token, opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: cert([attr(t, v)]) })).then("CKR_ATTRIBUTE_TYPE_INVALID");
+    }
+  });
+  it("a CHECK_VALUE entry: empty clears it; any other value, even the right one, is CKR_GENERAL_ERROR (SoftHSM's writer)", () => {
+    const cap = capture();
+    const r = given(steps(setups.token, cap.setup), opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: cert([attr(CK.CKA_CHECK_VALUE, new Uint8Array(0))]) })).then("CKR_OK");
+    expect(readAttr(cap.get(), r.h.rw!, r.out.hObject, CK.CKA_CHECK_VALUE)).toBe("");
+    given(setups.token, opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: cert([attr(CK.CKA_CHECK_VALUE, Uint8Array.of(0x2b, 0x84, 0xf6))]) })).then("CKR_GENERAL_ERROR");
+  });
+  it("C_SetAttributeValue: ISSUER, SERIAL_NUMBER, ID, LABEL settable; dates, SUBJECT, VALUE, URL, TRUSTED read-only", () => {
+    const cap = capture();
+    const r = given(steps(setups.token, cap.setup), opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: cert() })).then("CKR_OK");
+    const c = cap.get();
+    const s = (t: number, v: Uint8Array) => c("C_SetAttributeValue", { hSession: r.h.rw!, hObject: r.out.hObject, template: [attr(t, v)] }).rv;
+    for (const t of [CK.CKA_ISSUER, CK.CKA_SERIAL_NUMBER, CK.CKA_ID, CK.CKA_LABEL]) expect(s(t, bytes("x")), `0x${t.toString(16)}`).toBe("CKR_OK");
+    for (const t of [CK.CKA_START_DATE, CK.CKA_SUBJECT, CK.CKA_VALUE, CK.CKA_URL]) expect(s(t, bytes("20261126")), `0x${t.toString(16)}`).toBe("CKR_ATTRIBUTE_READ_ONLY");
+    expect(s(CK.CKA_TRUSTED, F)).toBe("CKR_ATTRIBUTE_READ_ONLY");
+  });
+  it("TRUSTED=true only for the SO; a trusted certificate then takes no change at all (set or copy), an empty template still works", () => {
+    given(setups.token, opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: cert([attr(CK.CKA_TRUSTED, T)]) })).then("CKR_ATTRIBUTE_READ_ONLY");
+    const cap = capture();
+    const r = given(steps(setups.token, loginSO, cap.setup), opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: cert([attr(CK.CKA_TRUSTED, T), attr(CK.CKA_LABEL, bytes("later entries still apply"))]) })).then("CKR_OK");
+    const c = cap.get();
+    const h = { hSession: r.h.rw!, hObject: r.out.hObject };
+    expect(c("C_SetAttributeValue", { ...h, template: [attr(CK.CKA_LABEL, bytes("x"))] }).rv).toBe("CKR_ATTRIBUTE_READ_ONLY");
+    expect(c("C_SetAttributeValue", { ...h, template: [] }).rv).toBe("CKR_OK");
+    expect(c("C_CopyObject", { ...h, template: [attr(CK.CKA_TOKEN, F)] }).rv).toBe("CKR_ATTRIBUTE_READ_ONLY");
+    const copy = ok(c("C_CopyObject", { ...h, template: [] })).hObject;
+    expect(readAttr(c, r.h.rw!, copy, CK.CKA_TRUSTED)).toBe("01");
+  });
+  it("C_GetObjectSize of a key or a certificate is CK_UNAVAILABLE_INFORMATION", () => {
+    const cap = capture();
+    const r = given(steps(setups.token, cap.setup), opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: cert() })).then("CKR_OK");
+    expect(ok(cap.get()("C_GetObjectSize", { hSession: r.h.rw!, hObject: r.out.hObject })).size).toBe(UNAVAILABLE);
+  });
+});
