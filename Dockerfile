@@ -18,7 +18,9 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY deploy/healthcheck.mjs ./deploy/healthcheck.mjs
-RUN ln -s /app/bin/hsmsim.js /usr/local/bin/hsmsim
+RUN ln -s /app/bin/hsmsim.js /usr/local/bin/hsmsim && mkdir -p /var/lib/hsmsim && chown node:node /var/lib/hsmsim
+# the simulator's key file lives here (a volume in the compose files)
+VOLUME /var/lib/hsmsim
 USER node
 ENTRYPOINT ["node", "/app/bin/hsmsim.js"]
 CMD ["help"]

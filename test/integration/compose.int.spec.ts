@@ -8,10 +8,12 @@
  * - each NATS service's own command and environment, taken from the compose file (interpolated as compose does, with
  *   the container paths mapped through its volumes onto this checkout), run on the real nats-server: `-t` accepts the
  *   configuration, the server serves JetStream over TLS to the configured user only, /healthz answers;
+ * - the hsmsim service's own command and environment, mapped the same way, serve on that server, and the compose
+ *   healthcheck (deploy/healthcheck.mjs, run from dist/: `npm test` builds first) passes, and fails once it stopped;
  * - the cluster file's three nodes form a JetStream cluster that holds a stream at three replicas.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -19,6 +21,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, NATS_SERVER, spawnServer, stopProcess } from "../support/nats-server.js";
+import { startCli } from "../support/serve-process.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
@@ -145,6 +148,8 @@ describe("docker-compose.yml", () => {
     expect(h.environment!.HSMSIM_NATS_PASSWORD).toBe(SECRETS.NATS_PASSWORD);
     expect(h.environment!.HSMSIM_NATS_CA).toBe("/etc/hsmsim/ca.pem");
     expect(h.volumes).toContain("./deploy/tls/ca.pem:/etc/hsmsim/ca.pem:ro");
+    expect(h.volumes).toContain("hsmsim-data:/var/lib/hsmsim");
+    expect(Object.keys(c.volumes ?? {})).toContain("hsmsim-data");
   });
 
   it("takes its secrets from the environment: refuses to start without NATS_PASSWORD, commits none", () => {
@@ -176,6 +181,30 @@ describe("docker-compose.yml", () => {
         await nc.close();
       }
       await expect(connectTls(ports.client, nats.environment!.NATS_USER!, "wrong")).rejects.toThrow(/[Aa]uthorization/);
+
+      // The hsmsim service as compose runs it (its command and environment, the container paths mapped), on that
+      // server: it serves, and the compose healthcheck (deploy/healthcheck.mjs) passes; once it stops, it fails.
+      const h = s.services.hsmsim!;
+      const named = { "hsmsim-data": join(work, "hsmsim-data") };
+      mkdirSync(named["hsmsim-data"]);
+      const local = (v: string) => v.replace("tls://nats:4222", `tls://127.0.0.1:${ports.client}`);
+      const hEnv = { ...h.environment!, HSMSIM_NATS_CA: join(tls, "ca.pem") };
+      expect(hostPath(h, h.environment!.HSMSIM_NATS_CA!, named)).toBe(join(ROOT, "deploy/tls/ca.pem"));
+      const argv = h.command!.map((a) => (a.startsWith("/var/lib/hsmsim/") ? hostPath(h, a, named) : local(a)));
+      const svc = await startCli(argv, { ready: /hsmsim serve: serving/, env: hEnv });
+      try {
+        const [, node, script, ...checkArgs] = h.healthcheck!.test;
+        expect(node).toBe("node");
+        const healthy = spawnSync(process.execPath, [join(ROOT, script!.replace("/app/", "")), ...checkArgs.map(local)], { env: { ...process.env, ...hEnv }, encoding: "utf8" });
+        expect(healthy.stdout).toMatch(/hsmsim "demo": serving/);
+        expect(healthy.status).toBe(0);
+        expect(existsSync(join(named["hsmsim-data"], "hsmsim-demo.json"))).toBe(true); // the key file, on the volume
+      } finally {
+        expect((await svc.stop()).code).toBe(0);
+      }
+      const unhealthy = spawnSync(process.execPath, [join(ROOT, "deploy/healthcheck.mjs"), `tls://127.0.0.1:${ports.client}`, "demo"], { env: { ...process.env, ...hEnv }, encoding: "utf8" });
+      expect(unhealthy.stdout).toMatch(/not healthy/);
+      expect(unhealthy.status).toBe(1);
       // a plain (non-TLS) client is refused: the server requires TLS
       await expect(connect({ servers: `nats://127.0.0.1:${ports.client}`, user: "hsmsim", pass: SECRETS.NATS_PASSWORD, tls: null, timeout: 3000 })).rejects.toThrow();
     } finally {
