@@ -11,7 +11,8 @@
  *   record is stored in JetStream and carries its sequence.
  * - Read calls (C_GetSessionInfo, C_GetTokenInfo, C_GetSlotList, C_GetSlotInfo) are answered from a projection the
  *   client keeps: a read model (projections/read-model.ts) fed by an ordered consumer on the simulator's event
- *   subject (started at the first read, or at connect with `projection: "eager"`), decided by the same pure deciders the service runs. A read first waits until the projection has reached
+ *   subject (started at the first read, or at connect with `projection: "eager"`, from the service's current read
+ *   model so that it does not replay the whole log), decided by the same pure deciders the service runs. A read first waits until the projection has reached
  *   the sequence of the last reply this client got (read-your-writes), then answers locally, without a round trip.
  *   Where the profile makes a read change state (softhsm2: a size query of C_GetSlotList may add a slot, and
  *   C_GetTokenInfo is a look at the token's objects, both facts), or the projection does not know the application,
@@ -46,9 +47,11 @@ import {
   type CallReply,
   type CallRequest,
   type ErrorName,
+  type ReadModelImage,
   type ServiceInfo,
   type Subjects,
 } from "./protocol.js";
+import { STATE_CODEC } from "../events/snapshot.js";
 
 /** The reads answered by the local projection, and their deciders (the service runs the same ones). */
 const LOCAL_READS: Partial<Record<FnName, (ctx: DecideContext, args: never) => Decision>> = {
@@ -86,11 +89,13 @@ export interface RemoteError {
 export class RemoteSimulator {
   readonly clientId = randomUUID();
   readonly subjects: Subjects;
-  readonly read: ReadModel;
+  read: ReadModel;
   readonly profile: Profile;
   private readonly state: SimState;
   /** The sequence of the last record the projection applied. */
   private projected = 0;
+  /** The record the projection started from (the service's read model), 0 when it replayed from the start. */
+  startedFrom = 0;
   /** The highest record sequence of any reply this client got. */
   private seen = 0;
   private waiters: { seq: number; resolve: () => void }[] = [];
@@ -132,11 +137,37 @@ export class RemoteSimulator {
     }
   }
 
-  /** Feed the projection from the simulator's event subject, from its first record. */
+  /**
+   * Feed the projection: from the service's read model (`<prefix>.<sim>.readmodel`) and the stream after it, or, if
+   * the service gives none, from the simulator's first record.
+   */
   private follow(): Promise<unknown> {
-    this.follower ??= followSubject(jetstream(this.nc), this.info.stream, this.subjects.events, 1, (m) => {
+    this.follower ??= this.startFrom().then((streamSeq) => this.followFrom(streamSeq));
+    return this.follower;
+  }
+
+  /** Take the service's read model; the stream sequence to follow from (1 without one). */
+  private async startFrom(): Promise<number> {
+    try {
+      const m = await this.nc.request(this.subjects.readModel, new Uint8Array(0), { timeout: this.o.timeoutMs });
+      const image = decodeWire<ReadModelImage>(m.data);
+      if (image.tree === undefined || image.seq <= this.projected) return 1;
+      const read = STATE_CODEC.decode(image.tree);
+      if (!(read instanceof ReadModel)) return 1;
+      (read as { profile: Profile }).profile = this.profile;
+      this.read = read;
+      this.projected = image.seq;
+      this.startedFrom = image.seq;
+      return image.streamSeq;
+    } catch {
+      return 1;
+    }
+  }
+
+  private followFrom(streamSeq: number): Promise<{ stop(): Promise<void> }> {
+    return followSubject(jetstream(this.nc), this.info.stream, this.subjects.events, streamSeq, (m) => {
       for (const e of m.envelopes) {
-        // Records after a rebuild of the service repeat nothing: the stream holds each record once.
+        // Records the read model already holds (the message that holds its record) are skipped.
         if (e.seq !== this.projected + 1) continue;
         this.read.apply(e.record as CallRecord);
         this.projected = e.seq;
@@ -147,7 +178,6 @@ export class RemoteSimulator {
         for (const w of this.waiters.splice(0, k)) w.resolve();
       }
     });
-    return this.follower;
   }
 
   /** The sequence the projection has reached. */

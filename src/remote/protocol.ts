@@ -11,6 +11,7 @@
  * | `<prefix>.<sim>.events`      | JetStream (stream `HSMSIM` default, subjects `<prefix>.*.events`) | EventBatch lines |
  * | `<prefix>.<sim>.call`        | request/reply, queue group "hsmsim" | CallRequest → CallReply                   |
  * | `<prefix>.<sim>.info`        | request/reply, queue group "hsmsim" | (empty) → ServiceInfo                     |
+ * | `<prefix>.<sim>.readmodel`   | request/reply, queue group "hsmsim" | (empty) → ReadModelImage                  |
  * | `<prefix>.<sim>.hb.<app>`    | core publish, every `intervalMs`   | Heartbeat                                  |
  * | `<prefix>.<sim>.health`      | core publish by the service, every second | Health                              |
  *
@@ -68,6 +69,7 @@ export interface Subjects {
   events: string;
   call: string;
   info: string;
+  readModel: string;
   heartbeat(app: number): string;
   heartbeats: string;
   health: string;
@@ -84,6 +86,7 @@ export function subjects(sim: string, prefix: string = DEFAULT_PREFIX): Subjects
     events: `${base}.events`,
     call: `${base}.call`,
     info: `${base}.info`,
+    readModel: `${base}.readmodel`,
     heartbeat: (app) => `${base}.hb.${app}`,
     heartbeats: `${base}.hb.*`,
     health: `${base}.health`,
@@ -157,6 +160,20 @@ export interface ServiceInfo {
   config: SimConfig;
   lastSeq: number;
   durableSeq: number;
+}
+
+/**
+ * Reply on `<prefix>.<sim>.readmodel`: the service's read model as of record `seq` (stored), encoded by the state
+ * codec (events/snapshot.ts STATE_CODEC; it holds no secret: token flags and labels, applications' slots and logins,
+ * sessions), so that a client's projection starts there instead of at the first record. The client follows the
+ * stream from `streamSeq` (a message at or before the one holding `seq + 1`), skipping records up to `seq`.
+ * `tree` is absent when the image would not fit in one message: the client then replays from the start.
+ */
+export interface ReadModelImage {
+  v: typeof PROTOCOL_VERSION;
+  seq: number;
+  streamSeq: number;
+  tree?: unknown;
 }
 
 /** Published on `<prefix>.<sim>.hb.<app>` by a client, every `intervalMs`. */

@@ -44,11 +44,13 @@ import {
   type CallReply,
   type CallRequest,
   type Health,
+  type ReadModelImage,
   type ServiceInfo,
   type SimConfig,
   type Subjects,
 } from "../remote/protocol.js";
 import { Lease } from "./lease.js";
+import { STATE_CODEC } from "../events/snapshot.js";
 
 export interface ServiceOptions {
   nc: NatsConnection;
@@ -203,6 +205,12 @@ export class SimulatorService {
           if (!err) m.respond(encodeWire(this.info()));
         },
       }),
+      this.nc.subscribe(s.readModel, {
+        queue: QUEUE_GROUP,
+        callback: (err, m) => {
+          if (!err) this.onReadModel(m);
+        },
+      }),
       this.nc.subscribe(s.heartbeats, {
         callback: (err, m) => {
           if (err) return;
@@ -309,13 +317,38 @@ export class SimulatorService {
     );
   }
 
+  /**
+   * A client's projection asks where to start: the read model now (record `seq`), replied once that record is stored,
+   * with the stream sequence of the last message stored when it was taken (that message and the ones after it hold
+   * every record after `seq`).
+   */
+  private onReadModel(m: Msg): void {
+    if (this.failed || this.stopping) return; // no reply: the client times out and replays from the start
+    const seq = this.simulator.lastSeq;
+    const streamSeq = Math.max(1, this.store.streamSeq);
+    let image: ReadModelImage;
+    try {
+      const { tree, bytes } = STATE_CODEC.encode(this.simulator.read, "read model");
+      image = { v: PROTOCOL_VERSION, seq, streamSeq, tree };
+      if (bytes.length > 0) image = { v: PROTOCOL_VERSION, seq: 0, streamSeq: 1 };
+    } catch {
+      image = { v: PROTOCOL_VERSION, seq: 0, streamSeq: 1 };
+    }
+    let body = encodeWire(image);
+    if (body.length > this.nc.info!.max_payload - 1024) body = encodeWire({ v: PROTOCOL_VERSION, seq: 0, streamSeq: 1 });
+    this.store.flush(seq).then(
+      () => this.reply(m, body),
+      () => undefined,
+    );
+  }
+
   private failedReply(): CallReply {
     return { v: PROTOCOL_VERSION, rv: CK.CKR_DEVICE_ERROR, seq: 0, error: "StoreFailed", message: this.failed?.message ?? "the service is stopping" };
   }
 
-  private reply(m: Msg, r: CallReply): void {
+  private reply(m: Msg, r: CallReply | Uint8Array): void {
     try {
-      m.respond(encodeWire(r));
+      m.respond(r instanceof Uint8Array ? r : encodeWire(r));
     } catch {
       // The connection closed: the client times out (CKR_DEVICE_ERROR).
     }

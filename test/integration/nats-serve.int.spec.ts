@@ -83,10 +83,12 @@ async function servedWithSession() {
 
 describe("hsmsim serve and the async remote client", () => {
   it("open, log in, session info, log out, close, each answered once stored", async () => {
-    const { sim, svc, a, app, h } = await servedWithSession();
+    const { svc, c, a, app, h } = await servedWithSession();
     expect(a.lastSeq).toBeGreaterThan(0);
     expect(svc.store.durableSeq).toBeGreaterThanOrEqual(a.lastSeq);
     expect((await app("C_GetSessionInfo", { hSession: h })).out).toMatchObject({ slotID: 0, state: CK.CKS_RW_PUBLIC_SESSION });
+    // The projection started from the service's read model, not from the first record.
+    expect(c.startedFrom).toBeGreaterThan(0);
     expect((await app("C_Login", { hSession: h, userType: CK.CKU_USER, pin: USER_PIN })).rv).toBe("CKR_OK");
     // Read-your-writes: answered locally, right after the login, already in the user state.
     expect((await app("C_GetSessionInfo", { hSession: h })).out).toMatchObject({ state: CK.CKS_RW_USER_FUNCTIONS });
