@@ -12,11 +12,13 @@ import type { CallRecord } from "../events/types.js";
 import { CK, rvName } from "../pkcs11/constants.js";
 import { CliError, integer, isoTime, storeLog, UsageError, type Parsed } from "./args.js";
 import { spyHeader, spyLines } from "./spy.js";
+import { progress } from "./progress.js";
+import { lastSeqOfLog } from "../events/file-store.js";
 
 type Print = (line: string) => void;
 
 export function auditVerify(o: Parsed, print: Print): number {
-  const { dir } = storeLog("hsmsim audit verify", o);
+  const { dir, file } = storeLog("hsmsim audit verify", o);
   const from = integer("from", o.from);
   const to = integer("to", o.to);
   if (from !== undefined && to !== undefined && to < from) throw new UsageError(`--to (${to}) is before --from (${from})`);
@@ -30,11 +32,20 @@ export function auditVerify(o: Parsed, print: Print): number {
   }
   const started = performance.now();
   let v;
+  // A bar on a terminal (src/cli/progress.ts); silent with --json or when stderr is not one.
+  const bar = progress("verifying", to ?? lastSeqOfLog(file), { json: o.json === true });
   try {
-    v = verifyStore(dir, { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}), ...(publicKey ? { publicKey } : {}) });
+    v = verifyStore(dir, {
+      ...(from !== undefined ? { from } : {}),
+      ...(to !== undefined ? { to } : {}),
+      ...(publicKey ? { publicKey } : {}),
+      onProgress: (seq) => bar.update(seq),
+    });
   } catch (e) {
     if (e instanceof MissingPublicKeyError || e instanceof RangeError) throw new CliError(`hsmsim audit verify: ${e.message.replace(/^hsmsim: /, "")}`);
     throw e;
+  } finally {
+    bar.finish();
   }
   const seconds = (performance.now() - started) / 1000;
   if (o.json === true) {

@@ -9,6 +9,7 @@ import { demo } from "./demo.js";
 import type { SimulatorOptions } from "../actors/simulator.js";
 import { FileEventStore } from "../events/file-store.js";
 import { verifyStore } from "../events/verify.js";
+import { progress } from "./progress.js";
 import { CliError, parse, UsageError, type Parsed } from "./args.js";
 import { auditShow, auditVerify } from "./audit.js";
 import { replay } from "./replay.js";
@@ -81,6 +82,10 @@ function stdoutLines(): { line: (l: string) => void; flush: () => Promise<void> 
 export async function main(argv: string[], print?: (line: string) => void): Promise<number> {
   const stdout = print ? undefined : stdoutLines();
   const out = print ?? stdout!.line;
+  // Progress bars while a store's log is verified or read at length (opening a big store), on a terminal only and
+  // never with --json (src/cli/progress.ts).
+  const json = argv.includes("--json");
+  FileEventStore.onWalk = (what, total) => progress(what === "verify" ? "verifying the log" : "reading the log", total, { json });
   try {
     // Long-running and asynchronous: hsmsim serve (issue 4).
     if (argv[0] === "serve") return await cliErrors(() => serveCommand(parse(argv.slice(1), SERVE_FLAGS)));

@@ -11,7 +11,8 @@
  */
 import fs from "node:fs";
 import { Simulator, type SimulatorOptions } from "../actors/simulator.js";
-import { FileEventStore } from "../events/file-store.js";
+import { FileEventStore, lastSeqOfLog } from "../events/file-store.js";
+import { progress } from "./progress.js";
 import { LogReadError, readLog } from "../events/verify.js";
 import type { CallRecord } from "../events/types.js";
 import type { ObjectState } from "../model/state.js";
@@ -103,8 +104,12 @@ export function replay(o: Parsed, print: Print): number {
   // Streamed: the records go from the file into the simulator one by one, however long the log.
   let total = 0;
   let last: CallRecord | undefined;
+  // A bar on a terminal (src/cli/progress.ts); silent with --json or when stderr is not one.
+  const logEnd = lastSeqOfLog(file);
+  const bar = progress("replaying", to && "seq" in to ? Math.min(to.seq, logEnd) : logEnd, { json: o.json === true });
   function* upTo(): Generator<CallRecord> {
     for (const r of readLog(file)) {
+      bar.update(r.seq);
       total = r.seq;
       if (to && ("seq" in to ? r.seq > to.seq : r.time > to.time)) return;
       last = r;
@@ -117,6 +122,8 @@ export function replay(o: Parsed, print: Print): number {
   } catch (e) {
     if (e instanceof LogReadError) throw new CliError(`hsmsim replay: ${e.message.replace(/^hsmsim: /, "")}`, 1);
     throw new CliError(`hsmsim replay: the log does not replay: ${(e as Error).message}`, 1);
+  } finally {
+    bar.finish();
   }
   if (to && "seq" in to && to.seq > total) {
     throw new CliError(`hsmsim replay: --until ${to.seq} is past the end of the log (it holds ${total} records)`);

@@ -188,7 +188,19 @@ const CHUNK = 1 << 20;
 
 const DURABILITIES: readonly Durability[] = ["fsync", "group", "none"];
 
+/** A long walk's progress, as the CLI draws it (src/cli/progress.ts). */
+export interface WalkProgress {
+  update(done: number): void;
+  finish(): void;
+}
+
 export class FileEventStore implements EventStore {
+  /**
+   * Told of the long walks over a log: verifying it at open (`"verify"`) and reading it (`"read"`), with the number of
+   * records to walk; answers what to tell of the walk's progress. The CLI sets it to draw progress bars on a terminal.
+   */
+  static onWalk: ((what: "verify" | "read", total: number) => WalkProgress) | undefined;
+
   readonly dir: string;
   readonly file: string;
   readonly durability: Durability;
@@ -321,9 +333,19 @@ export class FileEventStore implements EventStore {
     const start = Math.max(1, Math.floor(from));
     if (start > this.last) return;
     let { seq, offset } = this.locate(start);
+    const walk = FileEventStore.onWalk?.("read", this.last - start + 1);
+    try {
+      yield* this.records(seq, offset, start, walk);
+    } finally {
+      walk?.finish();
+    }
+  }
+
+  private *records(seq: number, offset: number, start: number, walk: WalkProgress | undefined): Generator<CallRecord> {
     for (const l of lines(() => this.openFd(), offset, () => this.size)) {
       seq++;
       if (seq < start) continue;
+      walk?.update(seq - start + 1);
       // The record alone is parsed when the line has the layout encodeEntry writes (the hashes are not needed here).
       const head = `{"seq":${seq},"prev":"`;
       const at = head.length + 64 + 10 + 64 + 11;
@@ -688,29 +710,35 @@ export class FileEventStore implements EventStore {
     let prev = base.head;
     let good = base.offset;
     let torn: { offset: number; reason: string } | undefined;
-    for (const l of lines(() => this.fd, base.offset, () => size)) {
-      const expect = seq + 1;
-      if (!l.complete) {
-        torn = { offset: l.start, reason: "no newline at its end" };
-        break;
-      }
-      let e: unknown;
-      try {
-        e = JSON.parse(l.text);
-      } catch (err) {
-        if (l.next === size) {
-          torn = { offset: l.start, reason: "not JSON" };
+    const walk = FileEventStore.onWalk?.("verify", Math.max(0, lastSeqOfLog(this.file) - base.seq));
+    try {
+      for (const l of lines(() => this.fd, base.offset, () => size)) {
+        const expect = seq + 1;
+        walk?.update(expect - base.seq);
+        if (!l.complete) {
+          torn = { offset: l.start, reason: "no newline at its end" };
           break;
         }
-        throw new StoreCorruptError(this.file, expect, l.start, "not JSON", { cause: err });
+        let e: unknown;
+        try {
+          e = JSON.parse(l.text);
+        } catch (err) {
+          if (l.next === size) {
+            torn = { offset: l.start, reason: "not JSON" };
+            break;
+          }
+          throw new StoreCorruptError(this.file, expect, l.start, "not JSON", { cause: err });
+        }
+        const problem = entryProblem(e, expect, prev, l.text);
+        if (problem !== undefined) throw new StoreCorruptError(this.file, expect, l.start, problem);
+        if ((expect - 1) % INDEX_EVERY === 0) this.index[(expect - 1) / INDEX_EVERY] = l.start;
+        seq = expect;
+        prev = (e as Envelope).hash;
+        if (wanted.has(seq)) heads.set(seq, prev);
+        good = l.next;
       }
-      const problem = entryProblem(e, expect, prev, l.text);
-      if (problem !== undefined) throw new StoreCorruptError(this.file, expect, l.start, problem);
-      if ((expect - 1) % INDEX_EVERY === 0) this.index[(expect - 1) / INDEX_EVERY] = l.start;
-      seq = expect;
-      prev = (e as Envelope).hash;
-      if (wanted.has(seq)) heads.set(seq, prev);
-      good = l.next;
+    } finally {
+      walk?.finish();
     }
     if (torn) {
       fs.ftruncateSync(this.fd, good);
@@ -770,6 +798,31 @@ interface SnapshotFile {
 
 function writeAll(fd: number, b: Uint8Array): void {
   for (let done = 0; done < b.length; ) done += fs.writeSync(fd, b, done, b.length - done);
+}
+
+/**
+ * The sequence of the last whole record of a log file, read from its end (0 when it has none, or its last line is not
+ * a record as the file store writes it): the total a bar over the log counts to.
+ */
+export function lastSeqOfLog(file: string): number {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, "r");
+  } catch {
+    return 0;
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    const b = Buffer.alloc(Math.min(size, 1 << 16));
+    fs.readSync(fd, b, 0, b.length, size - b.length);
+    const end = b.lastIndexOf(10);
+    if (end < 0) return 0;
+    const start = b.lastIndexOf(10, end - 1) + 1;
+    const m = /^\{"seq":(\d+),/.exec(b.toString("latin1", start, Math.min(end, start + 40)));
+    return m ? Number(m[1]) : 0;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 // ---- reading lines -----------------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ import { bytesToHex } from "../crypto/encoding.js";
 export interface VerifyOptions {
   from?: number;
   to?: number;
+  /** Told the sequence of each entry as it is checked (the CLI's progress bar). */
+  onProgress?: (seq: number) => void;
 }
 
 export interface VerifyResult {
@@ -70,6 +72,7 @@ function walkLog(file: string, opts: VerifyOptions, atEntry?: (seq: number, hash
       }
       const expect = seq + 1;
       if (expect > to) return result();
+      opts.onProgress?.(expect);
       let entry: unknown;
       try {
         entry = JSON.parse(r.value);
