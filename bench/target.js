@@ -5,13 +5,14 @@
 //   node --expose-gc bench/target.js <softhsm|softhsm+spy|hsmsim> <workload> [--quick]
 //        [--rounds N] [--min-ms MS] [--warmup-ms MS]
 //
-// Workloads: open+close getSessionInfo login+logout create+destroy digest open-<N>
+// Workloads: open+close getSessionInfo login+logout create+destroy digest open-<N>, and (issue 3)
+// aes-cbc-pad-64 aes-cbc-pad-1m aes-gcm-64 aes-gcm-1m hmac-sha256-64 keygen-aes256
 // (open-1k, open-10k, open-100k, or any open-<integer>).
 //
 // Each target lives in its own process: pkcs11js loads the library in-process, SoftHSM is a
 // process-wide singleton, and the spy and the raw SoftHSM cannot share one process.
 
-import { createHash, randomBytes } from "node:crypto";
+import { createCipheriv, createHash, createHmac, randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -40,6 +41,17 @@ const CKA_PRIVATE = 0x2;
 const CKA_LABEL = 0x3;
 const CKA_VALUE = 0x11;
 const CKM_SHA256 = 0x250;
+const CKO_SECRET_KEY = 0x4;
+const CKA_KEY_TYPE = 0x100;
+const CKA_VALUE_LEN = 0x161;
+const CKK_AES = 0x1f;
+const CKK_GENERIC_SECRET = 0x10;
+const CKM_AES_CBC_PAD = 0x1085;
+const CKM_AES_GCM = 0x1087;
+const CKM_AES_KEY_GEN = 0x1080;
+const CKM_SHA256_HMAC = 0x251;
+const CK_PARAMS_GCM = 0x19;
+const MIB = 1 << 20;
 
 const SO_PIN = "12345678";
 const USER_PIN = "1234";
@@ -206,6 +218,94 @@ const SIMPLE = {
     };
   },
 };
+
+// ---------------------------------------------------------------------------------------------
+// Issue 3: cryptographic workloads. Keys are imported once (C_CreateObject with CKA_VALUE, a session
+// object) with the user logged in; one iteration is an init plus a single-part call, as an
+// application encrypting or signing one message does. Results are checked against node:crypto once.
+// ---------------------------------------------------------------------------------------------
+function importKey(pk, keeper, keyType, value) {
+  return pk.C_CreateObject(keeper, [
+    { type: CKA_CLASS, value: CKO_SECRET_KEY },
+    { type: CKA_KEY_TYPE, value: keyType },
+    { type: CKA_TOKEN, value: false },
+    { type: CKA_VALUE, value },
+  ]);
+}
+
+function cipherWorkload(size, gcm) {
+  return ({ pk, keeper }) => {
+    const key = randomBytes(32);
+    const iv = randomBytes(gcm ? 12 : 16);
+    const input = randomBytes(size);
+    const out = Buffer.alloc(size + 16);
+    const mech = gcm
+      ? { mechanism: CKM_AES_GCM, parameter: { type: CK_PARAMS_GCM, iv, ivBits: 96, tagBits: 128 } }
+      : { mechanism: CKM_AES_CBC_PAD, parameter: iv };
+    let h;
+    const op = () => {
+      pk.C_EncryptInit(keeper, mech, h);
+      return pk.C_Encrypt(keeper, input, out);
+    };
+    return {
+      before: () => {
+        pk.C_Login(keeper, CKU_USER, USER_PIN);
+        h = importKey(pk, keeper, CKK_AES, key);
+      },
+      op,
+      check: () => {
+        const got = Buffer.from(op());
+        const c = createCipheriv(gcm ? "aes-256-gcm" : "aes-256-cbc", key, iv);
+        const want = Buffer.concat([c.update(input), c.final(), gcm ? c.getAuthTag() : Buffer.alloc(0)]);
+        if (!got.equals(want)) throw new Error(`${gcm ? "GCM" : "CBC_PAD"} ciphertext differs from node:crypto's`);
+      },
+      after: () => pk.C_Logout(keeper),
+    };
+  };
+}
+
+const CRYPTO = {
+  "aes-cbc-pad-64": cipherWorkload(64, false),
+  "aes-cbc-pad-1m": cipherWorkload(MIB, false),
+  "aes-gcm-64": cipherWorkload(64, true),
+  "aes-gcm-1m": cipherWorkload(MIB, true),
+  "hmac-sha256-64": ({ pk, keeper }) => {
+    const key = randomBytes(32);
+    const input = randomBytes(64);
+    const out = Buffer.alloc(32);
+    let h;
+    const op = () => {
+      pk.C_SignInit(keeper, { mechanism: CKM_SHA256_HMAC }, h);
+      return pk.C_Sign(keeper, input, out);
+    };
+    return {
+      before: () => {
+        pk.C_Login(keeper, CKU_USER, USER_PIN);
+        h = importKey(pk, keeper, CKK_GENERIC_SECRET, key);
+      },
+      op,
+      check: () => {
+        if (!Buffer.from(op()).equals(createHmac("sha256", key).update(input).digest())) throw new Error("HMAC differs from node:crypto's");
+      },
+      after: () => pk.C_Logout(keeper),
+    };
+  },
+  // C_GenerateKey of an AES-256 session key, then C_DestroyObject (so objects do not pile up).
+  "keygen-aes256": ({ pk, keeper }) => {
+    const template = [
+      { type: CKA_CLASS, value: CKO_SECRET_KEY },
+      { type: CKA_KEY_TYPE, value: CKK_AES },
+      { type: CKA_TOKEN, value: false },
+      { type: CKA_VALUE_LEN, value: 32 },
+    ];
+    return {
+      before: () => pk.C_Login(keeper, CKU_USER, USER_PIN),
+      op: () => pk.C_DestroyObject(keeper, pk.C_GenerateKey(keeper, { mechanism: CKM_AES_KEY_GEN }, template)),
+      after: () => pk.C_Logout(keeper),
+    };
+  },
+};
+Object.assign(SIMPLE, CRYPTO);
 
 function runSimple(ctx, workload, cfg, traceFile) {
   const w = SIMPLE[workload](ctx);

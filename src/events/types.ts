@@ -80,10 +80,21 @@ export type Fact =
   | { type: "DigestUpdated"; app: number; session: number; sealed: string }
   /**
    * C_EncryptInit / C_DecryptInit / C_SignInit / C_VerifyInit: an operation with a key. `object` is the key object's
-   * id; `sealed` holds the key's value and the mechanism parameters, sealed under the simulator key (the operation
-   * keeps its own copy of the key, as SoftHSM does, and the log never holds it).
+   * id; `key` its CKA_VALUE in the sealed form the object's own facts carry (the operation keeps its own copy of the
+   * key, as SoftHSM does; the log never holds it in clear); `params` the mechanism parameters as plain data (IV,
+   * counter block, tag or MAC length), with GCM's additional authenticated data in `aad`, sealed.
    */
-  | { type: "CryptoStarted"; app: number; session: number; kind: "encrypt" | "decrypt" | "sign" | "verify"; mechanism: number; object: string; sealed: string }
+  | {
+      type: "CryptoStarted";
+      app: number;
+      session: number;
+      kind: "encrypt" | "decrypt" | "sign" | "verify";
+      mechanism: number;
+      object: string;
+      key: string;
+      params: unknown;
+      aad?: string;
+    }
   /** The data of an encrypt / decrypt / sign / verify update, sealed: replay feeds it to the operation again. */
   | { type: "CryptoUpdated"; app: number; session: number; sealed: string }
   /** C_SetOperationState: a saved operation (plain data with its key, sealed) now runs in the session. */

@@ -170,7 +170,8 @@ function finalOpening(ctx: DecideContext, args: CallArgs["C_EncryptFinal"], encr
   if (rv) return reject(rv);
   if (args.pulLen === null) return ref!.session.op ? endWith(ctx, args.hSession, "CKR_ARGUMENTS_BAD") : reject("CKR_ARGUMENTS_BAD");
   const step = ref!.slot.actor.operation(args.hSession, { type: "Step", kind: encrypt ? "encrypt" : "decrypt" });
-  return step === "CKR_OK" ? ref! : reject(step);
+  if (step !== "CKR_OK") return reject(step);
+  return (ref!.session.op as CryptoOp).state === null ? reject("CKR_GENERAL_ERROR") : ref!;
 }
 
 /** C_EncryptFinal / C_DecryptFinal. */

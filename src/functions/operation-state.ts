@@ -34,7 +34,7 @@ import { MECHANISMS } from "../crypto/mechanisms/index.js";
 import { resolveObjectHandle, type CryptoKind, type CryptoOp, type OperationState } from "../model/state.js";
 import type { Fact } from "../events/types.js";
 import { answer, findSession, firstFailure, reject, type DecideContext, type Decision } from "./context.js";
-import { decodeParameter, keyOf, rememberKey, sealInit, type PlainParams } from "./crypto-op.js";
+import { decodeParameter, keyOf, rememberKey, sealedKeyOf, type PlainParams } from "./crypto-op.js";
 import { keyValueOf } from "../model/key-material.js";
 import { readAccess } from "./objects.js";
 
@@ -185,7 +185,7 @@ export function setOperationState(ctx: DecideContext, args: CallArgs["C_SetOpera
       kind: saved.kind,
       mechanism: saved.mechanism,
       object: found.object.id,
-      sealed: ctx.shell.seal(sealInit(key, params)),
+      sealed: sealedKeyOf(found.object, key, ctx.shell.seal),
       params,
       state: saved.state,
       updated: saved.updated,

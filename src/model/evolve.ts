@@ -438,7 +438,7 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
     case "CryptoStarted": {
       const a = app(state, fact.app);
       const s = a.sessions.get(fact.session)!;
-      s.op = startCrypto(fact.kind, fact.mechanism, fact.object, fact.sealed, env);
+      s.op = startCrypto(state, a, fact, env);
       slot(a, s.slotID).actor.applyToSession(s.handle, { type: "OperationStarted", kind: fact.kind });
       return;
     }

@@ -1,33 +1,62 @@
 /**
  * How facts build a keyed operation's plain-data state (model/state.ts CryptoOp), for `evolve`: CryptoStarted runs
- * the mechanism's `init` on the key and parameters it carries sealed, CryptoUpdated its `update` on the sealed input,
+ * the mechanism's `init` on the key it names and the parameters it carries, CryptoUpdated its `update` on the sealed input,
  * OperationRestored installs a saved operation. The cryptography is the registry's (src/crypto/mechanisms): pure and
  * deterministic, so replaying the facts rebuilds the same state byte for byte.
  */
 import type { HmacParams } from "../crypto/mechanisms/index.js";
 import { cipherPair, macStream } from "../crypto/mechanisms/lookup.js";
-import { keyOf, openInit, rememberKey, runtimeParams } from "../functions/crypto-op.js";
+import type { Fact } from "../events/types.js";
+import { keyOf, paramsFromFact, rememberKey, runtimeParams, type PlainParams } from "../functions/crypto-op.js";
 import { parseSavedOperation } from "../functions/operation-state.js";
-import type { CryptoKind, CryptoOp, OperationState } from "./state.js";
+import { CK } from "../pkcs11/constants.js";
+import { keyValueOf } from "./key-material.js";
+import { liveObject, type AppState, type CryptoOp, type OperationState, type SimState } from "./state.js";
 
 interface Env {
   unseal(sealed: string): Uint8Array;
 }
 
-export function startCrypto(kind: CryptoKind, mechanism: number, object: string, sealed: string, env: Env): CryptoOp {
-  const { key, params } = openInit(env.unseal(sealed));
+/**
+ * The key a CryptoStarted fact names: the live object's clear CKA_VALUE when the object still holds that very sealed
+ * value (no unsealing), else the sealed value opened; undefined when it cannot be opened (a log replayed without its
+ * simulator key: the operation is rebuilt without a state, and its steps answer CKR_GENERAL_ERROR).
+ */
+function keyOfFact(state: SimState, app: AppState, object: string, sealed: string, env: Env): Uint8Array | undefined {
+  const o = liveObject(state, app, object);
+  if (o && o.sealed?.get(CK.CKA_VALUE) === sealed) return keyValueOf(o);
+  try {
+    return env.unseal(sealed);
+  } catch {
+    return undefined;
+  }
+}
+
+export function startCrypto(state: SimState, app: AppState, fact: Extract<Fact, { type: "CryptoStarted" }>, env: Env): CryptoOp {
+  const { kind, mechanism } = fact;
+  const key = keyOfFact(state, app, fact.object, fact.key, env);
+  let params = fact.params as PlainParams;
+  let aadOk = true;
+  try {
+    params = paramsFromFact(params, fact.aad, env.unseal);
+  } catch {
+    aadOk = false;
+  }
+  const op: CryptoOp = { kind, mechanism, object: fact.object, sealed: fact.key, params, state: null, updated: false };
+  if (!key || !aadOk) return op;
   const runtime = runtimeParams(params);
   const r =
     kind === "sign" || kind === "verify"
       ? macStream(mechanism).init(key, runtime as HmacParams | undefined)
       : (kind === "encrypt" ? cipherPair(mechanism).encrypt : cipherPair(mechanism).decrypt).init(key, runtime);
   if (!r.ok) throw new Error(`CryptoStarted for an init that fails (${r.rv})`);
-  const op: CryptoOp = { kind, mechanism, object, sealed, params, state: r.state, updated: false };
+  op.state = r.state;
   rememberKey(op, key);
   return op;
 }
 
 export function updateCrypto(op: CryptoOp, data: Uint8Array, env: Env): void {
+  if (op.state === null) return; // rebuilt without its key (see keyOfFact)
   if (op.kind === "sign" || op.kind === "verify") {
     op.state = macStream(op.mechanism).update(op.state as never, data);
   } else {

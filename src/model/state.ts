@@ -102,11 +102,11 @@ export interface CryptoOp {
   mechanism: number;
   /** The key object's id at init (SoftHSM copies the key into the operation: destroying the object does not stop it). */
   object: string;
-  /** The key's value and the parameters, sealed under the simulator key (as recorded in the CryptoStarted fact). */
+  /** The key's value sealed under the simulator key (the object's own sealed CKA_VALUE, as CryptoStarted names it). */
   sealed: string;
   /** The mechanism parameters as plain data (IV, counter block, GCM IV/AAD/tag bits, MAC length), hex strings. */
   params: unknown;
-  /** The registry's stream state (CbcState, CtrState, GcmState, HmacState, …). */
+  /** The registry's stream state (CbcState, CtrState, GcmState, HmacState, …); null when rebuilt without its key. */
   state: unknown;
   /** An update step has run (SoftHSM then refuses single-part C_Sign / C_Verify, and C_Encrypt continues the stream). */
   updated: boolean;

@@ -87,6 +87,10 @@ export function hmacMechanism(
       if (!c.ok) return c;
       return { ok: true, state: { inner: h.update(h.init(), padded(key, 0x36)), macLength: c.macLength } };
     },
+    check(key, params) {
+      const c = check(key, params);
+      return c.ok ? undefined : c;
+    },
     update: (state, data) => (data.length === 0 ? state : { inner: h.update(state.inner, data), macLength: state.macLength }),
     final: mac,
     verifyFinal: (key, state, given) => verify(mac(key, state), given),

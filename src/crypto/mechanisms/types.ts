@@ -92,6 +92,8 @@ export interface DigestStream<S> {
 /** Signing and verifying with a MAC (§5.11, §5.12). `update` needs no key; `init` and the final steps do. */
 export interface MacStream<P, S> {
   init(key: Uint8Array, params: P): Outcome<{ state: S }>;
+  /** What `init` would refuse, without building the state (a caller that only needs the verdict). */
+  check(key: Uint8Array, params: P): Failure | undefined;
   update(state: S, data: Uint8Array): S;
   final(key: Uint8Array, state: S): Uint8Array;
   /** Verify a MAC: CKR_SIGNATURE_LEN_RANGE when its length is wrong, CKR_SIGNATURE_INVALID when it differs. */
