@@ -16,7 +16,7 @@
  * idempotent: canonicalJson(JSON.parse(canonicalJson(v))) === canonicalJson(v), so a writer can hash what it writes
  * and a reader can recompute the same hash from what it parses.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { CallRecord } from "./types.js";
 
 /** The `prev` of the first entry. */
@@ -102,7 +102,8 @@ function quotedKey(k: string): string {
  */
 export function entryHash(seq: number, prev: string, canonicalRecord: string): string {
   // canonicalJson({ prev, record, seq }), written out: the keys are already in sorted order.
-  return createHash("sha256").update(`{"prev":"${prev}","record":${canonicalRecord},"seq":${seq}}`).digest("hex");
+  // crypto.hash (one-shot, Node ≥ 20.12): half of createHash().update().digest()'s time on a short entry.
+  return hash("sha256", `{"prev":"${prev}","record":${canonicalRecord},"seq":${seq}}`, "hex");
 }
 
 export interface Envelope {
