@@ -11,7 +11,10 @@ import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-
 import { SimulatorService } from "../../src/service/service.js";
 import { LeaseHeldError } from "../../src/service/lease.js";
 import { connect, type RemoteApplication, type RemoteSimulator } from "../../src/remote/client.js";
-import { CK, rvName } from "../../src/pkcs11/constants.js";
+import { CK, CKR_NAMES, rvName } from "../../src/pkcs11/constants.js";
+import { CALL_SCHEMA } from "../../src/events/call-schema.js";
+import { decodeWire, encodeWire, subjects, type CallReply } from "../../src/remote/protocol.js";
+import fc from "fast-check";
 import type { Call, CallArgs, CallOut, FnName } from "../../src/events/calls.js";
 import { Kvm } from "@nats-io/kv";
 import { HEALTH_BUCKET } from "../../src/remote/protocol.js";
@@ -161,6 +164,31 @@ describe("hsmsim serve and the async remote client", () => {
     expect(svc.simulator.read.sessions.get(vanished)?.size ?? 0).toBe(0);
     // Client 1, which kept beating, is still there.
     expect((await app1("C_OpenSession", { slotID: 0, flags: RW })).rv).toBe("CKR_OK");
+  });
+
+  it("answers garbage requests with a CK_RV and keeps serving", async () => {
+    const sim = `s${++n}`;
+    const svc = await serve(sim);
+    const call = subjects(sim).call;
+    const ask = async (body: Uint8Array): Promise<CallReply> => decodeWire<CallReply>((await nc.request(call, body, { timeout: 2000 })).data);
+    const utf8 = new TextEncoder();
+    for (const raw of ["", "not json", "null", "[]", '{"app":"x"}', '{"v":1,"app":0,"client":"c","call":null}']) {
+      const r = await ask(utf8.encode(raw));
+      expect(rvName(r.rv)).toBe("CKR_ARGUMENTS_BAD");
+      expect(r.error).toBe("ProtocolError");
+    }
+    const fns = [...Object.keys(CALL_SCHEMA), "C_Bogus", "constructor", "__proto__"];
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...fns), fc.oneof(fc.anything(), fc.dictionary(fc.string(), fc.anything())), fc.integer({ min: -2, max: 5 }), async (fn, args, app) => {
+        const r = await ask(encodeWire({ v: 1, app, client: "fuzz", call: { fn, args } }));
+        expect(CKR_NAMES.has(r.rv), `${fn} ${JSON.stringify(args)} answered ${r.rv}`).toBe(true);
+        expect(r.rv).not.toBe(CK.CKR_DEVICE_ERROR);
+      }),
+      { numRuns: 200 },
+    );
+    expect(svc.health().status).toBe("serving");
+    const app = remote((await client(sim)).application());
+    expect((await app("C_Initialize", {})).rv).toBe("CKR_OK");
   });
 
   it("refuses a second service for the same simulator with a named error", async () => {
