@@ -424,3 +424,9 @@ function indent(s) {
 }
 
 await main();
+
+// Issue 4's remote workloads (hsmsim served over NATS beside SoftHSM served by p11-kit): their own harness,
+// bench/remote.js, in the same run; left out when --only picks workloads (run `node bench/remote.js` for them alone).
+if (!process.argv.includes("--only") && !process.argv.includes("--help")) {
+  await (await import("./remote.js")).runRemote({ quick: process.argv.includes("--quick") });
+}
