@@ -15,6 +15,8 @@ import { CK, CKR_NAMES, rvName } from "../../src/pkcs11/constants.js";
 import { CALL_SCHEMA } from "../../src/events/call-schema.js";
 import { decodeWire, encodeWire, subjects, type CallReply } from "../../src/remote/protocol.js";
 import fc from "fast-check";
+import { jetstream } from "@nats-io/jetstream";
+import { readSubject } from "../../src/events/jetstream-store.js";
 import type { Call, CallArgs, CallOut, FnName } from "../../src/events/calls.js";
 import { Kvm } from "@nats-io/kv";
 import { HEALTH_BUCKET } from "../../src/remote/protocol.js";
@@ -164,6 +166,46 @@ describe("hsmsim serve and the async remote client", () => {
     expect(svc.simulator.read.sessions.get(vanished)?.size ?? 0).toBe(0);
     // Client 1, which kept beating, is still there.
     expect((await app1("C_OpenSession", { slotID: 0, flags: RW })).rv).toBe("CKR_OK");
+  });
+
+  it("puts no PIN in the stream, the snapshots, the read model image, the health or the service's log", async () => {
+    const sim = `s${++n}`;
+    const lines: string[] = [];
+    const svc = await serve(sim, { log: (l) => lines.push(l) });
+    const so = "so-Secret-Zq9x";
+    const user = "user-Secret-Xw7k";
+    const c = await client(sim);
+    const app = remote(c.application());
+    await app("C_Initialize", {});
+    await app("C_InitToken", { slotID: 0, pin: so, label: "secrets" });
+    const h = (await app("C_OpenSession", { slotID: 0, flags: RW })).out.hSession;
+    await app("C_Login", { hSession: h, userType: CK.CKU_SO, pin: so });
+    await app("C_InitPIN", { hSession: h, pin: user });
+    await app("C_Logout", { hSession: h });
+    await app("C_Login", { hSession: h, userType: CK.CKU_USER, pin: "wrong-Pin-Qq1" });
+    await app("C_Login", { hSession: h, userType: CK.CKU_USER, pin: user });
+    await app("C_SetPIN", { hSession: h, oldPin: user, newPin: "new-Secret-Pp3" });
+    await app("C_GetTokenInfo", { slotID: 0 }); // the projection's image, asked for at the first read
+    const image = await nc.request(subjects(sim).readModel, new Uint8Array(0), { timeout: 2000 });
+    await svc.stop(); // a snapshot at stop
+    services.splice(services.indexOf(svc), 1);
+    const seen: string[] = [...lines, new TextDecoder().decode(image.data)];
+    await readSubject(jetstream(nc), "HSMSIM", subjects(sim).events, (m) => seen.push(new TextDecoder().decode(m.data)));
+    seen.push(new TextDecoder().decode(encodeWire(svc.health())));
+    const kv = await new Kvm(nc).open("hsmsim-snapshots");
+    for await (const k of await kv.keys(`hsmsim.${sim}.>`)) {
+      const e = await kv.get(k);
+      if (e) seen.push(Buffer.from(e.value).toString("latin1"));
+    }
+    expect(seen.length).toBeGreaterThan(3);
+    const all = seen.join("\n");
+    expect(all).toContain("secrets"); // the scan sees the label: it would see a PIN
+    expect(all).toContain("hsmsim-snapshot 1"); // and the sealed snapshot
+    for (const pin of [so, user, "wrong-Pin-Qq1", "new-Secret-Pp3"]) {
+      expect(all).not.toContain(pin);
+      expect(all).not.toContain(Buffer.from(pin).toString("hex"));
+      expect(all).not.toContain(Buffer.from(pin).toString("base64"));
+    }
   });
 
   it("answers garbage requests with a CK_RV and keeps serving", async () => {
