@@ -32,6 +32,8 @@ function keyOfFact(state: SimState, app: AppState, object: string, sealed: strin
   }
 }
 
+const MAC_STARTS = new WeakMap<Uint8Array, Map<number, unknown>>();
+
 export function startCrypto(state: SimState, app: AppState, fact: Extract<Fact, { type: "CryptoStarted" }>, env: Env): CryptoOp {
   const { kind, mechanism } = fact;
   const key = keyOfFact(state, app, fact.object, fact.key, env);
@@ -45,12 +47,25 @@ export function startCrypto(state: SimState, app: AppState, fact: Extract<Fact, 
   const op: CryptoOp = { kind, mechanism, object: fact.object, sealed: fact.key, params, state: null, updated: false };
   if (!key || !aadOk) return op;
   const runtime = runtimeParams(params);
-  const r =
-    kind === "sign" || kind === "verify"
-      ? macStream(mechanism).init(key, runtime as HmacParams | undefined)
-      : (kind === "encrypt" ? cipherPair(mechanism).encrypt : cipherPair(mechanism).decrypt).init(key, runtime);
+  const mac = kind === "sign" || kind === "verify";
+  // A MAC's initial state (the inner context after K0 ⊕ ipad) depends on the key and the mechanism only: memoised per
+  // key value object (a pure function's result; states are replaced by every step, never changed in place).
+  const memo = mac && params.kind === "none" ? MAC_STARTS.get(key)?.get(mechanism) : undefined;
+  if (memo) {
+    op.state = memo;
+    rememberKey(op, key);
+    return op;
+  }
+  const r = mac
+    ? macStream(mechanism).init(key, runtime as HmacParams | undefined)
+    : (kind === "encrypt" ? cipherPair(mechanism).encrypt : cipherPair(mechanism).decrypt).init(key, runtime);
   if (!r.ok) throw new Error(`CryptoStarted for an init that fails (${r.rv})`);
   op.state = r.state;
+  if (mac && params.kind === "none") {
+    let m = MAC_STARTS.get(key);
+    if (!m) MAC_STARTS.set(key, (m = new Map()));
+    m.set(mechanism, Object.freeze(r.state));
+  }
   rememberKey(op, key);
   return op;
 }
