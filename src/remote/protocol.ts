@@ -207,7 +207,10 @@ export interface LeaseHolder {
 const utf8 = new TextEncoder();
 const utf8d = new TextDecoder();
 
-/** JSON with byte strings as `{"$b": base64}`. Buffers are caught before their toJSON runs. */
+/**
+ * JSON with byte strings as `{"$b": base64}`. Buffers are caught before their toJSON runs. An object whose only key
+ * is "$b" is therefore reserved (no call's arguments or outputs have that shape).
+ */
 export function encodeWire(v: unknown): Uint8Array {
   return utf8.encode(
     JSON.stringify(v, function (this: Record<string, unknown>, k: string, x: unknown) {
