@@ -46,6 +46,8 @@ function digestStep(ctx: DecideContext, hSession: number, nullArg: boolean): Ses
   if (rv) return reject(rv);
   const step = ref!.slot.actor.operation(hSession, { type: "Step", kind: "digest" });
   if (step !== "CKR_OK") return reject(step);
+  // A digest rebuilt from a log without its simulator key has no state (model/evolve.ts).
+  if ((ref!.session.op as DigestOp).state === null) return reject("CKR_GENERAL_ERROR");
   return ref!;
 }
 

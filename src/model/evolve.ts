@@ -154,6 +154,15 @@ function setStored(o: ObjectState, x: StoredAttribute, env: EvolveEnv): void {
   o.attrs.set(x.type, plain);
 }
 
+/** A sealed value opened, or undefined when it is not this simulator key's (a log replayed without its key). */
+function tryUnseal(env: EvolveEnv, sealed: string): Uint8Array | undefined {
+  try {
+    return env.unseal(sealed);
+  } catch {
+    return undefined;
+  }
+}
+
 export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
   state.applied++;
   switch (fact.type) {
@@ -430,7 +439,10 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
     case "DigestUpdated": {
       const s = app(state, fact.app).sessions.get(fact.session)!;
       if (s.op?.kind === "digest") {
-        s.op.state = digestStream(s.op.mechanism).update(s.op.state as DigestState, env.unseal(fact.sealed));
+        // Replayed without the simulator key, the data does not open: the digest goes on without a state, and its
+        // steps answer CKR_GENERAL_ERROR (functions/digest.ts).
+        const data = s.op.state === null ? undefined : tryUnseal(env, fact.sealed);
+        s.op.state = data ? digestStream(s.op.mechanism).update(s.op.state as DigestState, data) : null;
         s.op.updated = true;
       }
       return;
@@ -444,7 +456,11 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
     }
     case "CryptoUpdated": {
       const s = app(state, fact.app).sessions.get(fact.session)!;
-      if (s.op && s.op.kind !== "find" && s.op.kind !== "digest") updateCrypto(s.op, env.unseal(fact.sealed), env);
+      if (s.op && s.op.kind !== "find" && s.op.kind !== "digest" && s.op.state !== null) {
+        const data = tryUnseal(env, fact.sealed);
+        if (data) updateCrypto(s.op, data, env);
+        else s.op.state = null;
+      }
       return;
     }
     case "OperationRestored": {

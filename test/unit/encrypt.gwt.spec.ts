@@ -251,3 +251,23 @@ function hexLe(v: number): Uint8Array {
   new DataView(b.buffer).setBigUint64(0, BigInt(v), true);
   return b;
 }
+
+describe("replay without the simulator key", () => {
+  it("rebuilds the operation without its key or state; its steps answer CKR_GENERAL_ERROR, never throw", async () => {
+    const { Simulator } = await import("../../src/actors/simulator.js");
+    const { sim, h } = given(steps(encrypting(cbcPad()), encUpdate(PT.subarray(0, 20)))).when("C_EncryptUpdate", (h) => ({ hSession: h.rw!, data: PT.subarray(20, 40), outLen: 64 })).then("CKR_OK");
+    const other = Simulator.replay([...sim.store.read()], { simulatorKey: new Uint8Array(32).fill(0x99) });
+    const app = other.application();
+    app.appId = 1;
+    const op = other.state.apps.get(1)!.sessions.get(h.rw!)!.op as { kind: string; state: unknown };
+    expect(op.kind).toBe("encrypt");
+    expect(op.state).toBeNull();
+    expect(app.call({ fn: "C_EncryptUpdate", args: { hSession: h.rw!, data: PT, outLen: 64 } }).rv).toBe(CK.CKR_GENERAL_ERROR);
+    expect(app.call({ fn: "C_EncryptFinal", args: { hSession: h.rw!, outLen: 64 } }).rv).toBe(CK.CKR_GENERAL_ERROR);
+    // With the right key the same log rebuilds the state, and the operation finishes.
+    const same = Simulator.replay([...sim.store.read()], { simulatorKey: new Uint8Array(32).fill(7) });
+    const app2 = same.application();
+    app2.appId = 1;
+    expect(app2.call({ fn: "C_EncryptFinal", args: { hSession: h.rw!, outLen: 64 } }).rv).toBe(CK.CKR_OK);
+  });
+});
