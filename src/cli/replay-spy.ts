@@ -63,7 +63,8 @@ export function replaySpy(o: Parsed, print: Print): number {
   print(
     `replay --spy ${file}: ${report.calls} calls in ${report.processes} process${report.processes === 1 ? "" : "es"} (modules: ${[...new Set(trace.modules)].join(", ") || "?"}), re-executed against hsmsim (profile ${usedProfile}${store ? `, recorded in ${o.store}` : ""})`,
   );
-  print(`  ${report.reexecuted} re-executed: ${report.matched} alike, ${report.divergences.length} divergent`);
+  const uncompared = report.reexecuted - report.matched - report.divergences.length;
+  print(`  ${report.reexecuted} re-executed: ${report.matched} alike, ${report.divergences.length} divergent${uncompared ? `, ${uncompared} not compared (see below)` : ""}`);
   const skipped = Object.entries(report.skipped);
   if (skipped.length) {
     print(`  ${skipped.reduce((n, [, s]) => n + s.count, 0)} skipped:`);
@@ -71,6 +72,14 @@ export function replaySpy(o: Parsed, print: Print): number {
   }
   if (report.serials.fromTrace || report.serials.drawn) {
     print(`  new token serials: ${report.serials.fromTrace} taken from the trace${report.serials.drawn ? `, ${report.serials.drawn} drawn (the trace showed none for them)` : ""}`);
+  }
+  const generated = Object.entries(report.underGeneratedKeys);
+  if (generated.length) {
+    print(`  under keys the traced module generated (their values are in no trace): ${generated.map(([fn, n]) => `${fn} ×${n}`).join(", ")}; encrypt and sign outputs compared by length, decrypt and verify not compared`);
+  }
+  if (report.explained.length) {
+    print(`  ${report.explained.length} difference${report.explained.length === 1 ? "" : "s"} explained by a known behaviour of the traced module, not counted:`);
+    for (const x of report.explained) print(`    process ${x.process} call ${x.index} ${x.fn} (trace line ${x.line}): ${x.field} trace ${String(x.trace)}, hsmsim ${String(x.hsmsim)} (SoftHSM ORs into the caller's reused CK_MECHANISM_INFO)`);
   }
   if (report.finalizedOnBehalf) print(`  ${report.finalizedOnBehalf} process${report.finalizedOnBehalf === 1 ? "" : "es"} ended without C_Finalize: finalized on their behalf`);
   for (const d of report.divergences) {

@@ -23,10 +23,10 @@
  *   separately, so that nobody reads it as a PIN check.
  * - partial: a single-part C_Digest, C_Encrypt or C_Sign: its data is not in the log (no fact seals it), so it is
  *   re-executed with zero bytes of the recorded length: rv, facts and the output's length are compared, the output's
- *   bytes (digest, hash of the ciphertext or signature) are not. Likewise C_GetOperationState, whose blob is sealed with
- *   a nonce no fact records.
+ *   bytes (digest, hash of the ciphertext or signature) are not.
  * - record: the outcome depends on argument values the log does not hold: a template's values in a failed
- *   C_CreateObject / C_CopyObject / C_SetAttributeValue / C_GenerateKey, any non-empty C_FindObjectsInit template, the
+ *   C_CreateObject / C_CopyObject / C_SetAttributeValue / C_GenerateKey, a failed call's mechanism parameter (other
+ *   than a digest's), any non-empty C_FindObjectsInit template, the
  *   data of C_Decrypt and C_Verify, C_VerifyFinal's signature, C_UnwrapKey's wrapped key, C_SetOperationState's state.
  *   Not decided again: its recorded facts are applied so that the calls after it meet the recorded state; each is
  *   listed (`unchecked`).
@@ -34,7 +34,7 @@
  * Randomness never comes from a random source during a check: the replaying shell hands the decider the values the
  * record's facts hold (a new token's serial and a new PIN verifier, in order; for a value to seal, the nonce of the
  * recorded sealed value that holds the same plaintext, so the sealed fact compares byte for byte; a generated key's
- * bytes, from its sealed CKA_VALUE). C_GenerateRandom's bytes are recorded by their length only, so the check hands out
+ * bytes, from its sealed CKA_VALUE; a saved operation state's nonce, from the record's output). C_GenerateRandom's bytes are recorded by their length only, so the check hands out
  * zero bytes and compares the length. The clock is the record's time.
  */
 import { Simulator, type Application, type SimulatorOptions } from "../actors/simulator.js";
@@ -171,9 +171,16 @@ function rebuild(r: CallRecord, openSealed: (sealed: string) => Uint8Array): Reb
       case "label":
         args[name] = v === null ? null : new Uint8Array(Buffer.from(String(v), "latin1"));
         break;
-      case "mechanism":
-        args[name] = v === null ? null : { mechanism: (v as { mechanism: number }).mechanism, parameter: parameterOf((v as { parameter?: unknown }).parameter, r, openSealed) };
+      case "mechanism": {
+        const p = v === null ? null : (v as { parameter?: unknown }).parameter;
+        // A failed init's parameter is in no fact, and its value (a MAC length, a GCM tag size) may decide the rv.
+        const hasValue = p !== null && p !== undefined && (lenOf(p) ?? 1) > 0;
+        if (hasValue && !ok && fn !== "C_DigestInit" && !r.facts.some((f) => f.type === "CryptoStarted")) {
+          return { mode: "record", why: "the mechanism parameter's value is not in the log (the call failed, so no fact holds it)" };
+        }
+        args[name] = v === null ? null : { mechanism: (v as { mechanism: number }).mechanism, parameter: parameterOf(p, r, openSealed) };
         break;
+      }
       case "template": {
         if (v === null) {
           args[name] = null;
@@ -206,8 +213,6 @@ function rebuild(r: CallRecord, openSealed: (sealed: string) => Uint8Array): Reb
         args[name] = v;
     }
   }
-  // A saved operation state is sealed with a fresh nonce that no fact records: its bytes differ, its length does not.
-  if (fn === "C_GetOperationState" && ok) mode = "partial";
   return { call: { fn, args } as Call, mode };
 }
 
@@ -313,8 +318,13 @@ export function checkRecords(records: Iterable<CallRecord>, opts: CheckOptions):
     },
     newPinVerifier: (pin) => draws.verifiers.shift() ?? base.newPinVerifier(pin),
     newSerial: () => draws.serials.shift() ?? base.newSerial(),
-    // A generated key's bytes are in its fact, sealed; C_GenerateRandom's are recorded by their length only (zeros).
-    randomBytes: (n) => draws.sealed.map(opened).find((b) => b.length === n && n > 0) ?? base.randomBytes(n),
+    // A generated key's bytes are in its fact, sealed; a saved operation state's nonce is in the record's output;
+    // C_GenerateRandom's bytes are recorded by their length only (zeros).
+    randomBytes: (n) => {
+      const recordedNonce = current?.fn === "C_GetOperationState" ? (current.out as { nonce?: unknown } | undefined)?.nonce : undefined;
+      if (typeof recordedNonce === "string" && recordedNonce.length === 2 * n) return hexToBytes(recordedNonce);
+      return draws.sealed.map(opened).find((b) => b.length === n && n > 0) ?? base.randomBytes(n);
+    },
     seal: (data) => {
       // The recorded sealed value that holds these bytes: sealing them again with its nonce gives it back exactly.
       // (Found by content, not position: a fact may also carry sealed values copied from an earlier one.)

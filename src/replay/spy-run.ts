@@ -18,6 +18,17 @@
  *   clock after pkcs11-spy printed the time, so the two may straddle a second).
  * - PINs: the trace's PIN bytes are passed to hsmsim, which records them only by length; no PIN is printed, stored or
  *   put in the report (the report holds return codes and outputs only).
+ * - Objects found: a new process numbers the objects it meets in the order the module lists them (SoftHSM: files
+ *   named by random UUIDs), so a search's results are matched object by object, by the attributes the trace reveals of
+ *   each later, not by position (see `mapByIdentity`).
+ * - Keys: a key the traced module generated has a value no trace shows, so hsmsim's differs: under such a key, encrypt
+ *   and sign outputs are compared by length and decrypt and verify calls are made (to keep the session's state) but
+ *   not compared; the report counts them. A key imported through the trace (C_CreateObject with its CKA_VALUE) is the
+ *   same key, and its outputs are compared byte for byte. No value of a secret attribute, and no decrypted plaintext,
+ *   is shown in a divergence.
+ * - Known behaviour of the traced module: SoftHSM 2.6.1's C_GetMechanismInfo ORs some mechanisms' flags (AES ECB,
+ *   AES CBC PAD) into the caller's structure; pkcs11-tool reuses one, so it sees the previous answer's flags too. A
+ *   flags difference that is exactly that OR is listed under `explained`, not counted as a divergence.
  * - Skipped calls: a function hsmsim's dispatcher does not have (its function table, `CALL_SCHEMA`), a function whose
  *   arguments this reader cannot rebuild from the trace, and a call the trace cut off before it returned. Each is
  *   counted by function with the reason.
@@ -26,6 +37,8 @@ import { Simulator, type Application, type SimulatorOptions } from "../actors/si
 import { isKnownFunction } from "../events/call-schema.js";
 import type { Call, FnName, Template } from "../events/calls.js";
 import type { Shell } from "../functions/context.js";
+import type { CallRecord } from "../events/types.js";
+import { resolveObjectHandle } from "../model/state.js";
 import { CK } from "../pkcs11/constants.js";
 import { bufferOf, infoOf, templateOf, ulongOf, type SpyCall, type SpyField, type SpyTrace } from "./spy-parse.js";
 
@@ -59,7 +72,28 @@ export interface SpyReport {
   finalizedOnBehalf: number;
   /** New tokens whose serial came from the trace; and those for which the trace showed none. */
   serials: { fromTrace: number; drawn: number };
+  /**
+   * Calls under a key the traced module generated (its value is in no trace, so hsmsim's key differs): encrypt and
+   * sign outputs compared by length, decrypt and verify re-executed (to keep the session's state) but not compared.
+   */
+  underGeneratedKeys: Record<string, number>;
+  /**
+   * Differences a known behaviour of the traced module explains, each listed (not counted as divergences): SoftHSM
+   * 2.6.1's C_GetMechanismInfo ORs some mechanisms' flags into the caller's structure, which pkcs11-tool reuses.
+   */
+  explained: (SpyDiff & { process: number; index: number; line: number; fn: string })[];
 }
+
+/** Attributes whose values a divergence report may show (never secret). */
+const SHOWN_ATTRS = new Set(
+  ["CKA_CLASS", "CKA_LABEL", "CKA_ID", "CKA_APPLICATION", "CKA_OBJECT_ID", "CKA_CHECK_VALUE", "CKA_VALUE_LEN", "CKA_KEY_TYPE"]
+    .map((n) => (CK as Record<string, number>)[n])
+    .filter((v): v is number => typeof v === "number"),
+);
+
+/** The init and the steps of an encrypt, decrypt, sign or verify operation. */
+const CRYPTO_INIT = /^C_(Encrypt|Decrypt|Sign|Verify)Init$/;
+const CRYPTO_STEP = /^C_(Encrypt|Decrypt|Sign|Verify)(Update|Final)?$/;
 
 type Maps = { slots: Map<number, number>; sessions: Map<number, number>; objects: Map<number, number> };
 
@@ -112,6 +146,16 @@ function bytesIn(c: SpyCall, name: RegExp): Uint8Array | null {
   return need(b.bytes, `[in] ${f.name}'s bytes are not in the trace`);
 }
 
+/** `[in] pMechanism->type` and `pMechanism->pParameter[ulParameterLen]` (raw parameter bytes, or NULL). */
+function mechanismIn(c: SpyCall): { mechanism: number; parameter: Uint8Array | null } {
+  const type = need(mechanismOf(need(fieldOf(c, "in", "pMechanism->type"), "no [in] pMechanism->type").value), "the mechanism is not readable");
+  const p = fieldOf(c, "in", /^pMechanism->pParameter/);
+  if (p && !/^pMechanism->pParameter\[ulParameterLen\]$/.test(p.name)) throw new NotReadable(`a structured mechanism parameter (${p.name}) is not read from traces`);
+  const param = p ? need(bufferOf(p.value, p.lines), "the mechanism parameter is not readable").buf : undefined;
+  if (param && !param.isNull && param.len > 0 && !param.bytes) throw new NotReadable("the mechanism parameter's bytes are not in the trace");
+  return { mechanism: type, parameter: !param || param.isNull ? null : (param.bytes ?? new Uint8Array(0)) };
+}
+
 /** A template with values (print_attribute_list: C_CreateObject, C_SetAttributeValue, C_FindObjectsInit, ...). */
 function valueTemplate(c: SpyCall): Template[] {
   const f = need(fieldOf(c, "in", /^pTemplate\[\d+\]:?$/), "no [in] pTemplate");
@@ -161,6 +205,15 @@ function rebuild(c: SpyCall, fn: FnName, maps: Maps): Call {
     const b = need(bufferOf(f.value, f.lines), `[out] ${f.name} is not a buffer`).buf;
     if (b.isNull) return null;
     return c.rv === TOO_SMALL ? 0 : b.len;
+  };
+  /** An encrypt / decrypt / sign output buffer: its printed length when the call succeeded (see outCapacity). */
+  const cryptoCapacity = (): number | null => {
+    const f = c.fields.find((x) => x.dir === "out" && /\[\*pul\w+\]$/.test(x.name));
+    if (!f) {
+      if (c.rv === OK || c.rv === TOO_SMALL) throw new NotReadable("no [out] buffer");
+      return 1 << 16; // a failed call prints no output; its capacity did not decide the failure
+    }
+    return outCapacity(new RegExp(`^${f.name.replace(/[[\]*]/g, "\\$&")}$`));
   };
   const listCapacity = (name: RegExp): number | null => {
     const f = fieldOf(c, "out", name);
@@ -231,12 +284,32 @@ function rebuild(c: SpyCall, fn: FnName, maps: Maps): Call {
       return { fn, args: { hSession: session(), hObject: object(), template: requestTemplate(c) } };
     case "C_FindObjects":
       return { fn, args: { hSession: session(), maxCount: ulongIn(c, "ulMaxObjectCount") } };
-    case "C_DigestInit": {
-      const type = need(mechanismOf(need(fieldOf(c, "in", "pMechanism->type"), "no [in] pMechanism->type").value), "the mechanism is not readable");
-      const p = fieldOf(c, "in", /^pMechanism->pParameter/);
-      const param = p ? need(bufferOf(p.value, p.lines), "the mechanism parameter is not readable").buf : undefined;
-      return { fn, args: { hSession: session(), mechanism: { mechanism: type, parameter: !param || param.isNull ? null : (param.bytes ?? new Uint8Array(param.len)) } } };
-    }
+    case "C_DigestInit":
+      return { fn, args: { hSession: session(), mechanism: mechanismIn(c) } } as Call;
+    case "C_GenerateKey":
+      return { fn, args: { hSession: session(), mechanism: mechanismIn(c), template: valueTemplate(c) } } as Call;
+    case "C_EncryptInit":
+    case "C_DecryptInit":
+    case "C_SignInit":
+    case "C_VerifyInit":
+      return { fn, args: { hSession: session(), mechanism: mechanismIn(c), hKey: object("hKey") } } as Call;
+    case "C_Encrypt":
+    case "C_Decrypt":
+    case "C_Sign":
+    case "C_EncryptUpdate":
+    case "C_DecryptUpdate":
+      return { fn, args: { hSession: session(), data: bytesIn(c, /^p(Encrypted)?(Data|Part)\[/), outLen: cryptoCapacity() } } as Call;
+    case "C_EncryptFinal":
+    case "C_DecryptFinal":
+    case "C_SignFinal":
+      return { fn, args: { hSession: session(), outLen: cryptoCapacity() } } as Call;
+    case "C_SignUpdate":
+    case "C_VerifyUpdate":
+      return { fn, args: { hSession: session(), data: bytesIn(c, /^p(Data|Part)\[/) } } as Call;
+    case "C_Verify":
+      return { fn, args: { hSession: session(), data: bytesIn(c, /^pData\[/), signature: bytesIn(c, /^pSignature\[/) } };
+    case "C_VerifyFinal":
+      return { fn, args: { hSession: session(), signature: bytesIn(c, /^pSignature\[/) } };
     case "C_DigestUpdate":
       return { fn, args: { hSession: session(), data: bytesIn(c, /^pPart/) } };
     case "C_Digest":
@@ -332,7 +405,44 @@ function mapHandles(map: Map<number, number>, trace: number[], ours: number[], f
 const hexOf = (b: Uint8Array | null | undefined) => (b ? Buffer.from(b).toString("hex") : null);
 
 /** Compare a re-executed call's outputs with the trace's, and learn handle mappings from them. */
-function compareOut(c: SpyCall, fn: FnName, out: Record<string, unknown> | undefined, rv: number, maps: Maps, diffs: SpyDiff[]): void {
+/** What a comparison carries from call to call within a process. */
+interface CompareContext {
+  /** The flags the trace's previous C_GetMechanismInfo answered. */
+  prevMechanismFlags?: number;
+  /** Differences explained by a known behaviour of the traced module (see the report's `explained`). */
+  explained: SpyDiff[];
+  /** Which of hsmsim's handles is the object the trace's handle names (by the attributes the trace reveals of it). */
+  identify: (traceHandle: number, candidates: number[]) => number | undefined;
+}
+
+/**
+ * A search's objects: the same ones, whatever their order. A module numbers the objects a new process meets in the
+ * order it lists them (SoftHSM: its object files, named by random UUIDs), and a search answers in handle order, so
+ * the objects the trace's C_FindObjects calls return over one search (C_FindObjectsInit to C_FindObjectsFinal) are
+ * matched to the handles hsmsim's search found by what the trace reveals of each later (its class, ID, label, ...
+ * from C_GetAttributeValue), and by position when it reveals nothing. A count that differs, or a handle already
+ * mapped to an object hsmsim did not find, is a divergence.
+ */
+function mapByIdentity(map: Map<number, number>, trace: number[], ours: number[], identify: CompareContext["identify"], diffs: SpyDiff[]): void {
+  if (trace.length !== ours.length) {
+    diffs.push({ field: "objects found (over the search's C_FindObjects calls)", trace: trace.length, hsmsim: ours.length });
+    return;
+  }
+  const free = new Set(ours);
+  const fresh: number[] = [];
+  for (const t of trace) {
+    const known = map.get(t);
+    if (known === undefined) fresh.push(t);
+    else if (!free.delete(known)) diffs.push({ field: "handles", trace: t, hsmsim: `not found (the trace's ${t} was hsmsim's ${known})` });
+  }
+  for (const t of fresh) {
+    const pick = identify(t, [...free]) ?? [...free][0]!;
+    free.delete(pick);
+    map.set(t, pick);
+  }
+}
+
+function compareOut(c: SpyCall, fn: FnName, out: Record<string, unknown> | undefined, rv: number, maps: Maps, diffs: SpyDiff[], ctx: CompareContext, generatedKey = false): void {
   if (!out) return;
   const bothOk = rv === OK && c.rv === OK;
   switch (fn) {
@@ -381,7 +491,18 @@ function compareOut(c: SpyCall, fn: FnName, out: Record<string, unknown> | undef
       const m = f && /min:(\d+) max:(\d+) flags:0x([0-9A-F]+)/i.exec(f.lines.join(" "));
       if (!bothOk || !m) break;
       const t = { minKeySize: Number(m[1]), maxKeySize: Number(m[2]), flags: parseInt(m[3]!, 16) };
-      for (const k of ["minKeySize", "maxKeySize", "flags"] as const) if (t[k] !== out[k]) diffs.push({ field: k, trace: t[k], hsmsim: out[k] });
+      const prev = ctx.prevMechanismFlags;
+      ctx.prevMechanismFlags = t.flags;
+      for (const k of ["minKeySize", "maxKeySize", "flags"] as const) {
+        if (t[k] === out[k]) continue;
+        // SoftHSM 2.6.1 ORs some mechanisms' flags into the caller's CK_MECHANISM_INFO instead of setting them, so a
+        // caller that reuses one structure (pkcs11-tool does) sees the previous answer's flags too. Listed, not hidden.
+        if (k === "flags" && prev !== undefined && t.flags === ((out.flags as number) | prev)) {
+          ctx.explained.push({ field: "flags", trace: t.flags.toString(16), hsmsim: `${(out.flags as number).toString(16)}, | the previous answer's ${prev.toString(16)}` });
+          continue;
+        }
+        diffs.push({ field: k, trace: t[k], hsmsim: out[k] });
+      }
       break;
     }
     case "C_OpenSession": {
@@ -402,7 +523,8 @@ function compareOut(c: SpyCall, fn: FnName, out: Record<string, unknown> | undef
       const f = fieldOf(c, "out", "ulObjectCount");
       if (!f) break;
       const handles = f.lines.map((l) => /^Object (0x[0-9a-f]+|\d+) matches$/i.exec(l.trim())).filter(Boolean).map((m) => Number(m![1]));
-      mapHandles(maps.objects, handles, out.handles as number[], "handles", diffs);
+      // Which objects: matched when the search started (C_FindObjectsInit); here, how many this call returned.
+      if (handles.length !== (out.handles as number[]).length) diffs.push({ field: "handles (count)", trace: handles.length, hsmsim: (out.handles as number[]).length });
       break;
     }
     case "C_GetSessionInfo": {
@@ -441,8 +563,15 @@ function compareOut(c: SpyCall, fn: FnName, out: Record<string, unknown> | undef
           return;
         }
         const b = a.buffer!;
+        // A generated key's value (and its check value) differ by design: their lengths are compared.
+        const keyBytes = generatedKey && (a.type === CK.CKA_VALUE || a.type === (CK as Record<string, number>).CKA_CHECK_VALUE);
+        if (keyBytes && b.len === o.length) return;
         if (b.len !== o.length) diffs.push({ field: `${name} (length)`, trace: b.len === CK.CK_UNAVAILABLE_INFORMATION ? -1 : b.len, hsmsim: o.length === CK.CK_UNAVAILABLE_INFORMATION ? -1 : o.length });
-        else if (b.bytes && o.value && hexOf(b.bytes) !== hexOf(o.value)) diffs.push({ field: name, trace: hexOf(b.bytes), hsmsim: hexOf(o.value) });
+        else if (b.bytes && o.value && hexOf(b.bytes) !== hexOf(o.value)) {
+          // Values are shown only for attributes that are never secret: a key's CKA_VALUE stays out of any report.
+          const shown = SHOWN_ATTRS.has(a.type);
+          diffs.push({ field: name, trace: shown ? hexOf(b.bytes) : "(not shown)", hsmsim: shown ? hexOf(o.value) : `(differs, ${o.length} bytes, not shown)` });
+        }
       });
       break;
     }
@@ -453,6 +582,26 @@ function compareOut(c: SpyCall, fn: FnName, out: Record<string, unknown> | undef
       if (!b) break;
       if (b.len !== out.length && (rv === OK || rv === TOO_SMALL)) diffs.push({ field: "length", trace: b.len, hsmsim: out.length });
       else if (bothOk && b.bytes && hexOf(b.bytes) !== hexOf(out.digest as Uint8Array | null)) diffs.push({ field: "digest", trace: hexOf(b.bytes), hsmsim: hexOf(out.digest as Uint8Array) });
+      break;
+    }
+    case "C_Encrypt":
+    case "C_EncryptUpdate":
+    case "C_EncryptFinal":
+    case "C_Decrypt":
+    case "C_DecryptUpdate":
+    case "C_DecryptFinal":
+    case "C_Sign":
+    case "C_SignFinal": {
+      const f = c.fields.find((x) => x.dir === "out" && /\[\*pul\w+\]$/.test(x.name));
+      const b = f && bufferOf(f.value, f.lines)?.buf;
+      if (!b || (rv !== OK && rv !== TOO_SMALL) || c.rv !== rv) break;
+      const ours = out.data as Uint8Array | null;
+      if (b.len !== out.length) diffs.push({ field: "length", trace: b.len, hsmsim: out.length });
+      else if (bothOk && !generatedKey && b.bytes && ours && hexOf(b.bytes) !== hexOf(ours)) {
+        // Plaintext (a decrypt's output) may be a secret: only ciphertexts and signatures are shown.
+        const shown = !fn.startsWith("C_Decrypt");
+        diffs.push({ field: "output", trace: shown ? hexOf(b.bytes) : "(not shown)", hsmsim: shown ? hexOf(ours) : "(differs, not shown)" });
+      }
       break;
     }
     case "C_GenerateRandom": {
@@ -468,6 +617,56 @@ function compareOut(c: SpyCall, fn: FnName, out: Record<string, unknown> | undef
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * The handles a search returned over its C_FindObjects calls in the trace (from the C_FindObjectsInit at `at` to the
+ * session's C_FindObjectsFinal or last empty page); `complete` when the search was paged to its end.
+ */
+function searchResults(calls: SpyCall[], at: number): { handles: number[]; complete: boolean } {
+  const init = calls[at]!;
+  const session = ulongOf(fieldOf(init, "in", "hSession")?.value ?? "");
+  const handles: number[] = [];
+  for (let i = at + 1; i < calls.length; i++) {
+    const c = calls[i]!;
+    if (c.process !== init.process) break;
+    if (ulongOf(fieldOf(c, "in", "hSession")?.value ?? "") !== session) continue;
+    if (c.fn === "C_FindObjects" && c.rv === OK) {
+      const f = fieldOf(c, "out", "ulObjectCount");
+      const page = (f?.lines ?? []).map((l) => /^Object (0x[0-9a-f]+|\d+) matches$/i.exec(l.trim())).filter(Boolean).map((m) => Number(m![1]));
+      handles.push(...page);
+      const max = ulongOf(fieldOf(c, "in", "ulMaxObjectCount")?.value ?? "");
+      if (max !== undefined && page.length < max) return { handles, complete: true };
+      continue;
+    }
+    // Other calls on the session (reading the attributes of what was found) go on; a search ended before its last
+    // page (C_FindObjectsFinal, a new C_FindObjectsInit, C_CloseSession) says only part of what it found.
+    if (c.fn === "C_FindObjectsFinal" || c.fn === "C_FindObjectsInit" || c.fn === "C_CloseSession") break;
+  }
+  return { handles, complete: false };
+}
+
+/** Per process, per trace object handle: the attribute values the trace's C_GetAttributeValue answers reveal. */
+function revealedAttributes(trace: SpyTrace): Map<number, Map<number, Map<number, string>>> {
+  const out = new Map<number, Map<number, Map<number, string>>>();
+  for (const c of trace.calls) {
+    if (c.fn !== "C_GetAttributeValue") continue;
+    const h = fieldOf(c, "in", "hObject");
+    const handle = h && ulongOf(h.value);
+    const f = fieldOf(c, "out", /^pTemplate\[\d+\]:?$/);
+    const attrs = f && templateOf(f);
+    if (handle === undefined || !attrs) continue;
+    const byHandle = out.get(c.process) ?? out.set(c.process, new Map()).get(c.process)!;
+    const known = byHandle.get(handle) ?? byHandle.set(handle, new Map()).get(handle)!;
+    for (const a of attrs) {
+      if (a.shown === "True" || a.shown === "False") known.set(a.type, a.shown === "True" ? "01" : "00");
+      else if (a.shown !== undefined) {
+        const n = ENUM_BY_NAME.get(a.shown);
+        if (n !== undefined) known.set(a.type, hexOf(ulongBytes(n))!);
+      } else if (a.buffer?.bytes && a.buffer.len !== CK.CK_UNAVAILABLE_INFORMATION) known.set(a.type, hexOf(a.buffer.bytes)!);
+    }
+  }
+  return out;
+}
 
 export interface SpyRunOptions {
   simulator: Omit<SimulatorOptions, "clock" | "shell">;
@@ -496,6 +695,8 @@ export function runSpyTrace(trace: SpyTrace, opts: SpyRunOptions): { report: Spy
     skipped: {},
     finalizedOnBehalf: 0,
     serials: { fromTrace: 0, drawn: 0 },
+    underGeneratedKeys: {},
+    explained: [],
   };
   let sim: Simulator;
   const shell = (base: Shell): Shell => ({
@@ -529,6 +730,34 @@ export function runSpyTrace(trace: SpyTrace, opts: SpyRunOptions): { report: Spy
       report.finalizedOnBehalf++;
     }
   };
+  // Keys the traced module generated (hsmsim object ids), and per session whether its operation runs under one.
+  const generated = new Set<string>();
+  let opKeys = new Map<number, boolean>();
+  let prevMechanismFlags: number | undefined;
+  const isGenerated = (handle: number): boolean => {
+    const a = app && sim.state.apps.get(app.appId);
+    const found = a ? resolveObjectHandle(sim.state, a, handle) : undefined;
+    return !!found && generated.has(found.object.id);
+  };
+  let captured: CallRecord | undefined;
+  sim.subscribe((r) => (captured = r));
+  const revealed = revealedAttributes(trace);
+  const pendingDiffs: SpyDiff[] = [];
+  const identify = (t: number, candidates: number[]): number | undefined => {
+    const known = revealed.get(process)?.get(t);
+    const a = app && sim.state.apps.get(app.appId);
+    if (!known || !a) return undefined;
+    return candidates.find((h) => {
+      const o = resolveObjectHandle(sim.state, a, h)?.object;
+      if (!o) return false;
+      for (const [type, hex] of known) {
+        if (type === CK.CKA_VALUE) continue; // a generated key's value is hsmsim's own
+        const v = o.attrs.get(type);
+        if (!v || hexOf(v) !== hex) return false;
+      }
+      return true;
+    });
+  };
   trace.calls.forEach((c, i) => {
     at = i;
     if (c.process !== process) {
@@ -536,6 +765,8 @@ export function runSpyTrace(trace: SpyTrace, opts: SpyRunOptions): { report: Spy
       process = c.process;
       app = sim.application();
       maps = { slots: globalSlots, sessions: new Map(), objects: new Map() };
+      opKeys = new Map();
+      prevMechanismFlags = undefined;
     }
     if (c.time !== undefined) now = c.time;
     opts.progress?.(i + 1, trace.calls.length);
@@ -548,11 +779,42 @@ export function runSpyTrace(trace: SpyTrace, opts: SpyRunOptions): { report: Spy
       if (e instanceof NotReadable) return skip(c.fn, `its arguments cannot be rebuilt from the trace: ${e.message}`);
       throw e;
     }
+    const args = call.args as { hSession?: number; hKey?: number; hObject?: number };
+    // Whether the call works under (or reads) a key the traced module generated: its value is not in the trace.
+    const underGenerated =
+      (CRYPTO_STEP.test(c.fn) && args.hSession !== undefined && opKeys.get(args.hSession) === true) ||
+      (c.fn === "C_GetAttributeValue" && args.hObject !== undefined && isGenerated(args.hObject));
+    captured = undefined;
     const answer = app!.call(call as never);
     report.reexecuted++;
+    if (CRYPTO_INIT.test(c.fn) && args.hSession !== undefined && answer.rv === OK) opKeys.set(args.hSession, isGenerated(args.hKey!));
+    if (c.fn === "C_FindObjectsInit" && answer.rv === OK && c.rv === OK) {
+      const found = (captured as CallRecord | undefined)?.facts.find((f) => f.type === "FindStarted") as { handles: number[] } | undefined;
+      const traced = searchResults(trace.calls, i);
+      // Only a search the trace pages to its end says which objects it found.
+      if (found && traced.complete) {
+        const diffs: SpyDiff[] = [];
+        mapByIdentity(maps.objects, traced.handles, found.handles, identify, diffs);
+        if (diffs.length) pendingDiffs.push(...diffs);
+      }
+    }
+    if (c.fn === "C_GenerateKey" && answer.rv === OK) {
+      const made = (captured as CallRecord | undefined)?.facts.find((f) => f.type === "ObjectCreated") as { object: { id: string } } | undefined;
+      if (made) generated.add(made.object.id);
+      const t = fieldOf(c, "out", /^h?Key$|^\*?phKey$/);
+      const tv = t && ulongOf(t.value);
+      if (tv !== undefined) maps.objects.set(tv, (answer.out as { hKey: number }).hKey);
+    }
+    if (underGenerated && c.fn !== "C_GetAttributeValue") {
+      report.underGeneratedKeys[c.fn] = (report.underGeneratedKeys[c.fn] ?? 0) + 1;
+      if (/^C_(Decrypt|Verify)/.test(c.fn)) return;
+    }
     report.compared[c.fn] = (report.compared[c.fn] ?? 0) + 1;
-    const diffs: SpyDiff[] = [];
-    compareOut(c, c.fn, answer.out as Record<string, unknown> | undefined, answer.rv, maps, diffs);
+    const diffs: SpyDiff[] = pendingDiffs.splice(0);
+    const cmp: CompareContext = { explained: [], identify, ...(prevMechanismFlags !== undefined ? { prevMechanismFlags } : {}) };
+    compareOut(c, c.fn, answer.out as Record<string, unknown> | undefined, answer.rv, maps, diffs, cmp, underGenerated);
+    prevMechanismFlags = cmp.prevMechanismFlags;
+    for (const x of cmp.explained) report.explained.push({ process: c.process, index: c.index, line: c.line, fn: c.fn, ...x });
     if (answer.rv !== c.rv || diffs.length) {
       report.divergences.push({ process: c.process, index: c.index, line: c.line, fn: c.fn, rv: { trace: c.rv, hsmsim: answer.rv }, diffs });
     } else report.matched++;

@@ -38,7 +38,8 @@ describe.each<ProfileName>(["default", "softhsm2"])("replay --check (profile %s)
         const report = checkRecords(records, { simulator: { profile, simulatorKey: TEST_KEY } });
         // A call applied from the record (its template's values are not in the log) is listed as unchecked instead.
         if (report.unchecked.includes(records[i]!.seq)) expect(report.divergences.map((d) => d.seq)).not.toContain(records[i]!.seq);
-        else expect(report.divergences[0]).toMatchObject({ seq: records[i]!.seq, differs: expect.arrayContaining(["rv"]) });
+        // (An edited rv may also change what the arguments are rebuilt from: then its outputs or facts differ.)
+        else expect(report.divergences[0]?.seq).toBe(records[i]!.seq);
       }),
       { numRuns: 100 },
     );
