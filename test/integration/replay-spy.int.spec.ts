@@ -268,6 +268,38 @@ describe("hsmsim replay --spy on committed fixtures (fake PINs)", () => {
   });
 });
 
+describe("hsmsim replay --spy on the committed keys-and-crypto fixture (a fake key, fake PINs)", () => {
+  it("softhsm2-keys-crypto.log: the imported key's ciphertext is hsmsim's byte for byte; generated keys as the report says", async () => {
+    const file = path.join(FIXTURES, "softhsm2-keys-crypto.log");
+    const trace = parseSpyTrace(fs.readFileSync(file, "latin1"));
+    const create = trace.calls.find((c) => c.fn === "C_CreateObject")!;
+    const tpl = templateOf(create.fields.find((f) => f.dir === "in" && /^pTemplate/.test(f.name))!)!;
+    expect(Buffer.from(tpl.find((a) => a.type === CK.CKA_VALUE)!.buffer!.bytes!).toString()).toBe("fake-test-key-not-secret-32bytes");
+    const r = await cli("replay", "--spy", file, "--json");
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.out) as SpyReport;
+    expect(report.divergences).toEqual([]);
+    expect(report.compared).toMatchObject({ C_GenerateKey: 2, C_EncryptInit: 2, C_Encrypt: 2, C_DecryptInit: 2, C_Decrypt: 1, C_SignInit: 1, C_Sign: 1, C_VerifyInit: 1 });
+    expect(report.underGeneratedKeys).toEqual({ C_Encrypt: 1, C_Decrypt: 1, C_Sign: 1, C_Verify: 1 });
+    expect(report.explained.length).toBeGreaterThan(0);
+    for (const x of report.explained) {
+      expect(x.fn).toBe("C_GetMechanismInfo");
+      expect(x.field).toBe("flags");
+    }
+    // The key the trace imported is in no output.
+    expect(r.out).not.toContain(Buffer.from("fake-test-key-not-secret-32bytes").toString("hex"));
+
+    // The imported key's ciphertext, changed by one byte, is a divergence.
+    const lines = fs.readFileSync(file, "latin1").split("\n");
+    const out = lines.findIndex((l) => l.startsWith("[out] pEncryptedData"));
+    lines[out + 1] = lines[out + 1]!.replace(/^( {4}00000000 {2})([0-9A-F]{2})/, (_m, a: string, b: string) => a + ((parseInt(b, 16) ^ 0x80).toString(16).toUpperCase().padStart(2, "0")));
+    const changed = path.join(tempDir("hsmsim-spy-crypto-"), "changed.log");
+    fs.writeFileSync(changed, lines.join("\n"));
+    const d = JSON.parse((await cli("replay", "--spy", changed, "--json")).out) as SpyReport;
+    expect(d.divergences.map((x) => [x.fn, x.diffs.map((y) => y.field)])).toEqual([["C_Encrypt", ["output"]]]);
+  });
+});
+
 describe("the pkcs11-spy reader: the shapes pkcs11-spy prints", () => {
   const call = (body: string) => parseSpyTrace(`0: C_Test\n2026-01-02 03:04:05.678\n${body}\nReturned:  0 CKR_OK\n`).calls[0]!;
 
