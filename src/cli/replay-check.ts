@@ -9,11 +9,12 @@
  */
 import fs from "node:fs";
 import { type SimulatorOptions } from "../actors/simulator.js";
-import { FileEventStore } from "../events/file-store.js";
+import { FileEventStore, lastSeqOfLog } from "../events/file-store.js";
 import { LogReadError, readLog } from "../events/verify.js";
 import { rvName } from "../pkcs11/constants.js";
 import { checkRecords, type CheckReport, type Divergence } from "../replay/check.js";
 import { CliError, storeLog, type Parsed } from "./args.js";
+import { progress } from "./progress.js";
 
 type Print = (line: string) => void;
 
@@ -42,11 +43,18 @@ export function replayCheck(o: Parsed, print: Print): number {
   }
   const profile = String(settings.options.profile ?? "default");
   let report: CheckReport;
+  // A bar on a terminal (src/cli/progress.ts); silent with --json or when stderr is not one.
+  const bar = progress("re-executing", lastSeqOfLog(file), { json: o.json === true });
   try {
-    report = checkRecords(readLog(file), { simulator: { ...(settings.options as SimulatorOptions), simulatorKey: settings.simulatorKey } });
+    report = checkRecords(readLog(file), {
+      simulator: { ...(settings.options as SimulatorOptions), simulatorKey: settings.simulatorKey },
+      progress: (seq) => bar.update(seq),
+    });
   } catch (e) {
     if (e instanceof LogReadError) throw new CliError(`hsmsim replay --check: ${e.message.replace(/^hsmsim: /, "")} (run hsmsim audit verify --store ${dir})`, 1);
     throw e;
+  } finally {
+    bar.finish();
   }
   const ok = report.divergences.length === 0 && !report.stopped;
   if (o.json === true) {

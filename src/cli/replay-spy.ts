@@ -18,6 +18,7 @@ import { parseSpyTrace } from "../replay/spy-parse.js";
 import { runSpyTrace, type SpyReport } from "../replay/spy-run.js";
 import { CliError, UsageError, type Parsed } from "./args.js";
 import { fnCounts } from "./replay-check.js";
+import { progress } from "./progress.js";
 
 type Print = (line: string) => void;
 
@@ -49,9 +50,11 @@ export function replaySpy(o: Parsed, print: Print): number {
     }
   }
   let report: SpyReport;
+  const bar = progress("re-executing", trace.calls.length, { json: o.json === true });
   try {
-    report = runSpyTrace(trace, { simulator }).report;
+    report = runSpyTrace(trace, { simulator, progress: (done) => bar.update(done) }).report;
   } finally {
+    bar.finish();
     store?.close();
   }
   const ok = report.divergences.length === 0;

@@ -10,7 +10,8 @@
  * - exact: every argument the outcome depends on is in the record, or in its facts. Numbers, flags, handles, labels
  *   and pointer NULL-ness are recorded; the data of an update (C_DigestUpdate, C_EncryptUpdate, C_SignUpdate, ...) is
  *   opened from the record's sealed DigestUpdated / CryptoUpdated fact (with the simulator key); a mechanism parameter
- *   (IV, counter block, GCM IV and AAD, MAC length) from the CryptoStarted fact a successful C_*Init sealed; buffers
+ *   (IV, counter block, GCM IV and AAD, MAC length) from the CryptoStarted fact of a successful C_*Init (in clear there,
+ *   GCM's AAD sealed); buffers
  *   whose content the decider ignores (C_GetAttributeValue's value buffers, C_SeedRandom's seed, the parameters of a
  *   failed init) are zero bytes of the recorded length. A C_CreateObject, C_CopyObject, C_SetAttributeValue or
  *   C_GenerateKey that succeeded gets its template values from the attributes its fact stored (sealed ones opened: an
@@ -44,7 +45,7 @@ import { canonicalJson } from "../events/chain.js";
 import type { CallRecord, Fact, PinVerifier, StoredAttribute } from "../events/types.js";
 import { deriveKeys } from "../crypto/keys.js";
 import { unseal } from "../crypto/seal.js";
-import { equalBytes, hexToBytes } from "../crypto/encoding.js";
+import { bytesToHex, equalBytes, hexToBytes } from "../crypto/encoding.js";
 import type { Shell } from "../functions/context.js";
 import { CK } from "../pkcs11/constants.js";
 
@@ -228,16 +229,22 @@ const ulongLE = (n: number) => {
 };
 
 /**
- * A mechanism parameter: a successful C_*Init sealed its plain form (IV, counter block, GCM IV and AAD, MAC length)
- * in its CryptoStarted fact, so it is rebuilt from there; otherwise zero bytes of the recorded lengths.
+ * A mechanism parameter: a successful C_*Init keeps its plain form (IV, counter block, GCM IV and AAD, MAC length) in
+ * its CryptoStarted fact, so it is rebuilt from there; otherwise zero bytes of the recorded lengths.
  */
 function parameterOf(p: unknown, r: CallRecord, openSealed: (sealed: string) => Uint8Array): unknown {
   if (p === null || p === undefined) return null;
-  const started = r.facts.find((f) => f.type === "CryptoStarted") as { sealed: string } | undefined;
-  let plain: { kind: string; iv?: string | null; counterBits?: number; cb?: string; aad?: string; macLength?: number } | undefined;
-  if (started) {
+  const started = r.facts.find((f) => f.type === "CryptoStarted") as { params?: unknown; aad?: string; sealed?: string } | undefined;
+  type Plain = { kind: string; iv?: string | null; counterBits?: number; cb?: string; aad?: string; macLength?: number };
+  let plain: Plain | undefined;
+  if (started?.params && typeof started.params === "object") {
+    // The parameters in clear, GCM's additional authenticated data sealed beside them.
+    plain = started.params as Plain;
+    if (plain.kind === "gcm" && started.aad) plain = { ...plain, aad: bytesToHex(openSealed(started.aad)) };
+  } else if (started?.sealed) {
+    // Logs written before the parameters were kept in clear: key and parameters sealed together.
     try {
-      plain = (JSON.parse(new TextDecoder().decode(openSealed(started.sealed))) as { params?: typeof plain }).params;
+      plain = (JSON.parse(new TextDecoder().decode(openSealed(started.sealed))) as { params?: Plain }).params;
     } catch {
       plain = undefined;
     }
@@ -291,7 +298,8 @@ function drawsOf(r: CallRecord): Draws {
 function collectSealed(v: unknown, out: string[]): void {
   if (v === null || typeof v !== "object") return;
   for (const [k, x] of Object.entries(v)) {
-    if (k === "sealed" && typeof x === "string") out.push(x);
+    // `sealed` values, and GCM's additional authenticated data (`aad`, sealed beside a CryptoStarted's parameters).
+    if ((k === "sealed" || k === "aad") && typeof x === "string" && x.length >= 48) out.push(x);
     else collectSealed(x, out);
   }
 }
