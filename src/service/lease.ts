@@ -7,7 +7,9 @@
  * The bucket's TTL (2.9: the whole bucket's max_age) is the lease time; the holder renews by compare-and-swap every
  * third of it. Renewal tells definite failures from ambiguous ones: a timeout or "no responders" is retried at the
  * next tick; a 10071 (the revision moved) means an earlier "failed" renewal of ours landed (adopt it), or the key
- * expired (create it again: the fence still guards the log), or another writer holds it (lost: stop serving).
+ * expired (create it again: the fence still guards the log), or another writer holds it (lost: stop serving). Only
+ * another writer's entry, read back, counts as lost: a KV read may come from a stale replica after a failover (seen
+ * in a three-node cluster: the key read as gone, the create then refused), so anything else is retried.
  */
 import { hostname } from "node:os";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -103,11 +105,10 @@ export class Lease {
           else this.lose(new LeaseHeldError(this.sim, JSON.parse(cur.string()) as LeaseHolder));
           return;
         }
-        try {
-          this.rev = await this.kv.create(this.key, JSON.stringify(this.holder));
-        } catch (e2) {
-          if (e2 instanceof JetStreamApiError && e2.code === 10071) this.lose(new LeaseHeldError(this.sim, undefined, { cause: e2 }));
-        }
+        // Gone (expired during an outage longer than the TTL): take it again. If that fails, the read may have been
+        // stale (KV reads are served by any replica): try the whole round again at the next tick. Only another
+        // writer's entry, seen, means the lease is lost; the store's fence guards the log meanwhile.
+        this.rev = await this.kv.create(this.key, JSON.stringify(this.holder)).catch(() => this.rev);
       }
       // Anything else (timeout, no responders, reconnecting): retry at the next tick.
     } finally {
