@@ -177,7 +177,8 @@ export class Projector {
     this.kv = await new Kvm(nc).create(PROJECTION_BUCKET, { history: 1, replicas: this.opts.replicas ?? 1 });
     const stored = await this.kv.get(this.key);
     if (stored && stored.operation === "PUT" && stored.length > 0) {
-      this.st = CODEC.decode(JSON.parse(stored.string())) as ProjectionState;
+      const v = JSON.parse(stored.string()) as { tree: unknown; bytes: string };
+      this.st = CODEC.decode(v.tree, Buffer.from(v.bytes, "base64")) as ProjectionState;
       this.resumedFrom = this.storedSeq = this.st.rm.position;
     } else {
       this.st = { rm: new ReadModel(await this.profile()), calls: new Map(), streamSeq: 0, head: GENESIS, records: 0 };
@@ -250,7 +251,8 @@ export class Projector {
   }
 
   private snapshotNow(): Promise<unknown> {
-    const body = JSON.stringify(CODEC.encode(this.st, "projection"));
+    const { tree, bytes } = CODEC.encode(this.st, "projection");
+    const body = JSON.stringify({ tree, bytes: Buffer.concat(bytes).toString("base64") });
     this.sinceSnapshot = 0;
     this.storedSeq = this.st.rm.position;
     this.lastSnapshotAt = Date.now();
