@@ -174,11 +174,17 @@ describe("hsmsim replay --spy on real pkcs11-tool traces (pkcs11-spy over SoftHS
     expect(t.out).toContain("no divergence in ");
     expect(t.out).not.toContain("DIVERGES");
 
+    // The store the re-execution was recorded in verifies, and re-executes again without divergence.
+    expect((await cli("audit", "verify", "--store", store)).code).toBe(0);
+    const again = await cli("replay", "--check", "--store", store, "--json");
+    expect(again.code).toBe(0);
+    expect((JSON.parse(again.out) as { records: number; divergences: unknown[] }).records).toBe(report.reexecuted + report.finalizedOnBehalf);
+
     // No PIN anywhere: not in any output, not in any file of the store the re-execution was recorded in.
     const files = filesUnder(store);
     expect(files.some((f) => f.endsWith("events.log"))).toBe(true);
     expect(fs.statSync(path.join(store, "events.log")).size).toBeGreaterThan(1000);
-    const haystacks = [r.out, r.err, t.out, t.err, ...files.map((f) => fs.readFileSync(f).toString("latin1"))];
+    const haystacks = [r.out, r.err, t.out, t.err, again.out, again.err, ...files.map((f) => fs.readFileSync(f).toString("latin1"))];
     for (const pin of PINS) for (const form of pinForms(pin)) for (const h of haystacks) expect(h.includes(form), `${form} found`).toBe(false);
     for (const form of keyForms()) for (const h of haystacks) expect(h.includes(form), "a form of the imported key found").toBe(false);
   });
