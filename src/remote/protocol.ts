@@ -51,9 +51,13 @@ export const SNAPSHOT_BUCKET = "hsmsim-snapshots";
 export const HEADER_SEQ = "Hsm-Seq";
 export const HEADER_MSG_ID = "Nats-Msg-Id";
 
-/** Heartbeat defaults: a client beats every `intervalMs`; the service expires an application silent for `expiryMs`. */
+/**
+ * Heartbeat defaults: a client beats every `intervalMs`; the service expires an application silent for `expiryMs`.
+ * The async client beats from its main thread, so the expiry must outlast a main thread kept busy for a while (a
+ * synchronous drop-in call blocking it up to its timeout, 3 s in the cluster test, did expire applications at 5 s).
+ */
 export const HEARTBEAT_INTERVAL_MS = 1000;
-export const HEARTBEAT_EXPIRY_MS = 5000;
+export const HEARTBEAT_EXPIRY_MS = 15_000;
 /** A client's request timeout (ms) before it answers CKR_DEVICE_ERROR with error "CallTimeout". */
 export const CALL_TIMEOUT_MS = 5000;
 
