@@ -466,8 +466,8 @@ export class FileEventStore implements EventStore {
       candidates: () => this.snapshotCandidates(),
       attach: (capture) => {
         this.capture = capture;
-        // What the simulator restored from counts as written: the next one is due `snapshotEvery` records later.
-        this.snapshotSeq = Math.max(this.snapshotSeq, this.snapshotFiles()[0]?.seq ?? 0);
+        // The snapshot the log matched at open counts as written: the next one is due `snapshotEvery` records later.
+        this.snapshotSeq = Math.max(this.snapshotSeq, this.base.seq);
       },
       warn: this.warn,
     };
@@ -518,7 +518,11 @@ export class FileEventStore implements EventStore {
       fs.renameSync(tmp, join(this.dir, name));
       tmp = undefined;
       if (this.durability !== "none") syncDir(this.dir);
-      for (const old of this.snapshotFiles().slice(SNAPSHOTS_KEPT)) rmQuiet(join(this.dir, old.name));
+      // Snapshots past this one describe records the log no longer holds (it was cut since): they go, and of the
+      // rest the newest SNAPSHOTS_KEPT stay.
+      const files = this.snapshotFiles();
+      for (const old of files.filter((f) => f.seq > seq)) rmQuiet(join(this.dir, old.name));
+      for (const old of files.filter((f) => f.seq <= seq).slice(SNAPSHOTS_KEPT)) rmQuiet(join(this.dir, old.name));
       Object.assign(this.stats, { written: this.stats.written + 1, lastSeq: seq, lastBytes: body.length, lastCaptureMs: t1 - t0, lastWriteMs: performance.now() - t1 });
     } catch (e) {
       if (tmp) rmQuiet(tmp);
@@ -564,7 +568,7 @@ export class FileEventStore implements EventStore {
   /** Why a snapshot file cannot stand for the log's first `seq` records (size: the log's length), or undefined. */
   private snapshotProblem(f: SnapshotFile, size: number): string | undefined {
     if (f.headerBytes === 0) return "its header is missing or damaged";
-    if (f.offset > size || f.seq > Math.max(this.last, 0) && this.closed) return `the log ends before seq ${f.seq}`;
+    if (f.offset > size) return `the log ends before seq ${f.seq}`;
     const e = this.entryEndingAt(f.offset);
     if (e === undefined) return `the log ends before seq ${f.seq}, or seq ${f.seq} does not end at byte ${f.offset}`;
     if (entryProblem(e, f.seq, e.prev) !== undefined || e.hash !== f.head) return `the log's record ${f.seq} is not the one it was taken at`;

@@ -145,6 +145,23 @@ describe("state snapshots on the file store", () => {
     r.store.close();
   });
 
+  it("snapshots past a log cut short are removed by the next snapshot written, not kept as the newest", () => {
+    const { dir } = storeWith(45);
+    truncateSync(join(dir, "events.log"), Buffer.byteLength(logLines(dir).slice(0, 25).join("\n") + "\n"));
+    const r = reopen(dir);
+    expect(r.from).toBe(1); // 30 and 40 are past the end; 20 was pruned long ago
+    const a = r.reopened.application();
+    a.call({ fn: "C_Initialize", args: {} });
+    a.call({ fn: "C_GetInfo", args: {} });
+    r.store.close();
+    expect(snaps(dir)).toEqual(["snapshot-0000000000000025.snap"]);
+    const again = reopen(dir);
+    expect(again.warnings).toEqual([]);
+    expect(again.from).toBe(26);
+    expectSameState(again.reopened, again.full);
+    again.store.close();
+  });
+
   it("another simulator key, or other profile settings: a full replay, with a warning", () => {
     const { dir } = storeWith(45);
     const other = new Uint8Array(32).fill(1);
