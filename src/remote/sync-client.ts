@@ -6,7 +6,9 @@
  *   main: ctrl[0] = 0; port.postMessage({ id, call }); Atomics.wait(ctrl, 0, 0, left) … receiveMessageOnPort(port)
  *   worker: answer = await client.call(call); port.postMessage({ id, answer }); ctrl[0] = 1; Atomics.notify(ctrl, 0)
  *
- * The overhead over an async request is the worker round trip, about 10 µs.
+ * The overhead over an async request is the worker round trip, about 10 µs. Reads (C_GetSessionInfo, C_GetTokenInfo,
+ * C_GetSlotList, C_GetSlotInfo) do not make it: they are answered on the calling thread from a projection the worker
+ * feeds (sync-projection.ts), after it has caught up with the application's last answered call.
  *
  * A call never hangs: the worker's request times out first (`timeout`, default CALL_TIMEOUT_MS) and answers
  * CKR_DEVICE_ERROR, as it does at once when no service answers (NATS "no responders") or the connection is down;
@@ -26,13 +28,14 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from "
 import type { Call } from "../events/calls.js";
 import type { Answer } from "../events/types.js";
 import { CK } from "../pkcs11/constants.js";
-import { CALL_TIMEOUT_MS, parseSimUrl } from "./protocol.js";
+import { CALL_TIMEOUT_MS, parseSimUrl, type SimConfig } from "./protocol.js";
+import { CallingThreadProjection } from "./sync-projection.js";
 
 /** What the main thread sends the worker. */
 export type SyncRequest = { id: number; op: "call"; call: Call } | { id: number; op: "close" };
 /** What the worker sends back: an answer (with the seq of the call's record), or a failure to connect or close. */
 export type SyncReply =
-  | { id: number; ok: true; answer: Answer; seq: number; app: number }
+  | { id: number; ok: true; answer: Answer; seq: number; app: number; config?: SimConfig }
   | { id: number; ok: false; error: string; name: string };
 
 /** Set in the shared control words by the worker. */
@@ -48,6 +51,8 @@ export interface SyncWorkerData {
   connectTimeoutMs: number;
   ctrl: SharedArrayBuffer;
   port: MessagePort;
+  /** Where the worker posts the records it follows, for the calling thread's projection (sync-projection.ts). */
+  feed: MessagePort;
 }
 
 export interface SyncRemoteOptions {
@@ -79,7 +84,9 @@ export class SyncRemote {
   readonly sim: string;
   private readonly worker: Worker;
   private readonly port: MessagePort;
+  private readonly feed: MessagePort;
   private readonly ctrl: Int32Array;
+  private readonly projection: CallingThreadProjection;
   private readonly timeoutMs: number;
   private nextId = 1;
   private closed = false;
@@ -92,18 +99,22 @@ export class SyncRemote {
     const sab = new SharedArrayBuffer(16);
     this.ctrl = new Int32Array(sab);
     const { port1, port2 } = new MessageChannel();
+    const feed = new MessageChannel();
     this.port = port1;
+    this.feed = feed.port1;
     const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
-    const data: SyncWorkerData = { target, prefix: opts.prefix, timeoutMs: this.timeoutMs, connectTimeoutMs, ctrl: sab, port: port2 };
-    this.worker = startWorker(data, [port2]);
+    const data: SyncWorkerData = { target, prefix: opts.prefix, timeoutMs: this.timeoutMs, connectTimeoutMs, ctrl: sab, port: port2, feed: feed.port2 };
+    this.worker = startWorker(data, [port2, feed.port2]);
     this.worker.unref();
     this.port.unref();
+    this.feed.unref();
     // The worker answers id 0 once connected (or with the reason it could not).
     const r = this.await(0, connectTimeoutMs + this.timeoutMs + 1000);
     if (!r || !r.ok) {
       void this.worker.terminate();
       throw new RemoteConnectError(r ? r.error : `hsmsim: cannot reach ${server} for "${sim}": no answer from the connection worker`);
     }
+    this.projection = new CallingThreadProjection(r.config!, this.feed, this.ctrl);
     LIVE.add(this);
     if (!exitHook) {
       exitHook = true;
@@ -116,6 +127,8 @@ export class SyncRemote {
   /** One PKCS#11 call, synchronously. CKR_DEVICE_ERROR when the service cannot be reached or does not answer in time. */
   call(call: Call): Answer {
     if (this.closed) return { rv: CK.CKR_DEVICE_ERROR };
+    const local = this.projection.answer(this.appId, this.lastSeq, call, this.timeoutMs);
+    if (local) return local;
     const id = this.nextId++;
     Atomics.store(this.ctrl, CTRL_READY, 0);
     this.port.postMessage({ id, op: "call", call } satisfies SyncRequest);
@@ -140,6 +153,7 @@ export class SyncRemote {
       this.await(id, 2000);
       void this.worker.terminate();
       this.port.close();
+      this.feed.close();
     }
   }
 

@@ -148,7 +148,7 @@ async function until(what: string, cond: () => boolean, ms: number): Promise<voi
   process.stderr.write(`[cluster] waiting for ${what} (${new Date().toISOString().slice(11, 19)})\n`);
   const deadline = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; the service's log ends:\n${svc.stderr().slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
