@@ -54,7 +54,7 @@ import {
 import { STATE_CODEC } from "../events/snapshot.js";
 
 /** The reads answered by the local projection, and their deciders (the service runs the same ones). */
-const LOCAL_READS: Partial<Record<FnName, (ctx: DecideContext, args: never) => Decision>> = {
+export const LOCAL_READS: Partial<Record<FnName, (ctx: DecideContext, args: never) => Decision>> = {
   C_GetSessionInfo: session.C_GetSessionInfo as never,
   C_GetTokenInfo: slotToken.C_GetTokenInfo as never,
   C_GetSlotList: slotToken.C_GetSlotList as never,

@@ -13,26 +13,19 @@
  */
 import { receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import { invalidArgument } from "../events/call-schema.js";
-import type { Call, FnName } from "../events/calls.js";
+import type { Call } from "../events/calls.js";
 import type { Answer, CallRecord } from "../events/types.js";
-import type { DecideContext, Decision } from "../functions/context.js";
-import * as session from "../functions/session.js";
-import * as slotToken from "../functions/slot-token.js";
+import type { DecideContext } from "../functions/context.js";
 import { newSimState, type SimState } from "../model/state.js";
 import { CK } from "../pkcs11/constants.js";
 import { resolveProfile } from "../pkcs11/profiles.js";
 import { ReadModel } from "../projections/read-model.js";
+import { LOCAL_READS } from "./client.js";
 import type { SimConfig } from "./protocol.js";
 
 /** The shared control word the worker raises to the seq of the last record it posted on the feed. */
 export const CTRL_FEED = 3;
 
-const READS: Partial<Record<FnName, (ctx: DecideContext, args: never) => Decision>> = {
-  C_GetSessionInfo: session.C_GetSessionInfo as never,
-  C_GetTokenInfo: slotToken.C_GetTokenInfo as never,
-  C_GetSlotList: slotToken.C_GetSlotList as never,
-  C_GetSlotInfo: slotToken.C_GetSlotInfo as never,
-};
 
 export class CallingThreadProjection {
   private readonly state: SimState;
@@ -62,7 +55,7 @@ export class CallingThreadProjection {
 
   /** The answer to a read by application `appId`, once the projection has reached `seq`; undefined: ask the service. */
   answer(appId: number, seq: number, call: Call, timeoutMs: number): Answer | undefined {
-    const decider = READS[call.fn];
+    const decider = LOCAL_READS[call.fn];
     if (!decider || appId === 0) return undefined;
     if (Atomics.load(this.ctrl, CTRL_FEED) > this.read.position) this.drain();
     if (this.read.position < seq) {
