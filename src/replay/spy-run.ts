@@ -7,10 +7,10 @@
  *   without C_Finalize (a tool that aborted) is finalized on its behalf when its block ends, as the process's exit
  *   ended its sessions on the real module; the report says so.
  * - Handles: slot IDs, session handles and object handles are the traced module's; hsmsim's may differ. They are
- *   mapped as outputs establish them (C_GetSlotList's list by position, C_OpenSession's handle, C_CreateObject's and
- *   C_CopyObject's handle, C_FindObjects' handles by position), and arguments are translated through the maps; a value
- *   never seen as an output is passed as it is (an invalid handle stays invalid). A handle seen again must map to the
- *   same hsmsim handle: C_FindObjects naming another object is a divergence.
+ *   mapped as outputs establish them (C_GetSlotList's list by position, C_OpenSession's handle, the handle of
+ *   C_CreateObject, C_CopyObject and C_GenerateKey, a search's objects by identity, below), and arguments are translated
+ *   through the maps; a value never seen as an output is passed as it is (an invalid handle stays invalid). A handle
+ *   seen again must map to the same hsmsim handle: a search finding another object is a divergence.
  * - Serials: a new token's serial is the one the trace shows for it later (the first serial number a C_GetTokenInfo
  *   reveals after the C_InitToken that does not belong to a token hsmsim has), so that SoftHSM's slot IDs, derived from
  *   serials, are the trace's; with no such serial hsmsim draws one and the report shows the difference.
@@ -27,8 +27,9 @@
  *   same key, and its outputs are compared byte for byte. No value of a secret attribute, and no decrypted plaintext,
  *   is shown in a divergence.
  * - Known behaviour of the traced module: SoftHSM 2.6.1's C_GetMechanismInfo ORs some mechanisms' flags (AES ECB,
- *   AES CBC PAD) into the caller's structure; pkcs11-tool reuses one, so it sees the previous answer's flags too. A
- *   flags difference that is exactly that OR is listed under `explained`, not counted as a divergence.
+ *   AES CBC PAD, as real traces show: their flags are hsmsim's | the previous answer's, and only when pkcs11-tool reuses
+ *   one CK_MECHANISM_INFO) into the caller's structure. A flags difference that is exactly that OR is listed under
+ *   `explained`, not counted as a divergence; any other flags difference is one.
  * - Skipped calls: a function hsmsim's dispatcher does not have (its function table, `CALL_SCHEMA`), a function whose
  *   arguments this reader cannot rebuild from the trace, and a call the trace cut off before it returned. Each is
  *   counted by function with the reason.
@@ -331,7 +332,6 @@ function rebuild(c: SpyCall, fn: FnName, maps: Maps): Call {
 // ---------------------------------------------------------------------------------------------------------------
 // Comparing outputs.
 
-const pad = (s: string) => s;
 const versionText = (v: { major: number; minor: number }) => `${v.major}.${v.minor}`;
 
 function compareInfo(f: SpyField | undefined, out: Record<string, unknown>, keys: [trace: string, ours: string, kind: "text" | "num" | "hex" | "ver"][], diffs: SpyDiff[]): void {
@@ -343,7 +343,8 @@ function compareInfo(f: SpyField | undefined, out: Record<string, unknown>, keys
     const o = out[ok];
     let same: boolean;
     let shown: unknown = o;
-    if (kind === "text") same = pad(String(o)) === t;
+    // Text fields as pkcs11-spy prints them: the whole padded field, blanks included.
+    if (kind === "text") same = String(o) === t;
     else if (kind === "ver") {
       shown = versionText(o as { major: number; minor: number });
       same = shown === t;
