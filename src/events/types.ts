@@ -30,6 +30,11 @@ export interface ObjectSnapshot {
   slotID: number;
   /** The session that created a session object (SoftHSM destroys it when that session closes). */
   creator?: number;
+  /**
+   * softhsm2: a private object whose byte-string values were written in clear (SoftHSM's half-made object of a failed
+   * create whose CKA_PRIVATE=false entry was never applied): SoftHSM cannot decrypt them back (functions/objects.ts).
+   */
+  clearStorage?: true;
   attrs: StoredAttribute[];
 }
 
@@ -72,8 +77,13 @@ export type Fact =
   | { type: "ObjectCreated"; app: number; handle: number; session: number; object: ObjectSnapshot }
   | { type: "ObjectDestroyed"; app: number; object: string }
   | { type: "AttributesChanged"; object: string; attrs: StoredAttribute[] }
-  | { type: "ObjectHandleIssued"; app: number; handle: number; object: string; slotID: number }
-  | { type: "FindStarted"; app: number; session: number; handles: number[] }
+  /**
+   * `via`: for a session object, the session whose find issued the handle (SoftHSM's handle manager drops the handle
+   * when that session closes; only SoftHSM's half-made objects are ever found without a handle already).
+   */
+  | { type: "ObjectHandleIssued"; app: number; handle: number; object: string; slotID: number; via?: number }
+  /** `broken`: SoftHSM failed inside C_FindObjectsInit after making the operation (C_FindObjects then fails). */
+  | { type: "FindStarted"; app: number; session: number; handles: number[]; broken?: true }
   | { type: "FindAdvanced"; app: number; session: number; count: number }
   | { type: "DigestStarted"; app: number; session: number; mechanism: number }
   /** The data fed to a digest, sealed under the simulator key: the log never holds the plaintext. */

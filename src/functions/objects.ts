@@ -229,6 +229,16 @@ function write(w: ObjectWrite, rule: AttrRule, v: Uint8Array): CkrName | undefin
   return undefined;
 }
 
+/**
+ * A value SoftHSM cannot give back (CKR_GENERAL_ERROR): on a private object it decrypts every non-empty byte string,
+ * and dates are always stored in clear (docs/notes/softhsm-keys.md §7.1), as is every byte string of a half-made
+ * object that became private without its create being private (ObjectState.clearStorage).
+ */
+export function unreadable(o: ObjectState, rule: AttrRule | undefined, v: Uint8Array): boolean {
+  if (!o.private || v.length === 0 || !rule) return false;
+  return rule.kind === "date" || (rule.kind === "bytes" && o.clearStorage === true);
+}
+
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -306,8 +316,10 @@ export function orphan(ctx: DecideContext, ref: SessionRef, w: ObjectWrite, toke
   const attrs = rolledBack ? defaults(w.rules, w.cls, w.subtype) : w.attrs;
   // Who may see it is what its CKA_PRIVATE says: the template's entry only if it was applied before the failure.
   const visiblePrivate = rolledBack ? defaultPrivate : attrs.get(CK.CKA_PRIVATE)?.[0] === 1;
-  void priv;
-  return created(ctx, ref, 0, { id, token, private: visiblePrivate, attrs: storedAttrs(ctx, attrs) });
+  // SoftHSM wrote the template's byte strings encrypted only if the call's CKA_PRIVATE (read before the object
+  // existed) was true; if the object ended up private without that, it cannot read them back.
+  const clearStorage = visiblePrivate && !rolledBack && !priv ? ({ clearStorage: true } as const) : {};
+  return created(ctx, ref, 0, { id, token, private: visiblePrivate, ...clearStorage, attrs: storedAttrs(ctx, attrs) });
 }
 
 /** The secret-key or certificate subtype a creating template names, for the table lookup. */
@@ -488,7 +500,7 @@ export function C_GetAttributeValue(ctx: DecideContext, args: CallArgs["C_GetAtt
       return { type: t.type, value: null, length: UNAVAILABLE };
     }
     // Key material this simulator cannot open (a log replayed without its key), or SoftHSM's unreadable private dates.
-    if (isSealedPlaceholder(v) || (rule?.kind === "date" && object.private && v.length === 8)) {
+    if (isSealedPlaceholder(v) || unreadable(object, rule, v)) {
       general = true;
       return { type: t.type, value: null, length: UNAVAILABLE };
     }
@@ -548,7 +560,7 @@ function matches(o: ObjectState, template: readonly Template[], rules: ReadonlyM
     if (v === undefined) return false;
     const rule = rules?.get(t.type);
     if (rule?.neverMatches || isSealedPlaceholder(v)) return false;
-    if (rule?.kind === "date" && o.private && v.length === 8) return "error";
+    if (unreadable(o, rule, v)) return "error";
     const want = t.value ?? new Uint8Array(0);
     if (rule?.kind === "bool") {
       if (want.length !== 1 || (want[0] === 1) !== (v[0] === 1)) return false;
@@ -580,16 +592,17 @@ export function C_FindObjectsInit(ctx: DecideContext, args: CallArgs["C_FindObje
   const facts: Fact[] = [];
   const handles: number[] = [];
   let fresh = 0;
-  let unreadable = false;
+  let unreadableSeen = false;
   const consider = (o: ObjectState) => {
     if (o.private && !seePrivate) return;
     const m = matches(o, template, rulesOf(o.attrs));
-    if (m === "error") unreadable = true;
+    if (m === "error") unreadableSeen = true;
     if (m !== true) return;
     let h = currentHandleOf(ctx.state, app, o.id);
     if (h === undefined) {
       h = nextHandle(ctx, "object", fresh++);
-      facts.push({ type: "ObjectHandleIssued", app: ctx.appId, handle: h, object: o.id, slotID: session.slotID });
+      const via = o.token ? {} : { via: session.handle };
+      facts.push({ type: "ObjectHandleIssued", app: ctx.appId, handle: h, object: o.id, slotID: session.slotID, ...via });
     }
     handles.push(h);
   };
@@ -603,7 +616,8 @@ export function C_FindObjectsInit(ctx: DecideContext, args: CallArgs["C_FindObje
   for (const o of app.sessionObjects.values()) {
     if (o.slotID === session.slotID && liveObject(ctx.state, app, o.id)) consider(o);
   }
-  if (unreadable) return answer("CKR_GENERAL_ERROR", undefined, facts);
+  // SoftHSM has made the session's find operation before it fails: it stays active, with nothing found.
+  if (unreadableSeen) return answer("CKR_GENERAL_ERROR", undefined, [...facts.filter((f) => f.type !== "ObjectHandleIssued"), { type: "FindStarted", app: ctx.appId, session: session.handle, handles: [], broken: true }]);
   handles.sort((a, b) => a - b);
   facts.push({ type: "FindStarted", app: ctx.appId, session: session.handle, handles });
   return answer("CKR_OK", undefined, facts);
@@ -621,6 +635,7 @@ export function C_FindObjects(ctx: DecideContext, args: CallArgs["C_FindObjects"
   const step = ref!.slot.actor.operation(args.hSession, { type: "Step", kind: "find" });
   if (step !== "CKR_OK") return reject(step);
   const op = ref!.session.op as Extract<OperationState, { kind: "find" }>;
+  if (op.broken) return reject("CKR_GENERAL_ERROR");
   const handles = op.handles.slice(op.pos, op.pos + Math.max(0, args.maxCount));
   const facts: Fact[] = handles.length ? [{ type: "FindAdvanced", app: ctx.appId, session: args.hSession, count: handles.length }] : [];
   return answer("CKR_OK", { handles }, facts);

@@ -98,6 +98,15 @@ function closeSession(state: SimState, a: AppState, handle: number): void {
     t.sessions--;
     if (s.rw) t.rwSessions--;
   }
+  // Handles its finds issued for other sessions' objects go with it (SoftHSM's HandleManager::sessionClosed).
+  if (s.found) {
+    for (const h of s.found) {
+      const e = a.objectHandles.get(h);
+      if (!e) continue;
+      a.objectHandles.delete(h);
+      if (a.handleOf.get(e.object) === h) a.handleOf.delete(e.object);
+    }
+  }
   // The session objects it created go with it (SoftHSM §10 step 3); those of other sessions stay.
   if (s.created) {
     for (const id of s.created) {
@@ -366,6 +375,7 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
         attrs: new Map(),
       };
       for (const x of snap.attrs) setStored(o, x, env);
+      if (snap.clearStorage) o.clearStorage = true;
       if (!snap.token) {
         o.app = fact.app;
         o.creator = snap.creator;
@@ -415,12 +425,16 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
           : a.sessionObjects.get(fact.object);
       if (!o) throw new Error(`ObjectHandleIssued for unknown object ${fact.object}`);
       issueHandle(state, a, fact.handle, fact.object, fact.slotID, o.private);
+      if (fact.via !== undefined) {
+        const s = a.sessions.get(fact.via);
+        if (s) (s.found ??= new Set()).add(fact.handle);
+      }
       return;
     }
     case "FindStarted": {
       const a = app(state, fact.app);
       const s = a.sessions.get(fact.session)!;
-      s.op = { kind: "find", handles: fact.handles, pos: 0 };
+      s.op = fact.broken ? { kind: "find", handles: [], pos: 0, broken: true } : { kind: "find", handles: fact.handles, pos: 0 };
       slot(a, s.slotID).actor.applyToSession(s.handle, { type: "OperationStarted", kind: "find" });
       return;
     }

@@ -20,6 +20,7 @@ function object(o: ObjectState) {
     slotID: o.slotID,
     creator: o.creator ?? null,
     privateEpoch: o.privateEpoch ?? null,
+    clearStorage: o.clearStorage ?? false,
     // Key material as its sealed form: a snapshot (printed by the CLI, compared by the tests) never holds it in clear.
     attrs: sorted(o.attrs).map(([t, v]) => {
       const sealed = o.sealed?.get(t);
@@ -68,6 +69,7 @@ export function snapshotState(state: SimState, read: ReadModel) {
         token: s.token,
         rw: s.rw,
         created: s.created ? [...s.created].sort() : null,
+        found: s.found ? [...s.found].sort((x, y) => x - y) : null,
         chart: a.slots.get(s.slotID)!.actor.sessionState(s.handle),
         // Operations are plain data (model/state.ts): the picture holds them as they are.
         op: s.op === null ? null : JSON.parse(JSON.stringify(s.op)),

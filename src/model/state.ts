@@ -54,6 +54,8 @@ export interface ObjectState {
   app?: number;
   creator?: number;
   privateEpoch?: number;
+  /** See ObjectSnapshot.clearStorage: non-empty byte strings of this private object are unreadable (SoftHSM). */
+  clearStorage?: true;
   /** Attribute type -> raw bytes, in insertion order (SoftHSM returns templates in the caller's order anyway). */
   attrs: Map<number, Uint8Array>;
   /**
@@ -83,12 +85,14 @@ export interface FindOp {
   kind: "find";
   handles: number[];
   pos: number;
+  /** SoftHSM's find operation without results (its C_FindObjectsInit failed half-way): C_FindObjects fails. */
+  broken?: true;
 }
 
 export interface DigestOp {
   kind: "digest";
   mechanism: number;
-  /** The registry's DigestState ({ h, buffer, length }). */
+  /** The registry's DigestState ({ h, buffer, length }); null when rebuilt without the simulator key. */
   state: unknown;
   /** Data has been fed (C_DigestUpdate / C_DigestKey): single-part C_Digest can no longer take the fast path. */
   updated: boolean;
@@ -121,6 +125,8 @@ export interface SessionState {
   /** Session objects this session created (destroyed when it closes). Allocated on first create. */
   created: Set<string> | null;
   op: OperationState | null;
+  /** Handles of other sessions' objects first issued through this session's finds (they die when it closes). */
+  found?: Set<number>;
 }
 
 export interface AppSlotState {

@@ -196,6 +196,35 @@ export interface Attribute {
   value?: number | boolean | string | Buffer | Date | null;
 }
 
+const isDate = (type: number) => type === CK.CKA_START_DATE || type === CK.CKA_END_DATE;
+const hex8 = (type: number) => `0x${type.toString(16).toUpperCase().padStart(8, "0")}`;
+
+/** A date value as pkcs11js sends it: at least 8 bytes (a TypeError otherwise), then the bytes as given. */
+function dateIn(type: number, v: unknown): void {
+  const n = typeof v === "string" ? new TextEncoder().encode(v).length : Buffer.isBuffer(v) ? v.length : undefined;
+  if (n !== undefined && n < 8) {
+    throw new TypeError(`Attribute with type ${hex8(type)} is not convertible to CK_DATE. The length of the data should be at least 8 bytes.`);
+  }
+}
+
+/** C's atoi over a byte string: leading blanks, an optional sign, then digits. */
+function atoi(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length && (b[i] === 0x20 || (b[i]! >= 0x09 && b[i]! <= 0x0d))) i++;
+  let sign = 1;
+  if (b[i] === 0x2d || b[i] === 0x2b) sign = b[i++] === 0x2d ? -1 : 1;
+  let n = 0;
+  while (i < b.length && b[i]! >= 0x30 && b[i]! <= 0x39) n = n * 10 + (b[i++]! - 0x30);
+  return sign * n;
+}
+
+/** A date as pkcs11js returns it: snprintf("%04d%02d%02d", atoi(year), atoi(month), atoi(day)), cut to 8 characters. */
+function dateOut(type: number, v: Buffer): Buffer {
+  if (v.length !== 8) throw new TypeError(`Attribute ${hex8(type)} has wrong length. Should be 8, but is ${v.length}`);
+  const f = (x: number, w: number) => (x < 0 ? `-${String(-x).padStart(w - 1, "0")}` : String(x).padStart(w, "0"));
+  return Buffer.from(`${f(atoi(v.subarray(0)), 4)}${f(atoi(v.subarray(4)), 2)}${f(atoi(v.subarray(6)), 2)}`.slice(0, 8), "latin1");
+}
+
 function templateArg(args: IArguments | unknown[], i: number): Template[] {
   required(args, i);
   const v = args[i];
@@ -204,6 +233,7 @@ function templateArg(args: IArguments | unknown[], i: number): Template[] {
     if (!a || typeof a !== "object" || typeof a.type !== "number") {
       throw new TypeError(`Argument ${i} has wrong type. Should be an Array of Attributes`);
     }
+    if (isDate(uint32(a.type))) dateIn(uint32(a.type), a.value);
     return { type: uint32(a.type), value: attributeValue(a.value) };
   });
 }
@@ -535,7 +565,10 @@ export class PKCS11 {
     const sized = first.attrs.map((a) => ({ type: a.type, value: a.length === 0 ? null : new Uint8Array(a.length) }));
     const second = this.call("C_GetAttributeValue", "C_GetAttributeValue", { hSession, hObject, template: sized });
     second.attrs.forEach((a, i) => {
-      (template[i] as { value: Buffer }).value = a.value ? Buffer.from(a.value) : Buffer.alloc(0);
+      const v = a.value ? Buffer.from(a.value) : Buffer.alloc(0);
+      // pkcs11js converts dates itself: anything but a CK_DATE's 8 bytes is a TypeError (an unset, empty date too),
+      // and the 8 bytes come back reformatted through atoi (pkcs11.cpp C_GetAttributeValue).
+      (template[i] as { value: Buffer }).value = isDate(a.type) ? dateOut(a.type, v) : v;
     });
     return template as { type: number; value: Buffer }[];
   }

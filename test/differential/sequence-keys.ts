@@ -200,6 +200,9 @@ export function keyGenerators(c: KeyGenContext) {
       [5, [{ type: CK.CKA_SUBJECT }, { type: CK.CKA_CERTIFICATE_TYPE }, { type: CK.CKA_NAME_HASH_ALGORITHM }]],
       [4, [{ type: CK.CKA_ISSUER }, { type: CK.CKA_SERIAL_NUMBER }, { type: CK.CKA_CERTIFICATE_CATEGORY }]],
       [4, [{ type: CK.CKA_WRAP_TEMPLATE }]],
+      // pkcs11js converts dates: an empty one is a TypeError, an 8-byte one is reformatted (and private ones unreadable).
+      [4, [{ type: CK.CKA_START_DATE }]],
+      [3, [{ type: CKA_LABEL }, { type: CK.CKA_END_DATE }]],
     ]);
     emit(a, "C_GetAttributeValue", c.pickSession(a), c.pickKey(), tmpl(t));
   };
@@ -214,6 +217,7 @@ export function keyGenerators(c: KeyGenContext) {
       [5, [{ type: CKA_VALUE, value: B(rng.hex(16)) }]],
       [5, [{ type: CK.CKA_ISSUER, value: B(rng.hex(4)) }]],
       [5, [{ type: CK.CKA_START_DATE, value: B("3230323631313236") }]],
+      [2, [{ type: CK.CKA_END_DATE, value: B(rng.pick(["32303236", "6162636465666768", "32303236313132363030"])) }]],
       [5, [{ type: CK.CKA_ALLOWED_MECHANISMS, value: B(ulongHex(CK.CKM_AES_CBC)) }]],
       [8, [{ type: CKA_LABEL, value: "green" }, { type: CK.CKA_SENSITIVE, value: true }]],
     ]);
