@@ -112,9 +112,10 @@ export const PROFILE_DIFFERENCES: readonly ProfileDifference[] = [
   },
   {
     switches: ["atomicObjectWrites"],
-    default: "a rejected C_CreateObject / C_SetAttributeValue changes nothing",
-    softhsm2: "a failed create leaves an orphan object (session: the attributes applied so far; token: defaults, TOKEN=false); a failed set on a session object keeps the entries before the failing one",
-    why: "non-negotiable 4 (state is never corrupted by a rejected call); SoftHSM's session-object transactions are stubs (docs/notes/softhsm-data-objects.md §1, §3)",
+    default: "a rejected C_CreateObject / C_GenerateKey / C_UnwrapKey / C_SetAttributeValue changes nothing",
+    softhsm2:
+      "a create, generate or unwrap that fails while applying its template leaves an orphan object without a handle (session: the attributes applied so far, private until a CKA_PRIVATE=false entry is applied; token: defaults, TOKEN=false, unless the failure is TEMPLATE_INCOMPLETE, which keeps what was applied); a failed set on a session object keeps the entries before the failing one",
+    why: "non-negotiable 4 (state is never corrupted by a rejected call); SoftHSM's session-object transactions are stubs and its failed creates are never cleaned up (docs/notes/softhsm-data-objects.md §1, §3; softhsm-keys.md §3)",
   },
   {
     switches: ["processCaches"],
