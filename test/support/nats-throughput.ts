@@ -1,8 +1,9 @@
 /**
  * Figures for the async remote client against `hsmsim serve` (a child process) on a private nats-server: ops/s and
  * p50/p99 latency for C_GetSessionInfo (answered from the client's projection), open+close and login+logout (each
- * call durable in JetStream before its answer), with 1 client sequential and 16 concurrent clients (one connection
- * and one application each), then the replay rate of the JetStream store (records/s, opening the stream the load
+ * call durable in JetStream before its answer), with 1 client sequential, 16 concurrent clients (one connection
+ * and one application each: 16 processes' worth of connections in this one process), and 16 applications sharing one
+ * client's connection, then the replay rate of the JetStream store (records/s, opening the stream the load
  * wrote) and of a whole rebuild (store + Simulator).
  *
  *   node --import tsx test/support/nats-throughput.ts [seconds per workload, default 2]
@@ -36,6 +37,18 @@ async function app(): Promise<{ a: RemoteApplication; close: () => Promise<void>
   return { a, close: () => c.close() };
 }
 
+/** `n` applications of one client (one connection, one projection). */
+async function appsOfOne(n: number): Promise<{ a: RemoteApplication; close: () => Promise<void> }[]> {
+  const c = await connect(url);
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const a = c.application();
+    await a.call({ fn: "C_Initialize", args: {} });
+    out.push({ a, close: async () => (i === n - 1 ? c.close() : undefined) });
+  }
+  return out;
+}
+
 {
   const { a, close } = await app();
   await a.call({ fn: "C_InitToken", args: { slotID: 0, pin: SO_PIN, label: "bench" } });
@@ -63,8 +76,9 @@ const WORKLOADS: Record<string, Op> = {
   },
 };
 
-for (const clients of [1, 16]) {
-  const apps = await Promise.all(Array.from({ length: clients }, app));
+for (const [clients, shared] of [[1, false], [16, false], [16, true]] as const) {
+  const apps = shared ? await appsOfOne(clients) : await Promise.all(Array.from({ length: clients }, app));
+  const label = shared ? "16 apps, 1 conn " : `${String(clients).padStart(2)} client(s)     `;
   const handles = await Promise.all(apps.map(async ({ a }) => (await a.call({ fn: "C_OpenSession", args: { slotID: 0, flags: CK.CKF_SERIAL_SESSION } })).out!.hSession));
   for (const [name, op] of Object.entries(WORKLOADS)) {
     const lat: number[] = [];
@@ -81,7 +95,7 @@ for (const clients of [1, 16]) {
     );
     const secs = (performance.now() - t0) / 1000;
     console.log(
-      `${String(clients).padStart(2)} client(s) ${name.padEnd(16)} ${(lat.length / secs).toFixed(0).padStart(7)} ops/s  ` +
+      `${label} ${name.padEnd(16)} ${(lat.length / secs).toFixed(0).padStart(7)} ops/s  ` +
         `p50 ${(pct(lat, 50) * 1000).toFixed(0)} µs  p99 ${(pct(lat, 99) * 1000).toFixed(0)} µs  (an op = ${name.includes("+") ? "2 calls" : "1 call"})`,
     );
   }
