@@ -600,3 +600,60 @@ describe.each(PROFILES)("a log replayed without the simulator key (%s)", (_name,
     expect(findAll(c, r.h.rw!, [attr(CK.CKA_VALUE, KEY16)])).toEqual([]);
   });
 });
+
+describe.each(PROFILES)("C_FindObjectsInit over a value SoftHSM cannot read back (%s)", (_name, opts) => {
+  it("fails with CKR_GENERAL_ERROR, leaving the operation active: C_FindObjects fails too, C_FindObjectsFinal ends it", () => {
+    const { c, h } = withKey(aesKey(KEY16, [attr(CK.CKA_START_DATE, bytes("20261126"))]), opts);
+    expect(c("C_FindObjectsInit", { hSession: h.rw!, template: [attr(CK.CKA_START_DATE, bytes("20261126"))] }).rv).toBe("CKR_GENERAL_ERROR");
+    expect(c("C_FindObjectsInit", { hSession: h.rw!, template: [] }).rv).toBe("CKR_OPERATION_ACTIVE");
+    expect(c("C_FindObjects", { hSession: h.rw!, maxCount: 5 }).rv).toBe("CKR_GENERAL_ERROR");
+    expect(c("C_FindObjectsFinal", { hSession: h.rw! }).rv).toBe("CKR_OK");
+    expect(findAll(c, h.rw!, [])).toEqual([h.key]);
+  });
+});
+
+describe("a handle a find issued for another session's half-made object (softhsm2)", () => {
+  it("dies when the finding session closes; the next find issues a new one", () => {
+    const cap = capture();
+    const openB: Setup = (c, h) => void (h.b = ok(c("C_OpenSession", { slotID: 0, flags: RW })).hSession);
+    // Created through h.rw, failing at CKA_SIGN_RECOVER after its CKA_PRIVATE=false and CKA_LABEL entries.
+    const r = given(steps(setups.token, openB, cap.setup), PROFILES[1][1])
+      .when("C_CreateObject", (h) => ({ hSession: h.rw!, template: [...aesKey(KEY16, [attr(CK.CKA_PRIVATE, F), attr(CK.CKA_LABEL, bytes("orph"))]), attr(CK.CKA_SIGN_RECOVER, T)] }))
+      .then("CKR_ATTRIBUTE_TYPE_INVALID", ["ObjectCreated"]);
+    const c = cap.get();
+    const label = [attr(CK.CKA_LABEL, bytes("orph"))];
+    const [first] = findAll(c, r.h.b!, label) as number[];
+    expect(findAll(c, r.h.rw!, label)).toEqual([first]);
+    ok(c("C_CloseSession", { hSession: r.h.b! }));
+    expect(c("C_GetAttributeValue", { hSession: r.h.rw!, hObject: first!, template: [attr(CK.CKA_LABEL, null)] }).rv).toBe("CKR_OBJECT_HANDLE_INVALID");
+    const [again] = findAll(c, r.h.rw!, label) as number[];
+    expect(again).toBeGreaterThan(first!);
+  });
+});
+
+describe("the pkcs11js drop-in's date conversion (as pkcs11js 2.1.7 does it)", () => {
+  it("a date shorter than 8 bytes is a TypeError; an empty date cannot be read; an 8-byte date reads back through atoi", async () => {
+    const { PKCS11 } = await import("../../src/pkcs11/pkcs11js.js");
+    const p = new PKCS11();
+    p.load(new Simulator({ profile: "softhsm2" }));
+    p.C_Initialize();
+    const [slot] = p.C_GetSlotList(true);
+    p.C_InitToken(slot!, "12345678", "dates".padEnd(32));
+    const [s1] = p.C_GetSlotList(true);
+    const h = p.C_OpenSession(s1!, CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION);
+    const key = (date: Buffer | string | null) =>
+      p.C_CreateObject(h, [
+        { type: CK.CKA_CLASS, value: CK.CKO_SECRET_KEY },
+        { type: CK.CKA_KEY_TYPE, value: CK.CKK_AES },
+        { type: CK.CKA_PRIVATE, value: false },
+        { type: CK.CKA_VALUE, value: Buffer.from(KEY16) },
+        { type: CK.CKA_START_DATE, value: date },
+      ]);
+    expect(() => key(Buffer.from("2026"))).toThrow(new TypeError("Attribute with type 0x00000110 is not convertible to CK_DATE. The length of the data should be at least 8 bytes."));
+    const empty = key(null);
+    expect(() => p.C_GetAttributeValue(h, empty, [{ type: CK.CKA_START_DATE }])).toThrow("Attribute 0x00000110 has wrong length. Should be 8, but is 0");
+    const dated = key(Buffer.from("abcd1126"));
+    expect((p.C_GetAttributeValue(h, dated, [{ type: CK.CKA_START_DATE }])[0]!.value as Buffer).toString()).toBe("00001126");
+    p.C_Finalize();
+  });
+});
