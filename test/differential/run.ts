@@ -569,7 +569,18 @@ interface RunState {
    * CKA_VALUE, CKA_CHECK_VALUE and wrapped forms are compared by length only.
    */
   random: Set<number>;
+  /**
+   * Sessions ("app:handle") whose running encryption, decryption, MAC or digest uses a key of `random` (issue 3's
+   * crypto calls, sequence-crypto.ts): their outputs are compared by length only.
+   */
+  randomOps: Set<string>;
 }
+
+/** Functions whose output derives from the session's operation key. */
+const KEYED_OUTPUT = new Set([
+  "C_Encrypt", "C_EncryptUpdate", "C_EncryptFinal", "C_Decrypt", "C_DecryptUpdate", "C_DecryptFinal",
+  "C_Sign", "C_SignFinal", "C_Digest", "C_DigestFinal",
+]);
 
 function normaliseTokenInfo(out: unknown, sym: Symbols): unknown {
   if (!isObj(out)) return out;
@@ -590,7 +601,7 @@ export interface RunOptions {
  */
 export async function runSequence(seq: Sequence, makeApp: MakeApp, opts: RunOptions = {}): Promise<StepObservation[]> {
   const recordArgs = opts.recordArgs ?? true;
-  const run: RunState = { sym: new Symbols(), created: new Set(), destroyed: new Set(), identAttr: new Map(), random: new Set() };
+  const run: RunState = { sym: new Symbols(), created: new Set(), destroyed: new Set(), identAttr: new Map(), random: new Set(), randomOps: new Set() };
   const drivers = new Map<number, AppDriver>();
   const states = new Map<number, AppState>();
   const result: StepObservation[] = [];
@@ -809,11 +820,38 @@ async function afterCall(step: Step, args: Wire[], rec: StepObservation, st: App
       }
       break;
     }
+    case "C_EncryptInit":
+    case "C_DecryptInit":
+    case "C_SignInit":
+    case "C_VerifyInit":
+    case "C_DigestInit":
+    case "C_DigestKey": {
+      // Which key the session's operation runs with: a generated one makes its outputs random (compared by length).
+      const op = `${step.app}:${handleArg(args[0]) ?? -1}`;
+      const keyIdent = step.fn === "C_DigestInit" ? undefined : st.handleToIdent.get(handleArg(args[step.fn === "C_DigestKey" ? 1 : 2]) ?? -1);
+      if (ok && keyIdent !== undefined && run.random.has(keyIdent)) run.randomOps.add(op);
+      else if (ok && step.fn !== "C_DigestKey") run.randomOps.delete(op);
+      break;
+    }
     case "C_WrapKey": {
       const random = [args[2], args[3]].some((h) => run.random.has(st.handleToIdent.get(handleArg(h) ?? -1) ?? -1));
       if (ok && random && typeof rec.out === "string") rec.out = `random:${rec.out.length / 2}`;
       break;
     }
+    case "C_Encrypt":
+    case "C_EncryptUpdate":
+    case "C_EncryptFinal":
+    case "C_Decrypt":
+    case "C_DecryptUpdate":
+    case "C_DecryptFinal":
+    case "C_Sign":
+    case "C_SignFinal":
+    case "C_Digest":
+    case "C_DigestFinal":
+      if (ok && KEYED_OUTPUT.has(step.fn) && run.randomOps.has(`${step.app}:${handleArg(args[0]) ?? -1}`) && typeof rec.out === "string") {
+        rec.out = `random:${rec.out.length / 2}`;
+      }
+      break;
     case "C_DestroyObject":
       if (ok) {
         const h = handleArg(args[1]);

@@ -12,6 +12,7 @@
 
 import { CK } from "../../src/pkcs11/constants.js";
 import { keyGenerators } from "./sequence-keys.js";
+import { cryptoGenerators } from "./sequence-crypto.js";
 export const {
   CKA_CLASS,
   CKA_TOKEN,
@@ -564,6 +565,24 @@ export function generateSequence(seed: number, opts: GenerateOptions = {}): Sequ
   Object.assign(single, kg.single);
   singleWeights.push(...kg.weights);
   for (const [, fn] of kg.weights) needsSession.add(fn);
+  const cg = cryptoMix();
+  /** The cryptographic operations (sequence-crypto.ts): singles and a macro, on the key part's context. */
+  function cryptoMix() {
+    const gen = cryptoGenerators({
+      rng,
+      emit,
+      pickSession,
+      pickObject,
+      pickKey: () =>
+        rng.chance(0.85) ? obj(rng.weighted<ObjectRef>([[70, { key: rng.int(4) }], [30, { lastCreated: true }]])) : pickObject(),
+      identity: () => `${IDENTITY_PREFIX}${steps.length}`,
+      loggedIn: (a) => appGuess(a).login,
+    });
+    Object.assign(single, gen.single);
+    singleWeights.push(...gen.weights);
+    for (const [, fn] of gen.weights) needsSession.add(fn);
+    return gen;
+  }
   const call = (a: number, fn: string): void => {
     const f = single[fn];
     if (!f) throw new Error(`no generator for ${fn}`);
@@ -686,6 +705,11 @@ export function generateSequence(seed: number, opts: GenerateOptions = {}): Sequ
       g.objects++;
     },
     findKeys: (a) => kg.macros.findKeys(a),
+    crypto: (a) => {
+      if (appGuess(a).sessions === 0) call(a, "C_OpenSession");
+      cg.macros.cryptoRun(a);
+      g.objects++;
+    },
     soTroubles: (a) => {
       // RO session + SO login (SESSION_READ_ONLY_EXISTS), InitToken with sessions open (SESSION_EXISTS), ...
       emit(a, "C_OpenSession", slotIdx(0), lit(CKF_SERIAL_SESSION));
@@ -712,6 +736,7 @@ export function generateSequence(seed: number, opts: GenerateOptions = {}): Sequ
       [g.objects > 0 ? 8 : 1, "rediscover"],
       [ag.sessions > 0 ? 10 : 2, "keys"],
       [g.objects > 0 ? 3 : 0, "findKeys"],
+      [ag.sessions > 0 ? 10 : 2, "crypto"],
     ]);
   };
 
