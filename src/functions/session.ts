@@ -160,8 +160,10 @@ export function C_Login(ctx: DecideContext, args: CallArgs["C_Login"]): Decision
   else if (args.userType === CK.CKU_USER) {
     d = slot.actor.decide({ type: "LoginUser", pin: pinCheck(ctx, token, "user", pin) });
   } else {
-    // Re-authentication needs an operation whose key has CKA_ALWAYS_AUTHENTICATE; no such key exists before
-    // secret keys arrive, so nothing is pending and the PINs are not even compared.
+    // Re-authentication needs a sign or decrypt operation whose key has CKA_ALWAYS_AUTHENTICATE, which SoftHSM reads
+    // only on its asymmetric paths (docs/notes/softhsm-keys.md §3, §9.2): secret keys do not have the attribute
+    // (CKR_ATTRIBUTE_TYPE_INVALID) and hsmsim has no private keys, so nothing is ever pending: the slot chart answers
+    // CKR_OPERATION_NOT_INITIALIZED (during an HMAC too, as SoftHSM does) and the PINs are not even compared.
     const none: PinCheck = { initialized: true, locked: false, matches: false };
     d = slot.actor.decide({ type: "LoginContext", reauthPending: false, so: none, user: none });
   }
