@@ -42,6 +42,7 @@ import {
 } from "../pkcs11/attributes.js";
 import { certCheckValue, isSealedPlaceholder, keyCheckValue, valueWithheld } from "../model/key-material.js";
 import type { CkrName } from "../pkcs11/constants.js";
+import type { Profile } from "../pkcs11/profiles.js";
 import {
   currentHandleOf,
   heldHandle,
@@ -234,9 +235,9 @@ function write(w: ObjectWrite, rule: AttrRule, v: Uint8Array): CkrName | undefin
  * and dates are always stored in clear (docs/notes/softhsm-keys.md §7.1), as is every byte string of a half-made
  * object that became private without its create being private (ObjectState.clearStorage).
  */
-export function unreadable(o: ObjectState, rule: AttrRule | undefined, v: Uint8Array): boolean {
+export function unreadable(profile: Profile, o: ObjectState, rule: AttrRule | undefined, v: Uint8Array): boolean {
   if (!o.private || v.length === 0 || !rule) return false;
-  return rule.kind === "date" || (rule.kind === "bytes" && o.clearStorage === true);
+  return (rule.kind === "date" && profile.unreadablePrivateDates) || (rule.kind === "bytes" && o.clearStorage === true);
 }
 
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -500,7 +501,7 @@ export function C_GetAttributeValue(ctx: DecideContext, args: CallArgs["C_GetAtt
       return { type: t.type, value: null, length: UNAVAILABLE };
     }
     // Key material this simulator cannot open (a log replayed without its key), or SoftHSM's unreadable private dates.
-    if (isSealedPlaceholder(v) || unreadable(object, rule, v)) {
+    if (isSealedPlaceholder(v) || unreadable(ctx.state.profile, object, rule, v)) {
       general = true;
       return { type: t.type, value: null, length: UNAVAILABLE };
     }
@@ -554,13 +555,13 @@ export function C_SetAttributeValue(ctx: DecideContext, args: CallArgs["C_SetAtt
  * its value); a bool matches only a 1-byte entry, 0x01 meaning true; ALLOWED_MECHANISMS and the wrap templates never
  * match. "error": a private object's 8-byte date, which SoftHSM cannot read back (§7.1).
  */
-function matches(o: ObjectState, template: readonly Template[], rules: ReadonlyMap<number, AttrRule> | undefined): boolean | "error" {
+function matches(profile: Profile, o: ObjectState, template: readonly Template[], rules: ReadonlyMap<number, AttrRule> | undefined): boolean | "error" {
   for (const t of template) {
     const v = o.attrs.get(t.type);
     if (v === undefined) return false;
     const rule = rules?.get(t.type);
     if (rule?.neverMatches || isSealedPlaceholder(v)) return false;
-    if (unreadable(o, rule, v)) return "error";
+    if (unreadable(profile, o, rule, v)) return "error";
     const want = t.value ?? new Uint8Array(0);
     if (rule?.kind === "bool") {
       if (want.length !== 1 || (want[0] === 1) !== (v[0] === 1)) return false;
@@ -595,7 +596,7 @@ export function C_FindObjectsInit(ctx: DecideContext, args: CallArgs["C_FindObje
   let unreadableSeen = false;
   const consider = (o: ObjectState) => {
     if (o.private && !seePrivate) return;
-    const m = matches(o, template, rulesOf(o.attrs));
+    const m = matches(ctx.state.profile, o, template, rulesOf(o.attrs));
     if (m === "error") unreadableSeen = true;
     if (m !== true) return;
     let h = currentHandleOf(ctx.state, app, o.id);

@@ -56,6 +56,12 @@ export interface Profile {
    * (functions/operation-state.ts); off, both answer CKR_FUNCTION_NOT_SUPPORTED as SoftHSM does.
    */
   saveOperations: boolean;
+  /**
+   * SoftHSM stores a private object's dates in clear but decrypts them when read or compared (docs/notes/softhsm-keys.md
+   * §7.1): an 8-byte CKA_START_DATE / CKA_END_DATE of a private object is CKR_GENERAL_ERROR to C_GetAttributeValue, and
+   * C_FindObjectsInit comparing it fails leaving a broken find operation. Off, dates read and match like any value.
+   */
+  unreadablePrivateDates: boolean;
 }
 
 export interface ProfileDifference {
@@ -141,6 +147,12 @@ export const PROFILE_DIFFERENCES: readonly ProfileDifference[] = [
     softhsm2: "CKR_FUNCTION_NOT_SUPPORTED for both, whatever the arguments",
     why: "PKCS#11 v2.40 §5.6.5-5.6.6; SoftHSM 2.6.1 does not implement them (fact sheet §14); issue 3 asks for saveable operations beyond SoftHSM",
   },
+  {
+    switches: ["unreadablePrivateDates"],
+    default: "a private key's or certificate's CKA_START_DATE / CKA_END_DATE reads back and matches in C_FindObjectsInit",
+    softhsm2: "an 8-byte date on a private object is CKR_GENERAL_ERROR to C_GetAttributeValue (even for the user) and to C_FindObjectsInit, which leaves its operation active with C_FindObjects failing",
+    why: "SoftHSM 2.6.1 stores dates in clear and decrypts them on reading (docs/notes/softhsm-keys.md §7.1); PKCS#11 has dates readable",
+  },
 ];
 
 export const PROFILES: Record<ProfileName, Profile> = {
@@ -159,6 +171,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     mechanismList: "performed",
     cryptoErrors: "spec",
     saveOperations: true,
+    unreadablePrivateDates: false,
   },
   softhsm2: {
     name: "softhsm2",
@@ -175,6 +188,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     mechanismList: "softhsm",
     cryptoErrors: "softhsm",
     saveOperations: false,
+    unreadablePrivateDates: true,
   },
 };
 
