@@ -199,10 +199,17 @@ export async function runRemote(opts = {}) {
       for (const n of [1, o.clients]) {
         for (const [peer, kind, t, env] of [
           ["p11kit", "p11kit", P11KIT_CLIENT, p11Env],
-          ["hsmsim", "hsmsim", target, {}],
+          // a generous timeout: 16 clients start at once, each replaying the log into its projection
+          ["hsmsim", "hsmsim", `${target}?timeout=30000`, {}],
         ]) {
           process.stderr.write(`  ${w.padEnd(15)} ${String(n).padStart(2)} client(s) ${peer.padEnd(7)} ... `);
-          const r = await clients(n, kind, t, w, o, env);
+          let r;
+          try {
+            r = await clients(n, kind, t, w, o, env);
+          } catch (e) {
+            for (const p of LIVE) if (p.connected) p.kill("SIGKILL"); // the cell's other clients
+            r = { clients: n, opsPerSec: 0, p50us: NaN, p99us: NaN, errors: n, firstError: String(e.message).split("\n")[0] };
+          }
           process.stderr.write(`${fmtOps(r.opsPerSec)} ops/s${r.errors ? `, ${r.errors} errors (${r.firstError})` : ""}\n`);
           cells.push({ workload: w, peer, ...r });
         }
