@@ -68,11 +68,21 @@ function loadSettings(file: string, requested: SimConfig): { config: SimConfig; 
   return { config: requested, key };
 }
 
+/** A subject token option, or a UsageError naming it. */
+function tokenOption(name: string, v: string | true | undefined, fallback: string): string {
+  if (v === undefined) return fallback;
+  try {
+    return checkToken(name, String(v));
+  } catch (e) {
+    throw new UsageError(`--${name}: ${(e as Error).message}`);
+  }
+}
+
 export async function serveCommand(o: Parsed): Promise<number> {
   if (typeof o.nats !== "string") throw new UsageError("hsmsim serve: --nats URL is required");
-  const sim = checkToken("name", typeof o.name === "string" ? o.name : DEFAULT_SIM);
-  const prefix = typeof o.prefix === "string" ? checkToken("prefix", o.prefix) : DEFAULT_PREFIX;
-  const stream = typeof o.stream === "string" ? checkToken("stream", o.stream) : DEFAULT_STREAM;
+  const sim = tokenOption("name", o.name, DEFAULT_SIM);
+  const prefix = tokenOption("prefix", o.prefix, DEFAULT_PREFIX);
+  const stream = tokenOption("stream", o.stream, DEFAULT_STREAM);
   const replicas = integer("replicas", o.replicas) ?? 1;
   if (replicas !== 1 && replicas !== 3) throw new UsageError("--replicas expected 1 or 3");
   const profile = o.profile === undefined ? undefined : String(o.profile);

@@ -22,6 +22,11 @@ import { Kvm } from "@nats-io/kv";
 import { HEALTH_BUCKET } from "../../src/remote/protocol.js";
 import { startNatsServer, type NatsServer } from "../support/nats-server.js";
 import { startServe } from "../support/serve-process.js";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { SO_PIN, TEST_KEY, USER_PIN } from "../support/sim.js";
 
 let server: NatsServer;
@@ -307,6 +312,24 @@ describe("hsmsim serve and the async remote client", () => {
 });
 
 describe("hsmsim serve, the command", () => {
+  it("exits 2 on usage errors and 1 when NATS cannot be reached", () => {
+    const root = resolve(import.meta.dirname, "../..");
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, ["--import", pathToFileURL(join(root, "node_modules/tsx/dist/loader.mjs")).href, "-e", `import(${JSON.stringify(join(root, "src/cli/main.ts"))}).then((m) => m.main(process.argv.slice(1))).then((c) => process.exit(c))`, ...args], {
+        cwd: mkdtempSync(join(tmpdir(), "hsmsim-serve-cli-")),
+        encoding: "utf8",
+        timeout: 30_000,
+      });
+    const noNats = run("serve");
+    expect([noNats.status, noNats.stderr]).toEqual([2, expect.stringContaining("--nats URL is required")]);
+    const badName = run("serve", "--nats", "nats://127.0.0.1:1", "--name", "a.b");
+    expect([badName.status, badName.stderr]).toEqual([2, expect.stringContaining("--name")]);
+    const badReplicas = run("serve", "--nats", "nats://127.0.0.1:1", "--replicas", "2");
+    expect(badReplicas.status).toBe(2);
+    const unreachable = run("serve", "--nats", "nats://127.0.0.1:1");
+    expect([unreachable.status, unreachable.stderr]).toEqual([1, expect.stringContaining("cannot connect to nats://127.0.0.1:1")]);
+  });
+
   it("serves with a user and password, keeps its health in KV, refuses a second service for the name (exit 1)", { timeout: 60_000 }, async () => {
     const auth = await startNatsServer({ user: "hsm", pass: "s3cret" });
     const creds = ["--user", "hsm", "--pass", "s3cret"];
