@@ -16,7 +16,8 @@
  *   failed init) are zero bytes of the recorded length. A C_CreateObject, C_CopyObject, C_SetAttributeValue or
  *   C_GenerateKey that succeeded gets its template values from the attributes its fact stored (sealed ones opened: an
  *   exact inverse, since a successful call stores every entry it was given).
- * - pin: the call takes a PIN (C_Login, C_InitToken, C_InitPIN, C_SetPIN). No PIN is in the log, and a PIN verifier
+ * - pin: the decider compared a PIN or made a verifier (C_Login, C_InitToken, C_InitPIN, C_SetPIN; the same calls
+ *   refused before that are "exact"). No PIN is in the log, and a PIN verifier
  *   (a keyed MAC) does not yield it, so the PIN argument is zero bytes of the recorded length (length checks are real)
  *   and the shell's PIN comparison is an oracle that answers from the record: "no match" exactly when the record holds
  *   a PinRejected fact, "match" otherwise. A new PIN's verifier is the one the record's fact holds. Everything else
@@ -324,7 +325,10 @@ export function checkRecords(records: Iterable<CallRecord>, opts: CheckOptions):
       pinAsked = true;
       return !draws.pinRejected;
     },
-    newPinVerifier: (pin) => draws.verifiers.shift() ?? base.newPinVerifier(pin),
+    newPinVerifier: (pin) => {
+      pinAsked = true;
+      return draws.verifiers.shift() ?? base.newPinVerifier(pin);
+    },
     newSerial: () => draws.serials.shift() ?? base.newSerial(),
     // A generated key's bytes are in its fact, sealed; a saved operation state's nonce is in the record's output;
     // C_GenerateRandom's bytes are recorded by their length only (zeros).
@@ -397,7 +401,9 @@ export function checkRecords(records: Iterable<CallRecord>, opts: CheckOptions):
     captured = undefined;
     const caller = (r.app !== 0 && apps.get(r.app)) || sim.application();
     sim.dispatch(caller, rebuilt.call);
-    const mode: Mode = rebuilt.mode === "exact" && pinAsked ? "pin" : rebuilt.mode;
+    // "pin" only when the decider compared a PIN or made a verifier: a PIN call refused before that (a bad session, a
+    // PIN of the wrong length) was decided from recorded facts alone.
+    const mode: Mode = pinAsked ? "pin" : rebuilt.mode === "pin" ? "exact" : rebuilt.mode;
     count(mode, r.fn);
     if (r.fn === "C_Initialize") {
       const recordedApp = (r.out as { app?: number } | undefined)?.app;
