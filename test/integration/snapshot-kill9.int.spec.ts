@@ -145,8 +145,9 @@ describe("kill -9 while writing snapshots", () => {
       );
       expect(stats.kills).toBe(RUNS);
       expect(stats.fromSnapshot).toBeGreaterThan(RUNS / 2);
-      // The kills did land inside snapshot writes (5 of 60 in one run here), not only between them.
-      if (RUNS >= 30) expect(stats.midWrite).toBeGreaterThan(0);
+      // How many kills land inside a snapshot write is chance (2 to 5 in 60 here; the summary line says): the states a
+      // kill can leave mid-write (a temporary file, a damaged or missing snapshot) are also made on purpose in
+      // snapshot.int.spec.ts, so that they are always covered.
     },
     Math.max(120_000, RUNS * 4_000),
   );
