@@ -171,7 +171,9 @@ function rebuild(r: CallRecord, openSealed: (sealed: string) => Uint8Array): Reb
         break;
       }
       case "label":
-        args[name] = v === null ? null : new Uint8Array(Buffer.from(String(v), "latin1"));
+        // A label given as bytes is recorded as their latin1 text; one given as a JS string, as itself. A character
+        // above U+00FF can only have come from a string; otherwise the bytes are taken (the pkcs11js face's Buffers).
+        args[name] = v === null ? null : /[^\u0000-\u00ff]/.test(String(v)) ? String(v) : new Uint8Array(Buffer.from(String(v), "latin1"));
         break;
       case "mechanism": {
         const p = v === null ? null : (v as { parameter?: unknown }).parameter;
