@@ -216,7 +216,7 @@ export class RemoteSimulator {
   }
 
   /** Send one call to the service; CKR_DEVICE_ERROR (with `error`) when it cannot be answered. */
-  async request(appId: number, call: Call): Promise<CallReply> {
+  async request(appId: number, call: Call, timeoutMs = this.o.timeoutMs): Promise<CallReply> {
     const req: CallRequest = { v: PROTOCOL_VERSION, app: appId, client: this.clientId, call };
     let body: Uint8Array;
     try {
@@ -226,7 +226,7 @@ export class RemoteSimulator {
       return { v: PROTOCOL_VERSION, rv: CK.CKR_ARGUMENTS_BAD, seq: 0, error: "ProtocolError", message: (e as Error).message };
     }
     try {
-      const m = await this.nc.request(this.subjects.call, body, { timeout: this.o.timeoutMs });
+      const m = await this.nc.request(this.subjects.call, body, { timeout: timeoutMs });
       const reply = decodeWire<CallReply>(m.data);
       if (reply.seq > this.seen) this.seen = reply.seq;
       return reply;
@@ -267,10 +267,18 @@ export class RemoteSimulator {
     return d.out === undefined ? { rv } : { rv, out: d.out };
   }
 
-  /** Stop every application's heartbeats, the projection, and the connection (if this client opened it). */
-  async close(): Promise<void> {
+  /**
+   * Finalize the applications still initialized (C_Finalize, recorded: their sessions close now rather than when the
+   * service notices the silence; `finalize: false` leaves them to that, as a process that dies does), then stop
+   * heartbeats, the projection, and the connection (if this client opened it). Never throws.
+   */
+  async close(opts: { finalize?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (opts.finalize !== false) {
+      const live = [...this.apps].filter((a) => a.appId !== 0);
+      await Promise.all(live.map((a) => this.request(a.appId, { fn: "C_Finalize", args: {} }, Math.min(this.o.timeoutMs, 1000))));
+    }
     for (const a of this.apps) a.stopHeartbeat();
     for (const w of this.waiters.splice(0)) w.resolve();
     await this.follower?.then((f) => f.stop(), () => undefined);

@@ -143,6 +143,12 @@ describe("hsmsim serve and the async remote client", () => {
     expect(await count(app1)).toBe(await count(app2));
     expect(svc.simulator.read.sessions.get(a1.appId)?.size).toBe(1);
     expect(svc.simulator.read.sessions.get(a2.appId)?.size).toBe(1);
+    // Closing a client finalizes its applications at once: their sessions are gone, recorded.
+    const app2Id = a2.appId;
+    await c2.close();
+    clients.splice(clients.indexOf(c2), 1);
+    expect(svc.simulator.state.apps.has(app2Id)).toBe(false);
+    expect([...svc.store.read()].at(-1)).toMatchObject({ app: app2Id, fn: "C_Finalize", rv: CK.CKR_OK });
   });
 
   it("a client that vanishes has its sessions closed and its login ended, as recorded calls", async () => {
@@ -159,8 +165,8 @@ describe("hsmsim serve and the async remote client", () => {
     await app2("C_OpenSession", { slotID: 0, flags: CK.CKF_SERIAL_SESSION });
     expect((await app2("C_Login", { hSession: h, userType: CK.CKU_USER, pin: USER_PIN })).rv).toBe("CKR_OK");
     const vanished = a2.appId;
-    // Client 2 vanishes: no more heartbeats (as if killed).
-    await c2.close();
+    // Client 2 vanishes: no more heartbeats, no C_Finalize (as if killed).
+    await c2.close({ finalize: false });
     clients.splice(clients.indexOf(c2), 1);
     const deadline = Date.now() + 5000;
     while (svc.simulator.state.apps.has(vanished) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
