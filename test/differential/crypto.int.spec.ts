@@ -475,3 +475,73 @@ describe.skipIf(!softHsmAvailable())("scripted crypto differential: hsmsim (soft
     expect(ours).toEqual(real);
   });
 });
+
+/** The callback and promise forms (pkcs11js's …Callback / …Async), on both, compared the same way. */
+async function observeAsync(p: P): Promise<string[]> {
+  const out: string[] = [];
+  const show = (name: string, e: unknown, v: unknown) => {
+    if (e) {
+      const x = e as Error & { code?: number; method?: string };
+      out.push(`${name} ERR ${x.constructor.name} ${x.message} code=${x.code} method=${x.method}`);
+    } else out.push(`${name} OK ${Buffer.isBuffer(v) ? v.toString("hex") : JSON.stringify(v)}`);
+  };
+  const cb = (name: string, f: (done: (e: unknown, v: unknown) => void) => void) =>
+    new Promise<void>((resolve) => f((e, v) => (show(name, e, v), resolve())));
+  const pr = async (name: string, f: () => Promise<unknown>) => {
+    try {
+      show(name, null, await f());
+    } catch (e) {
+      show(name, e, null);
+    }
+  };
+  const { s } = prepare(p);
+  const k = key(p, s, CK.CKK_AES, hex(SP800_38A_KEYS[128]));
+  const g = key(p, s, CK.CKK_GENERIC_SECRET, Buffer.alloc(32, 3));
+  const mech = { mechanism: CK.CKM_AES_CBC_PAD, parameter: hex(SP800_38A_CBC_IV) };
+  const pt = Buffer.from("the callback and promise forms");
+  p.C_EncryptInit(s, mech, k);
+  await cb("EncryptCallback", (d) => p.C_EncryptCallback(s, pt, Buffer.alloc(64), d));
+  p.C_EncryptInit(s, mech, k);
+  await cb("EncryptCallback too small", (d) => p.C_EncryptCallback(s, pt, Buffer.alloc(8), d));
+  await pr("EncryptAsync", () => p.C_EncryptAsync(s, pt, Buffer.alloc(64)));
+  p.C_EncryptInit(s, mech, k);
+  p.C_EncryptUpdate(s, pt, Buffer.alloc(64));
+  await pr("EncryptFinalAsync", () => p.C_EncryptFinalAsync(s, Buffer.alloc(64)));
+  p.C_DecryptInit(s, mech, k);
+  await pr("DecryptAsync, bad length", () => p.C_DecryptAsync(s, pt.subarray(0, 20), Buffer.alloc(64)));
+  p.C_SignInit(s, { mechanism: CK.CKM_SHA256_HMAC }, g);
+  const mac = await new Promise<Buffer>((resolve) => p.C_SignCallback(s, pt, Buffer.alloc(32), (_e: unknown, v: Buffer) => resolve(v)));
+  out.push(`SignCallback ${mac?.toString("hex")}`);
+  p.C_SignInit(s, { mechanism: CK.CKM_SHA256_HMAC }, g);
+  p.C_SignUpdate(s, pt);
+  await pr("SignFinalAsync", () => p.C_SignFinalAsync(s, Buffer.alloc(32)));
+  p.C_VerifyInit(s, { mechanism: CK.CKM_SHA256_HMAC }, g);
+  await cb("VerifyCallback", (d) => p.C_VerifyCallback(s, pt, mac, d));
+  p.C_VerifyInit(s, { mechanism: CK.CKM_SHA256_HMAC }, g);
+  await cb("VerifyCallback, wrong MAC", (d) => p.C_VerifyCallback(s, pt, Buffer.alloc(32), d));
+  p.C_VerifyInit(s, { mechanism: CK.CKM_SHA256_HMAC }, g);
+  p.C_VerifyUpdate(s, pt);
+  await pr("VerifyFinalAsync", () => p.C_VerifyFinalAsync(s, mac));
+  p.C_VerifyInit(s, { mechanism: CK.CKM_SHA256_HMAC }, g);
+  await pr("VerifyAsync, short MAC", () => p.C_VerifyAsync(s, pt, mac.subarray(0, 5)));
+  p.C_Finalize();
+  return out;
+}
+
+describe.skipIf(!softHsmAvailable())("the …Callback and …Async forms: hsmsim (softhsm2) vs SoftHSM 2.6.1", () => {
+  it("deliver the same results and errors", async () => {
+    const env = createSoftHsmEnv();
+    try {
+      env.activate();
+      const real = await observeAsync(loadSoftHsm() as unknown as P);
+      const sim = new DropIn();
+      sim.load("memory:?profile=softhsm2");
+      const ours = await observeAsync(sim as unknown as P);
+      expect(real.filter((l) => l.includes(" OK ")).length).toBeGreaterThan(4);
+      if (process.env.SHOW) console.log(real.join("\n"));
+      expect(ours).toEqual(real);
+    } finally {
+      env.remove();
+    }
+  });
+});
