@@ -11,6 +11,8 @@
  * - the applications survive the restart (rebuilt from the log, given a full heartbeat window), so their sessions
  *   stay valid: CKR_SESSION_HANDLE_INVALID is not an answer to a crash, only to a client that vanished for longer
  *   than the expiry (nats-serve.int.spec.ts).
+ * And nats-server itself killed with SIGKILL under load and restarted on its store directory (R1): the service and
+ * the client reconnect, the service keeps its process and its fence, and every answered call is in the stream.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect as natsConnect } from "@nats-io/transport-node";
@@ -173,6 +175,63 @@ describe("kill -9 of hsmsim serve under load", () => {
     } finally {
       for (const c of clients) await c.close();
       await svc.stop();
+    }
+  });
+
+  it("kill -9 of nats-server itself (R1, same store directory) under load: the service rides it out, nothing answered is lost", { timeout: 120_000 }, async () => {
+    const nats = await startNatsServer();
+    const svc = await startServe(nats.url, "natskill");
+    const c = await connect(`${nats.url}/natskill`, { timeoutMs: TIMEOUT_MS, nats: { maxReconnectAttempts: -1, reconnectTimeWait: 100 } });
+    try {
+      const a0 = c.application();
+      await a0.call({ fn: "C_Initialize", args: {} });
+      await a0.call({ fn: "C_InitToken", args: { slotID: 0, pin: SO_PIN, label: "natskill" } });
+      const apps = [];
+      for (let i = 0; i < 8; i++) {
+        const a = c.application();
+        expect((await a.call({ fn: "C_Initialize", args: {} })).rv).toBe(CK.CKR_OK);
+        apps.push(a);
+      }
+      const answered: Answered[] = [];
+      const odd: string[] = [];
+      let running = true;
+      const loops = apps.map(async (a) => {
+        while (running) {
+          const r = await a.call({ fn: "C_OpenSession", args: { slotID: 0, flags: CK.CKF_SERIAL_SESSION } });
+          if (r.rv === CK.CKR_OK) answered.push({ app: a.appId, fn: "C_OpenSession", rv: r.rv, seq: a.lastSeq });
+          else if (r.rv !== CK.CKR_DEVICE_ERROR) odd.push(rvName(r.rv));
+          else await sleep(20);
+        }
+      });
+      await sleep(1000);
+      await nats.kill();
+      const killedAt = answered.length;
+      await sleep(500);
+      await nats.restart();
+      const deadline = Date.now() + 30_000;
+      while (answered.length < killedAt + 200 && Date.now() < deadline) await sleep(100);
+      running = false;
+      await Promise.all(loops);
+      expect(answered.length).toBeGreaterThanOrEqual(killedAt + 200); // serving again, same service process
+      expect(svc.proc.exitCode).toBeNull();
+      expect(odd).toEqual([]);
+      const nc = await natsConnect({ servers: nats.url });
+      const records: CallRecord[] = [];
+      let prev = GENESIS;
+      await readSubject(jetstream(nc), DEFAULT_STREAM, subjects("natskill").events, (m) => {
+        for (const e of m.envelopes) {
+          expect(entryProblem(e, records.length + 1, prev)).toBeUndefined();
+          prev = e.hash;
+          records.push(e.record);
+        }
+      });
+      await nc.close();
+      for (const x of answered) expect({ fn: records[x.seq - 1]?.fn, app: records[x.seq - 1]?.app }).toEqual({ fn: x.fn, app: x.app });
+      console.log(`nats-server kill -9: ${answered.length} answered (${killedAt} before the kill), all in the stream of ${records.length} records`);
+    } finally {
+      await c.close({ finalize: false });
+      await svc.stop();
+      await nats.stop();
     }
   });
 });
