@@ -12,6 +12,7 @@ import { Simulator } from "../../src/actors/simulator.js";
 import type { EventStore } from "../../src/events/store.js";
 import { FileEventStore } from "../../src/events/file-store.js";
 import { CK } from "../../src/pkcs11/constants.js";
+import type { Call, CallOut, FnName } from "../../src/events/calls.js";
 
 const SNAPSHOT_KILL9_KEY = new Uint8Array(32).fill(11);
 const SO_PIN = "12345678";
@@ -42,10 +43,11 @@ const watched: EventStore = new Proxy(store, {
 const sim = new Simulator({ store: watched, simulatorKey: SNAPSHOT_KILL9_KEY });
 out(`ready ${store.lastSeq} ${from}`);
 const app = sim.application();
-const call = (c: Parameters<typeof app.call>[0]) => {
+/** One call, acknowledged on stdout as it returns; its output as the function's (CallOut). */
+const call = <F extends FnName>(c: Extract<Call, { fn: F }>): { rv: number; out?: CallOut[F] } => {
   const r = app.call(c);
   out(`${sim.lastSeq} ${c.fn}`);
-  return r;
+  return r as { rv: number; out?: CallOut[F] };
 };
 const RW = CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION;
 call({ fn: "C_Initialize", args: {} });
