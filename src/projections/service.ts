@@ -201,6 +201,7 @@ export class Projector {
         if (!err) void this.answer(msg);
       },
     });
+    await nc.flush(); // the server knows the subscription: queries from now on find it
   }
 
   /** The simulator's profile: given, or asked from its service, or the default. */

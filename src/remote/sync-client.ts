@@ -28,14 +28,14 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from "
 import type { Call } from "../events/calls.js";
 import type { Answer } from "../events/types.js";
 import { CK } from "../pkcs11/constants.js";
-import { CALL_TIMEOUT_MS, parseSimUrl, type SimConfig } from "./protocol.js";
+import { CALL_TIMEOUT_MS, parseSimUrl, type ReadModelImage, type SimConfig } from "./protocol.js";
 import { CallingThreadProjection } from "./sync-projection.js";
 
 /** What the main thread sends the worker. */
 export type SyncRequest = { id: number; op: "call"; call: Call } | { id: number; op: "close" };
 /** What the worker sends back: an answer (with the seq of the call's record), or a failure to connect or close. */
 export type SyncReply =
-  | { id: number; ok: true; answer: Answer; seq: number; app: number; config?: SimConfig }
+  | { id: number; ok: true; answer: Answer; seq: number; app: number; config?: SimConfig; readModel?: ReadModelImage }
   | { id: number; ok: false; error: string; name: string };
 
 /** Set in the shared control words by the worker. */
@@ -82,6 +82,8 @@ export class SyncRemote {
   /** The seq of the record of this application's last call that made one. */
   lastSeq = 0;
   readonly sim: string;
+  /** The record seq the read projection started from: the service's read model's, or 0 (the whole log replayed). */
+  readonly projectionStart: number;
   private readonly worker: Worker;
   private readonly port: MessagePort;
   private readonly feed: MessagePort;
@@ -114,7 +116,8 @@ export class SyncRemote {
       void this.worker.terminate();
       throw new RemoteConnectError(r ? r.error : `hsmsim: cannot reach ${server} for "${sim}": no answer from the connection worker`);
     }
-    this.projection = new CallingThreadProjection(r.config!, this.feed, this.ctrl);
+    this.projection = new CallingThreadProjection(r.config!, this.feed, this.ctrl, r.readModel);
+    this.projectionStart = r.readModel?.seq ?? 0;
     LIVE.add(this);
     if (!exitHook) {
       exitHook = true;

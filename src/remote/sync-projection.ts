@@ -21,7 +21,9 @@ import { CK } from "../pkcs11/constants.js";
 import { resolveProfile } from "../pkcs11/profiles.js";
 import { ReadModel } from "../projections/read-model.js";
 import { LOCAL_READS } from "./client.js";
-import type { SimConfig } from "./protocol.js";
+import type { ReadModelImage, SimConfig } from "./protocol.js";
+import { STATE_CODEC } from "../events/snapshot.js";
+import type { Profile } from "../pkcs11/profiles.js";
 
 /** The shared control word the worker raises to the seq of the last record it posted on the feed. */
 export const CTRL_FEED = 3;
@@ -31,14 +33,19 @@ export class CallingThreadProjection {
   private readonly state: SimState;
   private readonly read: ReadModel;
 
+  /** `image`: the service's read model to start from (the feed then brings the records after it), else record 1. */
   constructor(
     config: SimConfig,
     private readonly feed: MessagePort,
     private readonly ctrl: Int32Array,
+    image?: ReadModelImage,
   ) {
     const profile = resolveProfile(config.profile);
     this.state = newSimState(profile, config.slots ?? 1);
     this.read = new ReadModel(profile, this.state.fixedSlots);
+    // The worker checked that the image decodes to a read model at its seq (readModelImage in sync-worker.ts) before
+    // following the stream from the image's message on: the same decoding here cannot differ.
+    if (image) this.read = imageReadModel(image, profile)!;
   }
 
   get position(): number {
@@ -78,5 +85,18 @@ export class CallingThreadProjection {
     if (d.facts.length > 0) return undefined; // a read that changes state (softhsm2): recorded by the service
     const rv = CK[d.rv];
     return d.out === undefined ? { rv } : { rv, out: d.out };
+  }
+}
+
+/** The read model of a ReadModelImage (protocol.ts), or undefined if it is not one at the image's seq. */
+export function imageReadModel(image: ReadModelImage, profile: Profile): ReadModel | undefined {
+  if (image.tree === undefined) return undefined;
+  try {
+    const read = STATE_CODEC.decode(image.tree);
+    if (!(read instanceof ReadModel) || read.position !== image.seq) return undefined;
+    (read as { profile: Profile }).profile = profile;
+    return read;
+  } catch {
+    return undefined;
   }
 }

@@ -13,7 +13,9 @@ import { CK } from "../pkcs11/constants.js";
 import { jetstream } from "@nats-io/jetstream";
 import { followSubject } from "../events/jetstream-store.js";
 import { connect, type RemoteApplication, type RemoteSimulator } from "./client.js";
-import { CTRL_FEED } from "./sync-projection.js";
+import { CTRL_FEED, imageReadModel } from "./sync-projection.js";
+import { resolveProfile } from "../pkcs11/profiles.js";
+import { decodeWire, type ReadModelImage } from "./protocol.js";
 import { CTRL_ID, CTRL_READY, type SyncReply, type SyncRequest, type SyncWorkerData } from "./sync-client.js";
 
 const data = workerData as SyncWorkerData;
@@ -39,8 +41,10 @@ try {
     nats: { maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: data.connectTimeoutMs },
   });
   app = remote.application();
-  void follow();
-  reply({ id: 0, ok: true, answer: { rv: CK.CKR_OK }, seq: 0, app: 0, config: remote.info.config });
+  // Start the calling thread's projection from the service's read model (if it gives one), then follow the tail.
+  const image = await readModelImage();
+  void follow(image?.streamSeq ?? 1);
+  reply({ id: 0, ok: true, answer: { rv: CK.CKR_OK }, seq: 0, app: 0, config: remote.info.config, readModel: image });
 } catch (e) {
   reply({ id: 0, ok: false, error: (e as Error).message, name: (e as Error).name });
   process.exit(0);
@@ -51,10 +55,10 @@ try {
  * the feed port, then the feed word raised to its seq. Started in the background and retried while JetStream cannot
  * make the consumer (a cluster without quorum): meanwhile reads wait for the feed, up to the call timeout.
  */
-async function follow(): Promise<void> {
+async function follow(from: number): Promise<void> {
   while (!closing) {
     try {
-      const f = await followSubject(jetstream(remote.nc), remote.info.stream, remote.subjects.events, 1, (m) => {
+      const f = await followSubject(jetstream(remote.nc), remote.info.stream, remote.subjects.events, from, (m) => {
         if (m.envelopes.length === 0) return;
         data.feed.postMessage(m.envelopes.map((e) => e.record));
         Atomics.store(ctrl, CTRL_FEED, m.envelopes[m.envelopes.length - 1]!.seq);
@@ -65,13 +69,24 @@ async function follow(): Promise<void> {
       f.done.then(
         () => undefined,
         () => {
-          if (!closing) void follow();
+          if (!closing) void follow(from);
         },
       );
       return;
     } catch {
       await new Promise((r) => setTimeout(r, 500));
     }
+  }
+}
+
+/** The service's read model (protocol.ts ReadModelImage), or undefined: the projection then starts at record 1. */
+async function readModelImage(): Promise<ReadModelImage | undefined> {
+  try {
+    const m = await remote.nc.request(remote.subjects.readModel, new Uint8Array(0), { timeout: data.timeoutMs });
+    const image = decodeWire<ReadModelImage>(m.data);
+    return imageReadModel(image, resolveProfile(remote.info.config.profile)) ? image : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -159,6 +159,19 @@ describe("pkcs11js drop-in over NATS (load(\"nats://host:port/<name>\"))", () =>
       expect(b.C_GetTokenInfo(slot).sessionCount).toBe(2);
       expect(a.C_GetTokenInfo(slot).rwSessionCount).toBe(1);
       expect(() => b.C_InitToken(slot, SO_PIN, "again")).toThrow(/CKR_SESSION_EXISTS/);
+      // a third application joining late starts its projection from the service's read model (or the log): it sees
+      // the token as the others left it
+      const c = new PKCS11();
+      c.load(`${nats.url}/${sim}`);
+      try {
+        c.C_Initialize();
+        const t = c.C_GetTokenInfo(slot);
+        expect([t.label.trim(), t.sessionCount, t.rwSessionCount]).toEqual(["shared", 2, 1]);
+        expect(t.flags & CK.CKF_USER_PIN_INITIALIZED).toBe(CK.CKF_USER_PIN_INITIALIZED);
+        expect(() => c.C_GetSessionInfo(sa)).toThrow(/CKR_SESSION_HANDLE_INVALID/); // a's session is not c's
+      } finally {
+        c.close();
+      }
     } finally {
       a.close();
       b.close();
