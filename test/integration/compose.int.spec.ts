@@ -250,7 +250,7 @@ describe("docker-compose.cluster.yml", () => {
   });
 
   it("its three nodes, run by the real nats-server, form a JetStream cluster that keeps a stream at three replicas", async () => {
-    const ports = [];
+    const ports: { client: number; http: number; route: number }[] = [];
     for (let i = 0; i < 3; i++) ports.push({ client: await freePort(), http: await freePort(), route: await freePort() });
     const hosts = Object.fromEntries(nodes.map((n, i) => [n, `127.0.0.1:${ports[i]!.route}`]));
     const procs: Awaited<ReturnType<typeof spawnServerWithEnv>>[] = [];
