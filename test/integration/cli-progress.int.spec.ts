@@ -6,7 +6,7 @@
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { main } from "../../src/cli/main.js";
 import { FileEventStore } from "../../src/events/file-store.js";
-import { Simulator } from "../../src/actors/simulator.js";
+import { record } from "../support/file-store-helpers.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,11 +15,10 @@ let dir: string;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "hsmsim-cli-progress-"));
+  // Records appended as they are (C_GetInfo, no facts), with the settings a simulator needs to replay them.
   const store = new FileEventStore(dir, { durability: "none" });
-  const sim = new Simulator({ store, simulatorKey: store.settings().simulatorKey });
-  const app = sim.application();
-  app.call({ fn: "C_Initialize", args: {} });
-  for (let i = 0; i < 150_000; i++) app.call({ fn: "C_GetInfo", args: {} });
+  store.settings();
+  for (let i = 1; i <= 150_000; i++) store.append(record(i));
   store.close();
   return () => rmSync(dir, { recursive: true, force: true });
 }, 120_000);
