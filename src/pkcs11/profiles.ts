@@ -194,6 +194,11 @@ export const PROFILES: Record<ProfileName, Profile> = {
 
 export type ProfileSwitches = Omit<Profile, "name">;
 
+/** Whether a string (a CLI flag, a URL query) names a profile. */
+export function isProfileName(x: unknown): x is ProfileName {
+  return typeof x === "string" && Object.prototype.hasOwnProperty.call(PROFILES, x);
+}
+
 export interface ProfileOptions {
   profile?: ProfileName;
   pinRetries?: number;

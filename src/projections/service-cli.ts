@@ -4,6 +4,7 @@
  * or `--user`/`--pass`/`--tls-ca`. Prints one line `hsmsim project: following "<sim>" …` on stdout once it follows the
  * stream and answers queries; SIGINT/SIGTERM store the position and exit 0; a broken chain exits 1.
  */
+import { isProfileName } from "../pkcs11/profiles.js";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { natsConnectOptions } from "../remote/connect-options.js";
 import { DEFAULT_PREFIX, DEFAULT_SIM, DEFAULT_STREAM, checkToken } from "../remote/protocol.js";
@@ -39,7 +40,7 @@ export async function projectCommand(o: Parsed): Promise<number> {
   const prefix = typeof o.prefix === "string" ? checkToken("prefix", o.prefix) : DEFAULT_PREFIX;
   const stream = typeof o.stream === "string" ? checkToken("stream", o.stream) : DEFAULT_STREAM;
   const profile = o.profile === undefined ? undefined : String(o.profile);
-  if (profile !== undefined && profile !== "default" && profile !== "softhsm2") throw new UsageError(`--profile expected default or softhsm2, got ${profile}`);
+  if (profile !== undefined && !isProfileName(profile)) throw new UsageError(`--profile expected default or softhsm2, got ${profile}`);
   const replicas = integer("replicas", o.replicas) ?? 1;
   if (replicas !== 1 && replicas !== 3) throw new UsageError("--replicas expected 1 or 3");
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -64,7 +65,7 @@ export async function projectCommand(o: Parsed): Promise<number> {
       stream,
       prefix,
       replicas,
-      profile: profile === undefined ? undefined : { profile: profile as "default" | "softhsm2" },
+      profile: profile === undefined ? undefined : { profile: profile },
       snapshotEvery: integer("snapshot-every", o["snapshot-every"]),
       snapshotMs: integer("snapshot-ms", o["snapshot-ms"]),
     });

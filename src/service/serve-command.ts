@@ -9,6 +9,7 @@
  * logs go to stderr. SIGINT/SIGTERM stop it cleanly (exit 0); a failed store or a lost lease exit 1; a second
  * service for the same name is refused (exit 1, naming the holder).
  */
+import { isProfileName } from "../pkcs11/profiles.js";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import { credsAuthenticator, connect as natsConnect } from "@nats-io/transport-node";
@@ -86,9 +87,9 @@ export async function serveCommand(o: Parsed): Promise<number> {
   const replicas = integer("replicas", o.replicas) ?? 1;
   if (replicas !== 1 && replicas !== 3) throw new UsageError("--replicas expected 1 or 3");
   const profile = o.profile === undefined ? undefined : String(o.profile);
-  if (profile !== undefined && profile !== "default" && profile !== "softhsm2") throw new UsageError(`--profile expected default or softhsm2, got ${profile}`);
+  if (profile !== undefined && !isProfileName(profile)) throw new UsageError(`--profile expected default or softhsm2, got ${profile}`);
   const slots = integer("slots", o.slots);
-  const requested: SimConfig = { profile: profile === undefined ? { profile: "default" } : { profile: profile as "default" | "softhsm2" }, ...(slots !== undefined ? { slots } : {}) };
+  const requested: SimConfig = { profile: profile === undefined ? { profile: "default" } : { profile: profile }, ...(slots !== undefined ? { slots } : {}) };
   const keyFile = typeof o["key-file"] === "string" ? o["key-file"] : `hsmsim-${sim}.json`;
   const { config, key } = loadSettings(keyFile, requested);
 
