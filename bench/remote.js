@@ -219,6 +219,7 @@ export async function runRemote(opts = {}) {
     // ---- replay from JetStream: every record of the run, topped up to `replayRecords` by 32 concurrent
     //      applications of the async client (so the log has the group-commit batches a busy service writes) ----
     const { connect: connectRemote } = await import(join(DIST, "remote", "client.js"));
+    let fill;
     {
       const r = await connectRemote(target);
       const apps = [];
@@ -229,6 +230,7 @@ export async function runRemote(opts = {}) {
       }
       const want = o.replayRecords ?? (o.quick ? 5000 : 30000);
       process.stderr.write(`  replay: filling the log to ${want} records ... `);
+      const from = Math.max(...apps.map((a) => a.lastSeq));
       const t0 = performance.now();
       await Promise.all(
         apps.map(async (a) => {
@@ -239,7 +241,9 @@ export async function runRemote(opts = {}) {
           }
         }),
       );
-      process.stderr.write(`${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+      const sec = (performance.now() - t0) / 1000;
+      fill = { records: Math.max(...apps.map((a) => a.lastSeq)) - from, sec };
+      process.stderr.write(`${sec.toFixed(1)} s\n`);
       for (const a of apps) await a.call({ fn: "C_Finalize", args: {} });
       await r.close();
     }
@@ -280,6 +284,13 @@ export async function runRemote(opts = {}) {
     }
     console.log(`\nremote workloads (ops/s aggregate over the clients; open+close and login+logout count pairs; latency per op, median over clients)\n`);
     console.log(table(["workload", "hsmsim/NATS", "p50 / p99", "SoftHSM/p11-kit", "p50 / p99", "ratio"], rows));
+    // The service's capacity without 16 client processes competing for the cores: the replay log's fill.
+    const ocPeer = cell("open+close", "p11kit", o.clients);
+    const fillPairs = fill.records / 2 / fill.sec;
+    console.log(
+      `\ninfo: open+close from 32 applications of the async client in one process (the replay fill): ${fmtOps(fill.records / fill.sec)} durable calls/s = ${fmtOps(fillPairs)} pairs/s` +
+        (ocPeer ? ` (${(fillPairs / ocPeer.opsPerSec).toFixed(2)}x SoftHSM over p11-kit with ${o.clients} clients)` : ""),
+    );
     const checks = [];
     const gsi = cell("getSessionInfo", "hsmsim", 1) && cell("getSessionInfo", "hsmsim", 1).opsPerSec / cell("getSessionInfo", "p11kit", 1).opsPerSec;
     if (gsi !== undefined) checks.push({ check: `remote C_GetSessionInfo (1 client) >= ${MIN_GSI_RATIO}x SoftHSM over p11-kit`, value: gsi, limit: MIN_GSI_RATIO, result: gsi >= MIN_GSI_RATIO ? "PASS" : "FAIL", shown: `${gsi.toFixed(2)}x` });
@@ -293,7 +304,7 @@ export async function runRemote(opts = {}) {
     // application, so concurrent logins from several clients collide there (shown in the table, not a bench error).
     const errors = cells.filter((c) => c.errors > 0 && c.peer === "hsmsim");
     for (const c of errors) console.error(`ERROR: ${c.peer} ${c.workload} x${c.clients}: ${c.errors} failed calls (${c.firstError})`);
-    const out = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, loadavg: loadavg(), mode: o.quick ? "quick" : "full", ms: o.ms, cells, replay, checks, elapsedSec: (Date.now() - started) / 1000 };
+    const out = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, loadavg: loadavg(), mode: o.quick ? "quick" : "full", ms: o.ms, cells, replay, fill, checks, elapsedSec: (Date.now() - started) / 1000 };
     mkdirSync(dirname(o.out), { recursive: true });
     writeFileSync(o.out, `${JSON.stringify(out, null, 2)}\n`);
     console.log(`\nresults: ${relative(process.cwd(), o.out)} (${out.elapsedSec.toFixed(0)} s)`);
