@@ -717,6 +717,8 @@ export class PKCS11 {
   C_EncryptInit(session: Handle, mechanism: Mechanism, key: Handle): void {
     this.keyedInit("C_EncryptInit", arguments);
   }
+  C_Encrypt(session: Handle, inData: Buffer, outData: Buffer): Buffer;
+  C_Encrypt(session: Handle, inData: Buffer, outData: Buffer, cb: (e: Error | null, d: Buffer | null) => void): void;
   C_Encrypt(session: Handle, inData: Buffer, outData: Buffer, cb?: (e: Error | null, d: Buffer | null) => void): Buffer | void {
     if (typeof cb === "function") return callback(() => this.dataStep("C_Encrypt", [session, inData, outData]), cb);
     return this.dataStep("C_Encrypt", arguments);
@@ -724,6 +726,8 @@ export class PKCS11 {
   C_EncryptUpdate(session: Handle, inData: Buffer, outData: Buffer): Buffer {
     return this.dataStep("C_EncryptUpdate", arguments);
   }
+  C_EncryptFinal(session: Handle, outData: Buffer): Buffer;
+  C_EncryptFinal(session: Handle, outData: Buffer, cb: (e: Error | null, d: Buffer | null) => void): void;
   C_EncryptFinal(session: Handle, outData: Buffer, cb?: (e: Error | null, d: Buffer | null) => void): Buffer | void {
     if (typeof cb === "function") return callback(() => this.finalStep("C_EncryptFinal", [session, outData]), cb);
     return this.finalStep("C_EncryptFinal", arguments);
@@ -731,6 +735,8 @@ export class PKCS11 {
   C_DecryptInit(session: Handle, mechanism: Mechanism, key: Handle): void {
     this.keyedInit("C_DecryptInit", arguments);
   }
+  C_Decrypt(session: Handle, inData: Buffer, outData: Buffer): Buffer;
+  C_Decrypt(session: Handle, inData: Buffer, outData: Buffer, cb: (e: Error | null, d: Buffer | null) => void): void;
   C_Decrypt(session: Handle, inData: Buffer, outData: Buffer, cb?: (e: Error | null, d: Buffer | null) => void): Buffer | void {
     if (typeof cb === "function") return callback(() => this.dataStep("C_Decrypt", [session, inData, outData]), cb);
     return this.dataStep("C_Decrypt", arguments);
@@ -738,6 +744,8 @@ export class PKCS11 {
   C_DecryptUpdate(session: Handle, inData: Buffer, outData: Buffer): Buffer {
     return this.dataStep("C_DecryptUpdate", arguments);
   }
+  C_DecryptFinal(session: Handle, outData: Buffer): Buffer;
+  C_DecryptFinal(session: Handle, outData: Buffer, cb: (e: Error | null, d: Buffer | null) => void): void;
   C_DecryptFinal(session: Handle, outData: Buffer, cb?: (e: Error | null, d: Buffer | null) => void): Buffer | void {
     if (typeof cb === "function") return callback(() => this.finalStep("C_DecryptFinal", [session, outData]), cb);
     return this.finalStep("C_DecryptFinal", arguments);
@@ -750,6 +758,8 @@ export class PKCS11 {
   C_SignInit(session: Handle, mechanism: Mechanism, key: Handle): void {
     this.keyedInit("C_SignInit", arguments);
   }
+  C_Sign(session: Handle, inData: Buffer, outData: Buffer): Buffer;
+  C_Sign(session: Handle, inData: Buffer, outData: Buffer, cb: (e: Error | null, d: Buffer | null) => void): void;
   C_Sign(session: Handle, inData: Buffer, outData: Buffer, cb?: (e: Error | null, d: Buffer | null) => void): Buffer | void {
     if (typeof cb === "function") return callback(() => this.dataStep("C_Sign", [session, inData, outData]), cb);
     return this.dataStep("C_Sign", arguments);
@@ -757,6 +767,8 @@ export class PKCS11 {
   C_SignUpdate(session: Handle, inData: Buffer): void {
     this.feed("C_SignUpdate", arguments);
   }
+  C_SignFinal(session: Handle, outData: Buffer): Buffer;
+  C_SignFinal(session: Handle, outData: Buffer, cb: (e: Error | null, d: Buffer | null) => void): void;
   C_SignFinal(session: Handle, outData: Buffer, cb?: (e: Error | null, d: Buffer | null) => void): Buffer | void {
     if (typeof cb === "function") return callback(() => this.finalStep("C_SignFinal", [session, outData]), cb);
     return this.finalStep("C_SignFinal", arguments);
@@ -765,6 +777,8 @@ export class PKCS11 {
     this.keyedInit("C_VerifyInit", arguments);
   }
   /** true, or a thrown CKR_SIGNATURE_INVALID / CKR_SIGNATURE_LEN_RANGE: pkcs11js never returns false synchronously. */
+  C_Verify(session: Handle, inData: Buffer, signature: Buffer): boolean;
+  C_Verify(session: Handle, inData: Buffer, signature: Buffer, cb: (e: Error | null, ok: boolean | null) => void): void;
   C_Verify(session: Handle, inData: Buffer, signature: Buffer, cb?: (e: Error | null, ok: boolean | null) => void): boolean | void {
     if (typeof cb === "function") return callback(() => this.verify([session, inData, signature]), cb);
     return this.verify(arguments);
@@ -772,6 +786,8 @@ export class PKCS11 {
   C_VerifyUpdate(session: Handle, inData: Buffer): void {
     this.feed("C_VerifyUpdate", arguments);
   }
+  C_VerifyFinal(session: Handle, signature: Buffer): boolean;
+  C_VerifyFinal(session: Handle, signature: Buffer, cb: (e: Error | null, ok: boolean | null) => void): void;
   C_VerifyFinal(session: Handle, signature: Buffer, cb?: (e: Error | null, ok: boolean | null) => void): boolean | void {
     if (typeof cb === "function") return callback(() => this.verifyFinal([session, signature]), cb);
     return this.verifyFinal(arguments);

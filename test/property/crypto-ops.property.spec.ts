@@ -122,7 +122,7 @@ describe("a saved and restored operation finishes like an uninterrupted one (def
         const cut = Math.min(cutRaw, data.length);
         const { sim, c, h } = fresh("default");
         // Ciphertext for the decryptions: valid for the mechanism (padded where it pads).
-        let input = data;
+        let input: Uint8Array = data;
         if (kind === "decrypt") {
           ok(c("C_EncryptInit", { hSession: h.rw!, mechanism: mechanism as never, hKey: h.aes! }));
           input = (ok(c("C_Encrypt", { hSession: h.rw!, data, outLen: data.length + 16 })) as Out).data;
@@ -137,15 +137,15 @@ describe("a saved and restored operation finishes like an uninterrupted one (def
         const finish = (c: C, session: number, part: Uint8Array): string => {
           if (kind === "digest") {
             ok(c("C_DigestUpdate", { hSession: session, data: part }));
-            return toHex(ok(c("C_DigestFinal", { hSession: session, outLen: 64 })).digest);
+            return toHex(ok(c("C_DigestFinal", { hSession: session, outLen: 64 })).digest) ?? "";
           }
           if (kind === "sign") {
             ok(c("C_SignUpdate", { hSession: session, data: part }));
-            return toHex((ok(c("C_SignFinal", { hSession: session, outLen: 64 })) as Out).data);
+            return toHex((ok(c("C_SignFinal", { hSession: session, outLen: 64 })) as Out).data) ?? "";
           }
           const F = kind === "encrypt" ? "Encrypt" : "Decrypt";
-          const u = toHex((ok(c(`C_${F}Update`, { hSession: session, data: part, outLen: 200 })) as Out).data);
-          return u + toHex((ok(c(`C_${F}Final`, { hSession: session, outLen: 200 })) as Out).data);
+          const u = toHex((ok(c(`C_${F}Update`, { hSession: session, data: part, outLen: 200 })) as Out).data) ?? "";
+          return u + (toHex((ok(c(`C_${F}Final`, { hSession: session, outLen: 200 })) as Out).data) ?? "");
         };
         const first = input.subarray(0, cutAt);
         const rest = input.subarray(cutAt);

@@ -125,7 +125,7 @@ describe("C_SetOperationState (default profile)", () => {
     ok(c2("C_SetOperationState", { hSession: s, state: blob, hEncryptionKey: k, hAuthenticationKey: 0 }));
     const rest2 = ok(c2("C_EncryptUpdate", { hSession: s, data: MSG.subarray(21), outLen: 64 })) as { data: Uint8Array };
     const last2 = ok(c2("C_EncryptFinal", { hSession: s, outLen: 16 })) as { data: Uint8Array };
-    expect(toHex(rest2.data) + toHex(last2.data)).toBe(toHex(rest.data) + toHex(last.data));
+    expect(`${toHex(rest2.data)}${toHex(last2.data)}`).toBe(`${toHex(rest.data)}${toHex(last.data)}`);
     expect(part1.data.length).toBe(16);
   });
 });
