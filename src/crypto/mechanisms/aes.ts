@@ -22,6 +22,7 @@
  * is refused (CKR_DATA_LEN_RANGE encrypting, CKR_ENCRYPTED_DATA_LEN_RANGE decrypting). Parameter checks come before
  * the key length check, and a key that is not 16, 24 or 32 bytes long answers CKR_MECHANISM_INVALID, as in SoftHSM.
  */
+import { Buffer } from "node:buffer";
 import { addToCounter, blocksBeforeWrap, concat, fromHex, hasKeys, isHex, isRecord, isUint, toHex } from "./bytes.js";
 import type { AesEngine } from "./engines.js";
 import { fail, type CipherPair, type CipherStream, type Failure, type Hex } from "./types.js";
@@ -153,7 +154,8 @@ function blockStream(engine: AesEngine, mode: BlockMode, encrypt: boolean): Ciph
       const iv = mode.chain ? params.iv! : EMPTY;
       if (encrypt && mode.pad) {
         const whole = data.length - (data.length % AES_BLOCK);
-        const padded = new Uint8Array(whole + AES_BLOCK);
+        // Every byte is written below (the data, then the padded last block over its tail): not zeroed first.
+        const padded = Buffer.allocUnsafe(whole + AES_BLOCK);
         padded.set(data);
         padded.set(padBlock(data.subarray(whole)), whole);
         return { ok: true, out: run(key, iv, padded) };
