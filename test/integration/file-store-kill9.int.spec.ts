@@ -14,17 +14,15 @@
  * into a temporary directory, so that each start costs ~0.15 s of node rather than ~0.4 s of tsx. A summary line
  * (kills, acknowledged calls, torn tails seen, time) is printed at the end.
  */
-import { execFileSync, spawn } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { availableParallelism, tmpdir } from "node:os";
-import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { copyFileSync, mkdirSync, rmSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
 import { Simulator } from "../../src/actors/simulator.js";
 import { FileEventStore } from "../../src/events/file-store.js";
 import { CK } from "../../src/pkcs11/constants.js";
 import { CHILD } from "../support/file-store-helpers.js";
+import { compiledChild, killAfterReady } from "../support/compiled-child.js";
 
 const RUNS = Number(process.env.HSMSIM_KILL9_RUNS ?? 200);
 const PER_DIR = 10;
@@ -33,29 +31,7 @@ const LANES = Math.max(1, Math.min(4, availableParallelism()));
 const KEY = new Uint8Array(32).fill(9);
 const USER_PIN = "1234";
 
-const REPO = fileURLToPath(new URL("../../", import.meta.url));
-let work: string;
-let childJs: string;
-
-beforeAll(() => {
-  work = mkdtempSync(join(tmpdir(), "hsmsim-kill9-"));
-  const build = join(work, "build");
-  mkdirSync(build);
-  // The compiled files import their packages from the repository's node_modules, as ES modules.
-  symlinkSync(join(REPO, "node_modules"), join(build, "node_modules"), "dir");
-  writeFileSync(join(build, "package.json"), '{ "type": "module" }\n');
-  const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
-  execFileSync(process.execPath, [
-    tsc,
-    ...["--outDir", build, "--rootDir", REPO, "--module", "nodenext", "--moduleResolution", "nodenext"],
-    ...["--target", "es2022", "--skipLibCheck", "--types", "node", "--noCheck", CHILD],
-  ]);
-  childJs = join(build, relative(REPO, CHILD)).replace(/\.ts$/, ".js");
-}, 120_000);
-
-afterAll(() => {
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+const child = compiledChild(CHILD, "hsmsim-kill9-");
 
 interface Run {
   /** Acknowledged calls: seq → function name. */
@@ -65,33 +41,9 @@ interface Run {
 }
 
 /** Start a writer on `dir`, SIGKILL it 5–60 ms after it is ready, and collect what it acknowledged. */
-function killRun(dir: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [childJs, "load", dir], { stdio: ["ignore", "pipe", "pipe"] });
-    const run: Run = { acked: new Map(), warnings: [], readySeq: -1 };
-    let partial = "";
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.stdout.on("data", (d: Buffer) => {
-      const lines = (partial + d.toString()).split("\n");
-      partial = lines.pop()!;
-      for (const line of lines) {
-        if (line.startsWith("warn ")) run.warnings.push(line.slice(5));
-        else if (line.startsWith("ready ")) {
-          run.readySeq = Number(line.slice(6));
-          setTimeout(() => child.kill("SIGKILL"), 5 + Math.random() * 55);
-        } else {
-          const [seq, fn] = line.split(" ");
-          run.acked.set(Number(seq), fn!);
-        }
-      }
-    });
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      if (signal !== "SIGKILL") reject(new Error(`the writer on ${dir} ended with ${code ?? signal} before it was killed:\n${stderr}`));
-      else resolve(run);
-    });
-  });
+async function killRun(dir: string): Promise<Run> {
+  const r = await killAfterReady(child.js(), ["load", dir], () => 5 + Math.random() * 55);
+  return { acked: r.acked, warnings: r.warnings, readySeq: Number(r.ready[0] ?? -1) };
 }
 
 interface Check {
@@ -156,7 +108,7 @@ describe("kill -9 the writer (fsync durability)", () => {
         const acked = new Map<number, string>();
         for (let k = 0; k < runs; k++) {
           if (k % PER_DIR === 0) {
-            dir = join(work, `lane${l}-dir${k / PER_DIR}`);
+            dir = join(child.work(), `lane${l}-dir${k / PER_DIR}`);
             acked.clear();
             stats.dirs++;
           }
@@ -170,7 +122,7 @@ describe("kill -9 the writer (fsync durability)", () => {
           if (run.warnings.some((w) => /torn/.test(w))) stats.tornCutByWriter++;
           stats.staleLocksTaken += run.warnings.filter((w) => /took over the lock/.test(w)).length;
           for (const [seq, fn] of run.acked) acked.set(seq, fn);
-          const c = check(dir, join(work, `check${l}`), acked, Math.max(run.readySeq, ...run.acked.keys()));
+          const c = check(dir, join(child.work(), `check${l}`), acked, Math.max(run.readySeq, ...run.acked.keys()));
           last = c.lastSeq;
           stats.kills++;
           stats.acked += run.acked.size;

@@ -12,47 +12,24 @@
  * PER_DIR kills per directory. HSMSIM_SNAPSHOT_KILL9_RUNS sets the number of kills (default 60). A summary line
  * counts the kills that left a temporary snapshot file behind (landed inside a snapshot write).
  */
-import { execFileSync, spawn } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync, mkdirSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { cpSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Simulator } from "../../src/actors/simulator.js";
 import { FileEventStore } from "../../src/events/file-store.js";
 import { MemoryEventStore } from "../../src/events/memory-store.js";
 import { snapshotState } from "../../src/model/snapshot.js";
 import { expectSameState, readsOf } from "../support/snapshot-helpers.js";
+import { compiledChild, killAfterReady } from "../support/compiled-child.js";
 
 /** The child's simulator key (snapshot-child.ts; importing it would run the child). */
 const SNAPSHOT_KILL9_KEY = new Uint8Array(32).fill(11);
 const RUNS = Number(process.env.HSMSIM_SNAPSHOT_KILL9_RUNS ?? 60);
 const PER_DIR = 10;
 const SNAPSHOT_EVERY = 10;
-const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const CHILD = fileURLToPath(new URL("../support/snapshot-child.ts", import.meta.url));
-let work: string;
-let childJs: string;
-
-beforeAll(() => {
-  work = mkdtempSync(join(tmpdir(), "hsmsim-snapshot-kill9-"));
-  const build = join(work, "build");
-  mkdirSync(build);
-  symlinkSync(join(REPO, "node_modules"), join(build, "node_modules"), "dir");
-  writeFileSync(join(build, "package.json"), '{ "type": "module" }\n');
-  const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
-  execFileSync(process.execPath, [
-    tsc,
-    ...["--outDir", build, "--rootDir", REPO, "--module", "nodenext", "--moduleResolution", "nodenext"],
-    ...["--target", "es2022", "--skipLibCheck", "--types", "node", "--noCheck", CHILD],
-  ]);
-  childJs = join(build, relative(REPO, CHILD)).replace(/\.ts$/, ".js");
-}, 120_000);
-
-afterAll(() => {
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+const child = compiledChild(CHILD, "hsmsim-snapshot-kill9-");
 
 interface Run {
   acked: Map<number, string>;
@@ -62,35 +39,9 @@ interface Run {
   from: number;
 }
 
-function killRun(dir: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [childJs, dir, String(SNAPSHOT_EVERY)], { stdio: ["ignore", "pipe", "pipe"] });
-    const run: Run = { acked: new Map(), warnings: [], readySeq: -1, from: -1 };
-    let partial = "";
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.stdout.on("data", (d: Buffer) => {
-      const lines = (partial + d.toString()).split("\n");
-      partial = lines.pop()!;
-      for (const line of lines) {
-        if (line.startsWith("warn ")) run.warnings.push(line.slice(5));
-        else if (line.startsWith("ready ")) {
-          const [, seq, from] = line.split(" ");
-          run.readySeq = Number(seq);
-          run.from = Number(from);
-          setTimeout(() => child.kill("SIGKILL"), 5 + Math.random() * 145);
-        } else {
-          const [seq, fn] = line.split(" ");
-          run.acked.set(Number(seq), fn!);
-        }
-      }
-    });
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      if (signal !== "SIGKILL") reject(new Error(`the writer on ${dir} ended with ${code ?? signal} before it was killed:\n${stderr}`));
-      else resolve(run);
-    });
-  });
+async function killRun(dir: string): Promise<Run> {
+  const r = await killAfterReady(child.js(), [dir, String(SNAPSHOT_EVERY)], () => 5 + Math.random() * 145);
+  return { acked: r.acked, warnings: r.warnings, readySeq: Number(r.ready[0] ?? -1), from: Number(r.ready[1] ?? -1) };
 }
 
 /** Open a copy of `dir` as the kill left it; check it restores from a snapshot to exactly the full replay's state. */
@@ -126,14 +77,14 @@ describe("kill -9 while writing snapshots", () => {
       const acked = new Map<number, string>();
       for (let k = 0; k < RUNS; k++) {
         if (k % PER_DIR === 0) {
-          dir = join(work, `dir${k / PER_DIR}`);
+          dir = join(child.work(), `dir${k / PER_DIR}`);
           acked.clear();
         }
         const run = await killRun(dir);
         expect(run.warnings.filter((w) => !/took over the lock|torn/.test(w)), `run ${k}`).toEqual([]);
         for (const [seq, fn] of run.acked) acked.set(seq, fn);
         if (readdirSync(dir).some((n) => n.endsWith(".snap.tmp"))) stats.midWrite++;
-        const c = check(dir, join(work, "check"), acked);
+        const c = check(dir, join(child.work(), "check"), acked);
         if (c.from > 1) stats.fromSnapshot++;
         stats.kills++;
         stats.acked += run.acked.size;

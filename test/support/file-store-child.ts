@@ -14,33 +14,18 @@
  *   the writer spends its time in fdatasync and in hashing, not in write(2)).
  */
 import { randomBytes } from "node:crypto";
-import { writeSync } from "node:fs";
 import { Simulator } from "../../src/actors/simulator.js";
 import type { Call, CallArgs, CallOut, FnName } from "../../src/events/calls.js";
 import { FileEventStore, StoreLockedError } from "../../src/events/file-store.js";
 import { CK } from "../../src/pkcs11/constants.js";
+import { writeLine } from "./ack.js";
 
 /** The simulator key of the kill -9 test (its parent replays the log with the same one). */
 const KILL9_KEY = new Uint8Array(32).fill(9);
 const SO_PIN = "12345678";
 const USER_PIN = "1234";
 
-/**
- * One line to stdout, written before returning: an acknowledgement must leave the process before the next call, or a
- * kill would lose acknowledgements still queued in Node's stream (process.stdout on a pipe may queue). The pipe may
- * be non-blocking: wait for the reader when it is full.
- */
-function out(line: string): void {
-  const b = Buffer.from(line + "\n");
-  for (let done = 0; done < b.length; ) {
-    try {
-      done += writeSync(1, b, done, b.length - done);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
-    }
-  }
-}
+const out = writeLine;
 
 function hold(dir: string): void {
   const store = new FileEventStore(dir);

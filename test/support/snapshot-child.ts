@@ -7,28 +7,18 @@
  * digest in progress, a find in progress), so most of the writer's time goes into writing snapshots and the kill
  * often lands inside one: the capture, the temporary file, the rename, or the removal of an old one.
  */
-import { writeSync } from "node:fs";
 import { Simulator } from "../../src/actors/simulator.js";
 import type { EventStore } from "../../src/events/store.js";
 import { FileEventStore } from "../../src/events/file-store.js";
 import { CK } from "../../src/pkcs11/constants.js";
+import { writeLine } from "./ack.js";
 import type { Call, CallOut, FnName } from "../../src/events/calls.js";
 
 const SNAPSHOT_KILL9_KEY = new Uint8Array(32).fill(11);
 const SO_PIN = "12345678";
 const USER_PIN = "1234";
 
-function out(line: string): void {
-  const b = Buffer.from(line + "\n");
-  for (let done = 0; done < b.length; ) {
-    try {
-      done += writeSync(1, b, done, b.length - done);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
-    }
-  }
-}
+const out = writeLine;
 
 const [dir, every] = process.argv.slice(2);
 const store = new FileEventStore(dir!, { durability: "group", snapshotEvery: Number(every), onWarning: (m) => out(`warn ${m.replace(/\n/g, " ")}`) });
