@@ -62,9 +62,11 @@ export class CallingThreadProjection {
 
   /** The answer to a read by application `appId`, once the projection has reached `seq`; undefined: ask the service. */
   answer(appId: number, seq: number, call: Call, timeoutMs: number): Answer | undefined {
+    // Every call folds in what the feed holds, reads or not: a write-only application must not let the feed's queue
+    // grow without end.
+    if (Atomics.load(this.ctrl, CTRL_FEED) > this.read.position) this.drain();
     const decider = LOCAL_READS[call.fn];
     if (!decider || appId === 0) return undefined;
-    if (Atomics.load(this.ctrl, CTRL_FEED) > this.read.position) this.drain();
     if (this.read.position < seq) {
       const deadline = performance.now() + timeoutMs;
       while (this.read.position < seq) {
