@@ -246,7 +246,9 @@ class Decoder {
       case "b": {
         const n = x[1] as number;
         if (!Number.isSafeInteger(n) || n < 0 || this.cursor + n > this.blob.length) throw new SnapshotFormatError("snapshot body: byte array past the end");
-        const b = this.blob.slice(this.cursor, this.cursor + n);
+        // A copy, and a plain Uint8Array even when the blob is a Buffer (slice would keep its species).
+        const b = new Uint8Array(n);
+        b.set(this.blob.subarray(this.cursor, this.cursor + n));
         this.cursor += n;
         this.objects.push(b);
         return b;
