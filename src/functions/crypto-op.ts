@@ -37,6 +37,7 @@ import type { CallArgs, Mechanism } from "../events/calls.js";
 import type { Fact } from "../events/types.js";
 import { bytesToHex, hexToBytes } from "../crypto/encoding.js";
 import { cipherEntry, macEntry, type CipherEntry, type MacEntry } from "../crypto/mechanisms/lookup.js";
+import { fromHex, toHex } from "../crypto/mechanisms/bytes.js";
 import type { CbcParams, CtrParams, Failure, GcmParams, HmacParams } from "../crypto/mechanisms/index.js";
 import type { CryptoKind, CryptoOp, ObjectState } from "../model/state.js";
 import { resolveObjectHandle } from "../model/state.js";
@@ -163,16 +164,16 @@ export function decodeParameter(kind: CipherEntry["param"], p: Mechanism["parame
       return { kind: "none" };
     case "iv":
       if (!(p instanceof Uint8Array) || p.length === 0) return { kind: "iv", iv: null };
-      return { kind: "iv", iv: bytesToHex(p) };
+      return { kind: "iv", iv: toHex(p) };
     case "ctr": {
       if (!(p instanceof Uint8Array) || p.length !== 24) return bad("CKR_ARGUMENTS_BAD");
       const bitsBig = new DataView(p.buffer, p.byteOffset, 8).getBigUint64(0, true);
       const counterBits = Number(bitsBig > CLAMP ? CLAMP : bitsBig);
-      return { kind: "ctr", counterBits, cb: bytesToHex(p.subarray(8, 24)) };
+      return { kind: "ctr", counterBits, cb: toHex(p.subarray(8, 24)) };
     }
     case "gcm": {
       if (!p || p instanceof Uint8Array || p.size !== 48) return bad("CKR_ARGUMENTS_BAD");
-      return { kind: "gcm", iv: bytesToHex(p.iv), aad: bytesToHex(p.aad ?? new Uint8Array(0)), tagBits: p.tagBits };
+      return { kind: "gcm", iv: toHex(p.iv), aad: toHex(p.aad ?? new Uint8Array(0)), tagBits: p.tagBits };
     }
     case "mac-length": {
       if (!(p instanceof Uint8Array) || p.length !== 8) return bad("CKR_MECHANISM_PARAM_INVALID");
@@ -201,11 +202,11 @@ export function runtimeParams(p: PlainParams): unknown {
     case "none":
       return undefined;
     case "iv":
-      return { iv: p.iv === null ? null : hexToBytes(p.iv) } satisfies CbcParams;
+      return { iv: p.iv === null ? null : fromHex(p.iv) } satisfies CbcParams;
     case "ctr":
-      return { counterBits: p.counterBits, cb: hexToBytes(p.cb) } satisfies CtrParams;
+      return { counterBits: p.counterBits, cb: fromHex(p.cb) } satisfies CtrParams;
     case "gcm":
-      return { iv: hexToBytes(p.iv), aad: hexToBytes(p.aad), tagBits: p.tagBits } satisfies GcmParams;
+      return { iv: fromHex(p.iv), aad: fromHex(p.aad), tagBits: p.tagBits } satisfies GcmParams;
     case "mac-length":
       return { macLength: p.macLength } satisfies HmacParams;
   }
