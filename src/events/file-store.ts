@@ -36,9 +36,10 @@
  * synced first), so a crash leaves either the whole snapshot or none (a leftover `.snap.tmp` is removed at open).
  * The two newest are kept. A snapshot is due every `snapshotEvery` records, and taken at the start of the next append,
  * when the state is that of the last record (the dispatcher appends before it evolves); capturing, sealing and writing
- * run in the call that finds it due, and hold it up: `npm run bench` (snapshot) measured 2 ms for a fresh token,
- * 40–55 ms for 1,000 objects (370 KiB), 0.5–1 s for 10,000 objects and 1,000 sessions (3.6 MiB) on the 2-vCPU
- * development VM under load. A store whose state holds many thousands of objects should raise `snapshotEvery`.
+ * run in the call that finds it due, and hold it up: `npm run bench` (snapshot, open-10M) measured on the 2-vCPU
+ * development VM about 2 ms for a fresh token, 25–55 ms for 1,000 objects (370 KiB), 0.3 s for 10,000 objects and
+ * 1,000 sessions (3.6 MiB), 2.5 s for 100,000 objects and 10,000 sessions (37 MiB). A store whose state holds many
+ * thousands of objects should raise `snapshotEvery`, or take snapshots itself (`snapshotNow`) at quiet moments.
  *
  * Opening verifies the log after the newest snapshot whose header matches it: the record at the snapshot's sequence
  * must end at its offset and carry its chain hash. The records before it were verified when they were written or
