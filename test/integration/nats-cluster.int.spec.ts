@@ -111,14 +111,25 @@ function loadLoop(apps: RemoteApplication[], answered: Answered[], failures: { m
 }
 
 async function streamRecords(): Promise<Map<number, CallRecord>> {
-  const m = new Map<number, CallRecord>();
-  await readSubject(jetstream(nc), "HSMSIM", subjects(SIM).events, (msg) => {
-    for (const e of msg.envelopes) {
-      expect(m.has(e.seq)).toBe(false); // no record twice
-      m.set(e.seq, e.record);
+  // Right after a node returns, the consumer API may still time out while the stream's leader is elected: the read
+  // is retried from scratch (a fresh map each time) until it completes, for up to 30 s.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const m = new Map<number, CallRecord>();
+    try {
+      await readSubject(jetstream(nc), "HSMSIM", subjects(SIM).events, (msg) => {
+        for (const e of msg.envelopes) {
+          expect(m.has(e.seq)).toBe(false); // no record twice
+          m.set(e.seq, e.record);
+        }
+      });
+      return m;
+    } catch (e) {
+      if ((e as Error)?.name !== "TimeoutError" || Date.now() > deadline) throw e;
+      console.error(`[cluster] stream read timed out, retrying (${new Date().toISOString().slice(11, 19)})`);
+      await new Promise((res) => setTimeout(res, 500));
     }
-  });
-  return m;
+  }
 }
 
 /** Every answered call is in the stream at its seq, with its function and return code; seqs run 1..N. */
