@@ -12,7 +12,7 @@
  * An `Application` is one C_Initialize…C_Finalize lifetime's caller: login state and sessions belong to it; tokens
  * belong to the simulator and are shared by all its applications, like processes sharing a SoftHSM token directory.
  */
-import { randomBytes as nodeRandomBytes } from "node:crypto";
+import { pooledRandomSource } from "../crypto/random.js";
 import type { Call, CallOut, FnName } from "../events/calls.js";
 import type { Answer, CallRecord, Fact } from "../events/types.js";
 import type { EventStore } from "../events/store.js";
@@ -139,7 +139,7 @@ export class Simulator {
     if (!Number.isSafeInteger(slots) || slots < 1 || slots > 1024) {
       throw new RangeError(`"slots" expected an integer from 1 to 1024, got ${opts.slots}`);
     }
-    this.random = opts.randomBytes ?? ((n) => new Uint8Array(nodeRandomBytes(n)));
+    this.random = opts.randomBytes ?? pooledRandomSource();
     this.clock = opts.clock ?? Date.now;
     this.keys = deriveKeys(opts.simulatorKey ?? this.random(32));
     this.store = opts.store ?? new MemoryEventStore();
