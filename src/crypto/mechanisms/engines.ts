@@ -10,7 +10,7 @@
  * to plain data (digest.ts); node's Hash objects cannot be saved.
  */
 import { Buffer } from "node:buffer";
-import { createCipheriv, createDecipheriv, createHash, createHmac, type CipherGCMTypes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, hash as nodeOneShot, type CipherGCMTypes } from "node:crypto";
 import { cbc, ctr, ecb, gcm, aeskw, aeskwp } from "@noble/ciphers/aes.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { md5, sha1 } from "@noble/hashes/legacy.js";
@@ -168,7 +168,8 @@ const NOBLE_HASHES = { md5, sha1, sha224, sha256, sha384, sha512 } as const;
 
 export const nodeHash: HashEngine = {
   name: "node",
-  digest: (hash, data) => createHash(hash).update(data).digest(),
+  // crypto.hash (one-shot, Node ≥ 20.12): no Hash object, ~1 µs less per call on short inputs.
+  digest: (hash, data) => nodeOneShot(hash, data, "buffer"),
   hmac: (hash, key, data) => createHmac(hash, key).update(data).digest(),
 };
 
