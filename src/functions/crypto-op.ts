@@ -43,6 +43,7 @@ import type { CryptoKind, CryptoOp, ObjectState } from "../model/state.js";
 import { resolveObjectHandle } from "../model/state.js";
 import type { Profile } from "../pkcs11/profiles.js";
 import type { CkrName } from "../pkcs11/constants.js";
+import { readUlong } from "../pkcs11/attributes.js";
 import { keyValueOf } from "../model/key-material.js";
 import { listedMechanism } from "./mechanisms.js";
 import { readAccess } from "./objects.js";
@@ -60,8 +61,7 @@ export function boolAttr(o: ObjectState, type: number): boolean {
 export function ulongAttr(o: ObjectState, type: number, fallback: number): number {
   const v = o.attrs.get(type);
   if (v === undefined || v.length !== 8) return fallback;
-  const big = new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0, true);
-  return big > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(big);
+  return Math.min(readUlong(v), Number.MAX_SAFE_INTEGER);
 }
 
 /** SoftHSM's isMechanismPermitted, second half: an empty (or absent) CKA_ALLOWED_MECHANISMS allows everything. */

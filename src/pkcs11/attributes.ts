@@ -76,12 +76,27 @@ const EMPTY = new Uint8Array(0);
 
 export function ulongBytes(v: number | bigint): Uint8Array {
   const b = new Uint8Array(8);
+  // The common case (a 32-bit number) byte by byte: through BigInt and a DataView it costs ~1 µs, ~20× this.
+  if (typeof v === "number" && v >= 0 && v <= 0xffffffff && Number.isInteger(v)) {
+    b[0] = v;
+    b[1] = v >>> 8;
+    b[2] = v >>> 16;
+    b[3] = v >>> 24;
+    return b;
+  }
   new DataView(b.buffer).setBigUint64(0, BigInt(v), true);
   return b;
 }
 
+/**
+ * A little-endian CK_ULONG as a number: hi * 2^32 + lo is one correctly rounded addition (hi * 2^32 is exact), the
+ * same number as Number() of the 64-bit BigInt, without allocating one.
+ */
 export function readUlong(b: Uint8Array): number {
-  return Number(new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(0, true));
+  if (b.length < 8) return Number(new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(0, true));
+  const lo = (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+  const hi = (b[4]! | (b[5]! << 8) | (b[6]! << 16) | (b[7]! << 24)) >>> 0;
+  return hi * 4294967296 + lo;
 }
 
 export function readBool(b: Uint8Array | undefined): boolean | undefined {

@@ -26,6 +26,7 @@ import { fileURLToPath } from "node:url";
 import { Application, Simulator, type SimulatorOptions } from "../actors/simulator.js";
 import { FileEventStore, StoreCorruptError, StoreLockedError, type Durability } from "../events/file-store.js";
 import type { Call, CallOut, FnName, Mechanism as CallMechanism, Template } from "../events/calls.js";
+import { readUlong } from "./attributes.js";
 import { CK, PKCS11JS_CONSTANTS, pkcs11jsRvName } from "./constants.js";
 import type { ProfileName } from "./profiles.js";
 import type { Answer } from "../events/types.js";
@@ -121,9 +122,9 @@ function handleArg(args: IArguments | unknown[], i: number): number {
   const v = args[i];
   if (!Buffer.isBuffer(v)) throw new TypeError(`Argument ${i} has wrong type. Should be a Buffer`);
   if (v.length !== 8) throw new TypeError(`Argument ${i} has wrong length. Should be 8 bytes.`);
-  const big = v.readBigUInt64LE(0);
-  // Larger than any handle the simulator issues: keep it invalid rather than let it round onto a real one.
-  return big > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(big);
+  // Larger than any handle the simulator issues: keep it invalid rather than let it round onto a real one. (readUlong
+  // rounds anything above 2^53 - 1 to at least 2^53, so the clamp catches it.)
+  return Math.min(readUlong(v), Number.MAX_SAFE_INTEGER);
 }
 
 function ulongArg(args: IArguments | unknown[], i: number): number {
@@ -162,7 +163,7 @@ function attributeValue(v: unknown): Uint8Array | null {
   if (v === undefined || v === null) return null;
   if (typeof v === "number") {
     const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt(uint32(v)));
+    b.writeUInt32LE(uint32(v), 0);
     return b;
   }
   if (typeof v === "boolean") return Uint8Array.of(v ? 1 : 0);
@@ -240,7 +241,9 @@ function templateArg(args: IArguments | unknown[], i: number): Template[] {
 
 const handleOut = (n: number): Buffer => {
   const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
+  // Handles are below 2^32 in practice: two 32-bit writes, not a BigInt (~1 µs).
+  if (n <= 0xffffffff) b.writeUInt32LE(n, 0);
+  else b.writeBigUInt64LE(BigInt(n));
   return b;
 };
 
@@ -871,7 +874,7 @@ function cryptoMechanismArg(args: IArguments | unknown[], i: number): CallMechan
   if (Buffer.isBuffer(p)) return { mechanism, parameter: new Uint8Array(p) };
   if (typeof p === "number") {
     const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, BigInt(uint32(p)), true);
+    new DataView(b.buffer).setUint32(0, uint32(p), true);
     return { mechanism, parameter: b };
   }
   if (typeof p !== "object") throw new TypeError(`Argument ${i} has wrong type. Property 'parameter' should be an Object or Buffer`);
