@@ -1,0 +1,150 @@
+/**
+ * RSA for CKK_RSA key pairs, on node:crypto (OpenSSL, as SoftHSM 2.6.1 uses it):
+ * - key generation (CKM_RSA_PKCS_KEY_PAIR_GEN) — the shell's, never a decider's: the components it draws are
+ *   recorded (private ones sealed) in the ObjectCreated facts, so replay never generates again;
+ * - PKCS#1 v1.5 signatures (CKM_RSA_PKCS on raw data, CKM_SHA*_RSA_PKCS on a hash), deterministic;
+ * - PKCS#1 v1.5 encryption (CKM_RSA_PKCS): the type-2 padding's nonzero random bytes are given by the caller (drawn
+ *   through the shell), then raw RSA; decryption is raw RSA and the padding checked here (node 20 refuses
+ *   RSA_PKCS1_PADDING for private decryption).
+ *
+ * Key material travels as `RsaComponents` (big-endian unsigned bytes, as PKCS#11 stores CKA_MODULUS & co.).
+ */
+import { constants, createPrivateKey, createPublicKey, generateKeyPairSync, privateDecrypt, privateEncrypt, publicDecrypt, publicEncrypt, sign, verify, type KeyObject } from "node:crypto";
+
+export interface RsaPublic {
+  n: Uint8Array;
+  e: Uint8Array;
+}
+export interface RsaComponents extends RsaPublic {
+  d: Uint8Array;
+  p: Uint8Array;
+  q: Uint8Array;
+  dp: Uint8Array;
+  dq: Uint8Array;
+  qi: Uint8Array;
+}
+
+/** SoftHSM's OSSLRSA limits: modulus from 512 to 16384 bits (outside → the generation fails, CKR_GENERAL_ERROR). */
+export const RSA_MIN_BITS = 512;
+export const RSA_MAX_BITS = 16384;
+
+const b64u = (b: Uint8Array) => Buffer.from(b).toString("base64url");
+const fromB64u = (s: string | undefined) => new Uint8Array(Buffer.from(s ?? "", "base64url"));
+
+/** Big-endian bytes without leading zeros (at least one byte). */
+export function stripZeros(b: Uint8Array): Uint8Array {
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0) i++;
+  return b.slice(i);
+}
+
+/**
+ * A fresh key pair, or null where OpenSSL (and so SoftHSM) refuses: a modulus outside 512..16384 bits, or a public
+ * exponent that is even, below 3, or beyond what node's generator takes (2^32-1; SoftHSM's OpenSSL takes larger odd
+ * ones — hsmsim refuses those, a known difference).
+ */
+export function generateRsa(bits: number, exponent: Uint8Array): RsaComponents | null {
+  if (!Number.isSafeInteger(bits) || bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) return null;
+  let e = 0n;
+  for (const x of exponent) e = (e << 8n) | BigInt(x);
+  if (e < 3n || e % 2n === 0n || e > 0xffffffffn) return null;
+  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: bits, publicExponent: Number(e) });
+  const j = privateKey.export({ format: "jwk" });
+  return { n: fromB64u(j.n), e: fromB64u(j.e), d: fromB64u(j.d), p: fromB64u(j.p), q: fromB64u(j.q), dp: fromB64u(j.dp), dq: fromB64u(j.dq), qi: fromB64u(j.qi) };
+}
+
+export function privateKeyObject(c: RsaComponents): KeyObject {
+  return createPrivateKey({
+    format: "jwk",
+    key: { kty: "RSA", n: b64u(c.n), e: b64u(c.e), d: b64u(c.d), p: b64u(c.p), q: b64u(c.q), dp: b64u(c.dp), dq: b64u(c.dq), qi: b64u(c.qi) },
+  });
+}
+
+export function publicKeyObject(c: RsaPublic): KeyObject {
+  return createPublicKey({ format: "jwk", key: { kty: "RSA", n: b64u(stripZeros(c.n)), e: b64u(stripZeros(c.e)) } });
+}
+
+/** The modulus length in bytes (SoftHSM's getOutputLength: the size of every signature and ciphertext). */
+export const modulusBytes = (c: RsaPublic) => stripZeros(c.n).length;
+
+/** The hash each CKM_*_RSA_PKCS signs with (CKM_RSA_PKCS: none, the data is signed as it is). */
+export const RSA_SIGN_HASH: ReadonlyMap<number, string | null> = new Map([
+  [0x1, null], // CKM_RSA_PKCS
+  [0x6, "sha1"], // CKM_SHA1_RSA_PKCS
+  [0x46, "sha224"], // CKM_SHA224_RSA_PKCS
+  [0x40, "sha256"], // CKM_SHA256_RSA_PKCS
+  [0x41, "sha384"], // CKM_SHA384_RSA_PKCS
+  [0x42, "sha512"], // CKM_SHA512_RSA_PKCS
+]);
+
+/** A PKCS#1 v1.5 signature, or null when the data does not fit (CKM_RSA_PKCS: more than k − 11 bytes). */
+export function pkcs1Sign(key: KeyObject, k: number, hash: string | null, data: Uint8Array): Uint8Array | null {
+  if (hash !== null) return new Uint8Array(sign(hash, data, { key, padding: constants.RSA_PKCS1_PADDING }));
+  if (data.length > k - 11) return null;
+  return new Uint8Array(privateEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, data));
+}
+
+/** Whether a PKCS#1 v1.5 signature of the data verifies under the public key. */
+export function pkcs1Verify(key: KeyObject, hash: string | null, data: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    if (hash !== null) return verify(hash, data, { key, padding: constants.RSA_PKCS1_PADDING }, signature);
+    const recovered = publicDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, signature);
+    return Buffer.compare(recovered, Buffer.from(data)) === 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * PKCS#1 v1.5 encryption (type 2) with the padding bytes given: `pad` supplies at least k − 3 − data.length random
+ * bytes, of which the nonzero ones are used. Null when the data is longer than k − 11.
+ */
+export function pkcs1Encrypt(key: KeyObject, k: number, data: Uint8Array, pad: Uint8Array): Uint8Array | null {
+  if (data.length > k - 11) return null;
+  const em = new Uint8Array(k);
+  em[1] = 2;
+  const need = k - 3 - data.length;
+  let j = 0;
+  for (let i = 0; i < need; i++) {
+    while (j < pad.length && pad[j] === 0) j++;
+    em[2 + i] = j < pad.length ? pad[j++] : 1 + (i % 255);
+  }
+  em[2 + need] = 0;
+  em.set(data, 3 + need);
+  return new Uint8Array(publicEncrypt({ key, padding: constants.RSA_NO_PADDING }, em));
+}
+
+/** PKCS#1 v1.5 decryption: the plaintext, or null (wrong length, a value not below the modulus, bad padding). */
+export function pkcs1Decrypt(key: KeyObject, k: number, ct: Uint8Array): Uint8Array | null {
+  if (ct.length !== k) return null;
+  let em: Uint8Array;
+  try {
+    em = new Uint8Array(privateDecrypt({ key, padding: constants.RSA_NO_PADDING }, ct));
+  } catch {
+    return null;
+  }
+  if (em[0] !== 0 || em[1] !== 2) return null;
+  const sep = em.indexOf(0, 2);
+  if (sep < 10) return null;
+  return em.slice(sep + 1);
+}
+
+/** Key material as bytes for a sealed fact, and back (JSON of hex fields; a public key has n and e only). */
+export function encodeRsaKey(c: RsaPublic | RsaComponents): Uint8Array {
+  const o: Record<string, string> = {};
+  for (const [k, v] of Object.entries(c)) o[k] = Buffer.from(v as Uint8Array).toString("hex");
+  return new TextEncoder().encode(JSON.stringify(o));
+}
+
+export function decodeRsaKey(b: Uint8Array): RsaPublic | RsaComponents | null {
+  try {
+    const o = JSON.parse(new TextDecoder().decode(b)) as Record<string, string>;
+    const out: Record<string, Uint8Array> = {};
+    for (const [k, v] of Object.entries(o)) out[k] = new Uint8Array(Buffer.from(v, "hex"));
+    return out.n && out.e ? (out as unknown as RsaPublic) : null;
+  } catch {
+    return null;
+  }
+}
+
+export const isPrivateComponents = (c: RsaPublic | RsaComponents): c is RsaComponents => "d" in c;
