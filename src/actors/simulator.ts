@@ -13,7 +13,7 @@
  * belong to the simulator and are shared by all its applications, like processes sharing a SoftHSM token directory.
  */
 import { randomBytes as nodeRandomBytes } from "node:crypto";
-import { generateRsa } from "../crypto/rsa.js";
+import { generateRsa, generateRsaFrom } from "../crypto/rsa.js";
 import type { Call, CallOut, FnName } from "../events/calls.js";
 import type { Answer, CallRecord, Fact } from "../events/types.js";
 import type { EventStore } from "../events/store.js";
@@ -164,7 +164,9 @@ export class Simulator {
       sealOperation: (plain, nonce) => sealOperation(opStateKey, nonce, plain),
       openOperation: (blob) => openOperation(opStateKey, blob),
       randomBytes: (n) => new Uint8Array(random(n)),
-      generateRsa: (bits, exponent) => generateRsa(bits, exponent),
+      // node's generator (OpenSSL) by default; drawn from the injected random source when one is given, so that a
+      // seeded simulator repeats its whole run (crypto/rsa.ts generateRsaFrom).
+      generateRsa: opts.randomBytes ? (bits, exponent) => generateRsaFrom(bits, exponent, random) : generateRsa,
     };
     this.shell = opts.shell ? opts.shell(base) : base;
     this.env = {

@@ -45,12 +45,114 @@ export function stripZeros(b: Uint8Array): Uint8Array {
  */
 export function generateRsa(bits: number, exponent: Uint8Array): RsaComponents | null {
   if (!Number.isSafeInteger(bits) || bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) return null;
-  let e = 0n;
-  for (const x of exponent) e = (e << 8n) | BigInt(x);
-  if (e < 3n || e % 2n === 0n || e > 0xffffffffn) return null;
+  const e = exponentOf(exponent);
+  if (e === null) return null;
   const { privateKey } = generateKeyPairSync("rsa", { modulusLength: bits, publicExponent: Number(e) });
   const j = privateKey.export({ format: "jwk" });
   return { n: fromB64u(j.n), e: fromB64u(j.e), d: fromB64u(j.d), p: fromB64u(j.p), q: fromB64u(j.q), dp: fromB64u(j.dp), dq: fromB64u(j.dq), qi: fromB64u(j.qi) };
+}
+
+/** The public exponent as a bigint, or null where the generators refuse it (even, below 3, above 2^32 − 1). */
+function exponentOf(exponent: Uint8Array): bigint | null {
+  let e = 0n;
+  for (const x of exponent) e = (e << 8n) | BigInt(x);
+  return e < 3n || e % 2n === 0n || e > 0xffffffffn ? null : e;
+}
+
+const SMALL_PRIMES = (() => {
+  const out: bigint[] = [];
+  for (let n = 3; out.length < 200; n += 2) if (out.every((p) => n % Number(p) !== 0)) out.push(BigInt(n));
+  return out;
+})();
+
+function modPow(b: bigint, e: bigint, m: bigint): bigint {
+  let r = 1n;
+  b %= m;
+  while (e > 0n) {
+    if (e & 1n) r = (r * b) % m;
+    b = (b * b) % m;
+    e >>= 1n;
+  }
+  return r;
+}
+
+function modInverse(a: bigint, m: bigint): bigint {
+  let [r0, r1, s0, s1] = [a % m, m, 1n, 0n];
+  while (r1 !== 0n) {
+    const q = r0 / r1;
+    [r0, r1, s0, s1] = [r1, r0 - q * r1, s1, s0 - q * s1];
+  }
+  return ((s0 % m) + m) % m;
+}
+
+const gcd = (a: bigint, b: bigint): bigint => (b === 0n ? a : gcd(b, a % b));
+const toBig = (b: Uint8Array) => b.reduce((acc, x) => (acc << 8n) | BigInt(x), 0n);
+function toBytes(n: bigint): Uint8Array {
+  let hex = n.toString(16);
+  if (hex.length % 2) hex = "0" + hex;
+  return new Uint8Array(Buffer.from(hex, "hex"));
+}
+
+function probablePrime(n: bigint, random: (n: number) => Uint8Array, bytes: number): boolean {
+  for (const p of SMALL_PRIMES) if (n % p === 0n) return n === p;
+  let d = n - 1n;
+  let r = 0;
+  while ((d & 1n) === 0n) {
+    d >>= 1n;
+    r++;
+  }
+  for (let i = 0; i < 24; i++) {
+    const a = 2n + (toBig(random(bytes)) % (n - 3n));
+    let x = modPow(a, d, n);
+    if (x === 1n || x === n - 1n) continue;
+    let composite = true;
+    for (let j = 1; j < r && composite; j++) {
+      x = (x * x) % n;
+      if (x === n - 1n) composite = false;
+    }
+    if (composite) return false;
+  }
+  return true;
+}
+
+function primeOf(bits: number, e: bigint, random: (n: number) => Uint8Array): bigint {
+  const bytes = Math.ceil(bits / 8);
+  const top = 1n << BigInt(bits - 1);
+  for (;;) {
+    // The two top bits set, so that the product has exactly the bits asked for; odd.
+    const c = (toBig(random(bytes)) & ((1n << BigInt(bits)) - 1n)) | top | (top >> 1n) | 1n;
+    if (gcd(e, c - 1n) === 1n && probablePrime(c, random, bytes)) return c;
+  }
+}
+
+/**
+ * A key pair drawn from the given random source (BigInt arithmetic, Miller–Rabin): what a simulator with an injected,
+ * seeded random source uses, so that its whole run repeats. The same refusals as `generateRsa`. Slow for large moduli
+ * (a 2048-bit pair takes seconds); the default simulator uses node's generator.
+ */
+export function generateRsaFrom(bits: number, exponent: Uint8Array, random: (n: number) => Uint8Array): RsaComponents | null {
+  if (!Number.isSafeInteger(bits) || bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) return null;
+  const e = exponentOf(exponent);
+  if (e === null) return null;
+  const pBits = Math.ceil(bits / 2);
+  for (;;) {
+    const p = primeOf(pBits, e, random);
+    const q = primeOf(bits - pBits, e, random);
+    if (p === q) continue;
+    const [big, small] = p > q ? [p, q] : [q, p];
+    const phi = (big - 1n) * (small - 1n);
+    const d = modInverse(e, phi);
+    return {
+      n: toBytes(big * small),
+      e: toBytes(e),
+      d: toBytes(d),
+      p: toBytes(big),
+      q: toBytes(small),
+      dp: toBytes(d % (big - 1n)),
+      dq: toBytes(d % (small - 1n)),
+      qi: toBytes(modInverse(small, big)),
+    };
+  }
 }
 
 export function privateKeyObject(c: RsaComponents): KeyObject {
