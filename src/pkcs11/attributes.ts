@@ -39,7 +39,7 @@ export const CK17 = 1 << 17; // C_CopyObject may change it
  * Writers with more to do than storing the bytes (SoftHSM's P11Attr*::updateAttr): `class`, `keyType` and
  * `certType` must equal the object's; `value` also sets VALUE_LEN and CKA_CHECK_VALUE; `checkValue` must equal the
  * computed KCV; `sensitive` / `extractable` are one-way after creation; `copyable` is one-way always; `trusted`
- * needs the SO.
+ * needs the SO; `alwaysAuthenticate` true needs CKA_PRIVATE true.
  */
 export type Writer =
   | "class"
@@ -52,7 +52,8 @@ export type Writer =
   | "sensitive"
   | "extractable"
   | "copyable"
-  | "trusted";
+  | "trusted"
+  | "alwaysAuthenticate";
 
 export interface AttrRule {
   type: number;
@@ -223,7 +224,7 @@ const rsaPrivateKey: AttrRule[] = [
   rule(CK.CKA_NEVER_EXTRACTABLE, "bool", FALSE, CK2 | CK4 | CK6),
   rule(CK.CKA_WRAP_WITH_TRUSTED, "bool", FALSE, CK11),
   rule(CK.CKA_UNWRAP_TEMPLATE, "template", EMPTY, 0, { neverMatches: true }),
-  rule(CK.CKA_ALWAYS_AUTHENTICATE, "bool", FALSE, 0),
+  rule(CK.CKA_ALWAYS_AUTHENTICATE, "bool", FALSE, 0, { writer: "alwaysAuthenticate" }),
   rule(CK.CKA_MODULUS, "bytes", EMPTY, CK1 | CK4 | CK6),
   rule(CK.CKA_PUBLIC_EXPONENT, "bytes", EMPTY, CK4 | CK6),
   rule(CK.CKA_PRIVATE_EXPONENT, "bytes", EMPTY, CK1 | CK4 | CK6 | CK7, { secret: true }),

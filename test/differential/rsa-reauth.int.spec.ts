@@ -124,7 +124,8 @@ const SCRIPTS: Record<string, (p: P, t: Trace) => void> = {
     gen("private MODULUS_BITS", [MB(512)], [MB(512)]);
     gen("private SIGN 2 bytes", [MB(512)], [{ type: CK.CKA_SIGN, value: Buffer.alloc(2) }]);
     gen("token pair, labels", [MB(512), { type: CK.CKA_TOKEN, value: true }, { type: CK.CKA_LABEL, value: "pub" }], [{ type: CK.CKA_TOKEN, value: true }, { type: CK.CKA_LABEL, value: "priv" }, { type: CK.CKA_SENSITIVE, value: true }]);
-    const kp = t("pair", () => p.C_GenerateKeyPair(h, GEN, pubT(1024), [{ type: CK.CKA_EXTRACTABLE, value: true }, { type: CK.CKA_ID, value: Buffer.from("id") }]), (r) => Object.keys(r));
+    // The handles themselves: the failed calls above spent SoftHSM's handles as it does (orphans, a destroyed public key).
+    const kp = t("pair", () => p.C_GenerateKeyPair(h, GEN, pubT(1024), [{ type: CK.CKA_EXTRACTABLE, value: true }, { type: CK.CKA_ID, value: Buffer.from("id") }]));
     t("objects", () => {
       p.C_FindObjectsInit(h, []);
       const r = p.C_FindObjects(h, 100);
@@ -226,6 +227,22 @@ const SCRIPTS: Record<string, (p: P, t: Trace) => void> = {
     t("DecryptInit", init("C_DecryptInit", CK.CKM_RSA_PKCS, kp.privateKey));
     t("Decrypt", () => p.C_Decrypt(h, ct, Buffer.alloc(128)), (d: Buffer) => ({ plaintextMatches: d.equals(MSG) }));
     t("GetOperationState", () => p.C_GetOperationState(h), len);
+    // ALWAYS_AUTHENTICATE=T needs CKA_PRIVATE=T (TEMPLATE_INCONSISTENT, leaving SoftHSM's traces), so the SO, who
+    // cannot use private objects, never re-authenticates.
+    t("pair PRIVATE=F, ALWAYS_AUTHENTICATE=T", () => p.C_GenerateKeyPair(h, GEN, pubT(512), [{ type: CK.CKA_PRIVATE, value: false }, { type: CK.CKA_ALWAYS_AUTHENTICATE, value: true }]));
+    t("pair ALWAYS_AUTHENTICATE=T, then PRIVATE=F", () => p.C_GenerateKeyPair(h, GEN, pubT(512), [{ type: CK.CKA_ALWAYS_AUTHENTICATE, value: true }, { type: CK.CKA_PRIVATE, value: false }]));
+    t("objects", () => {
+      p.C_FindObjectsInit(h, []);
+      const r = p.C_FindObjects(h, 100);
+      p.C_FindObjectsFinal(h);
+      return r.length;
+    });
+    t("Logout", () => p.C_Logout(h));
+    t("Login SO", () => p.C_Login(h, CK.CKU_SO, SO));
+    t("SignInit as SO (private key)", init("C_SignInit", CK.CKM_SHA256_RSA_PKCS, kp.privateKey));
+    t("Login(CS) as SO", () => p.C_Login(h, CK.CKU_CONTEXT_SPECIFIC, SO));
+    t("Logout", () => p.C_Logout(h));
+    t("Login(CS) nobody logged in", () => p.C_Login(h, CK.CKU_CONTEXT_SPECIFIC, USER));
   },
 };
 

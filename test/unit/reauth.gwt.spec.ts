@@ -208,6 +208,13 @@ describe.each(PROFILES)("%s: C_GenerateKeyPair (CKM_RSA_PKCS_KEY_PAIR_GEN), Soft
     given(userRW, opts).when("C_GenerateKeyPair", gen([MB(512)], [MB(512)])).then("CKR_ATTRIBUTE_TYPE_INVALID", orphanPriv);
     given(userRW, opts).when("C_GenerateKeyPair", gen([MB(512)], [{ type: CK.CKA_SIGN, value: new Uint8Array(2) }])).then("CKR_ATTRIBUTE_VALUE_INVALID", orphanPriv);
   });
+  it("CKA_ALWAYS_AUTHENTICATE=T needs CKA_PRIVATE=T: a public private key → TEMPLATE_INCONSISTENT (softhsm2: traces)", () => {
+    const traces = softhsm ? ["ObjectCreated", "ObjectDestroyed", "ObjectCreated"] : [];
+    given(userRW, opts)
+      .when("C_GenerateKeyPair", gen([MB(512)], [{ type: CK.CKA_PRIVATE, value: F }, { type: CK.CKA_ALWAYS_AUTHENTICATE, value: T }]))
+      .then("CKR_TEMPLATE_INCONSISTENT", traces);
+    given(userRW, opts).when("C_GenerateKeyPair", gen([MB(512)], [{ type: CK.CKA_ALWAYS_AUTHENTICATE, value: T }])).then("CKR_OK", ["ObjectCreated", "ObjectCreated"]);
+  });
   it("the attribute set as SoftHSM reads it back; private components are CKR_ATTRIBUTE_SENSITIVE", () => {
     const sim = testSimulator(opts);
     const c = caller(sim.application());
