@@ -186,6 +186,20 @@ export function pkcs1Sign(key: KeyObject, k: number, hash: string | null, data: 
   return new Uint8Array(privateEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, data));
 }
 
+/** PKCS#1 v1.5's DigestInfo prefix for each hash (RFC 8017 §9.2 note 1). */
+const DIGEST_INFO: Readonly<Record<string, string>> = {
+  sha1: "3021300906052b0e03021a05000414",
+  sha224: "302d300d06096086480165030402040500041c",
+  sha256: "3031300d060960864801650304020105000420",
+  sha384: "3041300d060960864801650304020205000430",
+  sha512: "3051300d060960864801650304020305000440",
+};
+
+/** The signed block of a hash computed elsewhere (a multi-part signature): DigestInfo ‖ hash. */
+export function digestInfo(hash: string, digest: Uint8Array): Uint8Array {
+  return new Uint8Array(Buffer.concat([Buffer.from(DIGEST_INFO[hash]!, "hex"), digest]));
+}
+
 /** Whether a PKCS#1 v1.5 signature of the data verifies under the public key. */
 export function pkcs1Verify(key: KeyObject, hash: string | null, data: Uint8Array, signature: Uint8Array): boolean {
   try {

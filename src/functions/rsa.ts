@@ -23,8 +23,8 @@
  * | C_VerifyFinal | CKM_RSA_PKCS → OPERATION_NOT_INITIALIZED (keeps it); else as C_Verify                             |
  * | C_EncryptUpdate / Final, C_DecryptUpdate / Final | FUNCTION_NOT_SUPPORTED, the operation kept                     |
  *
- * The operation's state is plain data: the data signed so far (hex; SoftHSM hashes as it goes, hsmsim keeps the
- * input, which the sealed CryptoUpdated facts hold anyway). Its key is the CryptoStarted fact's, sealed (the
+ * The operation's state is plain data: a multi-part signature's running hash (the digest registry's state; SoftHSM
+ * hashes as it goes too), so an update costs what its data costs. Its key is the CryptoStarted fact's, sealed (the
  * components as crypto/rsa.ts encodes them); the KeyObject built from it is cached beside the operation, never in it.
  * Encryption's padding bytes come from the shell's random source; nothing of an answer enters the state.
  */
@@ -33,6 +33,7 @@ import type { Mechanism } from "../events/calls.js";
 import type { Fact } from "../events/types.js";
 import {
   decodeRsaKey,
+  digestInfo,
   encodeRsaKey,
   isPrivateComponents,
   modulusBytes,
@@ -46,16 +47,33 @@ import {
   type RsaComponents,
   type RsaPublic,
 } from "../crypto/rsa.js";
-import { bytesToHex, hexToBytes } from "../crypto/encoding.js";
+import { digestStream } from "../crypto/mechanisms/lookup.js";
+import type { DigestState } from "../crypto/mechanisms/index.js";
 import { isSealedPlaceholder } from "../model/key-material.js";
 import type { CryptoKind, CryptoOp, ObjectState } from "../model/state.js";
 import type { CkrName } from "../pkcs11/constants.js";
 import { answer, CK, reject, type DecideContext, type Decision, type SessionRef } from "./context.js";
 
-/** An RSA operation's plain-data state. */
+/**
+ * An RSA operation's plain-data state: the running hash of a multi-part CKM_SHA*_RSA_PKCS signature or verification
+ * (the digest registry's state, as C_Digest keeps it), null for the single-part mechanisms.
+ */
 export interface RsaState {
-  rsaData: string;
+  rsaDigest: DigestState | null;
 }
+
+/** The digest mechanism behind each hashing RSA mechanism. */
+const HASH_MECHANISM: Readonly<Record<string, number>> = {
+  sha1: CK.CKM_SHA_1,
+  sha224: CK.CKM_SHA224,
+  sha256: CK.CKM_SHA256,
+  sha384: CK.CKM_SHA384,
+  sha512: CK.CKM_SHA512,
+};
+const hashStream = (mechanism: number) => {
+  const hash = RSA_SIGN_HASH.get(mechanism);
+  return hash ? digestStream(HASH_MECHANISM[hash]!) : undefined;
+};
 
 /** Whether a CryptoStarted fact of this kind and mechanism starts an RSA operation (evolve's question). */
 export function isRsaMechanism(kind: CryptoKind, mechanism: number): boolean {
@@ -63,14 +81,21 @@ export function isRsaMechanism(kind: CryptoKind, mechanism: number): boolean {
   return (kind === "encrypt" || kind === "decrypt") && mechanism === CK.CKM_RSA_PKCS;
 }
 
-export const isRsaOp = (op: CryptoOp): boolean => op.state !== null && typeof op.state === "object" && "rsaData" in (op.state as object);
+export const isRsaOp = (op: CryptoOp): boolean => op.state !== null && typeof op.state === "object" && "rsaDigest" in (op.state as object);
 
-export function startRsaState(): RsaState {
-  return { rsaData: "" };
+export function startRsaState(mechanism: number): RsaState {
+  return { rsaDigest: hashStream(mechanism)?.init() ?? null };
 }
 
-export function updateRsaState(s: RsaState, data: Uint8Array): RsaState {
-  return { rsaData: s.rsaData + bytesToHex(data) };
+export function updateRsaState(mechanism: number, s: RsaState, data: Uint8Array): RsaState {
+  const stream = hashStream(mechanism);
+  return { rsaDigest: stream && s.rsaDigest !== null ? stream.update(s.rsaDigest, data) : s.rsaDigest };
+}
+
+/** The block a multi-part operation signs or verifies: DigestInfo ‖ the running hash's final value. */
+function finalBlock(op: CryptoOp): Uint8Array {
+  const hash = RSA_SIGN_HASH.get(op.mechanism)!;
+  return digestInfo(hash, hashStream(op.mechanism)!.final((op.state as RsaState).rsaDigest!));
 }
 
 // ---- init ----------------------------------------------------------------------------------------------------------
@@ -179,12 +204,13 @@ export function rsaSign(ctx: DecideContext, ref: SessionRef, op: CryptoOp, data:
   return signOut(ctx, h, op, data, outLen);
 }
 
-function signOut(ctx: DecideContext, h: number, op: CryptoOp, data: Uint8Array, outLen: number | null): Decision {
+/** Sign the data (or, `block`, a DigestInfo already built from the running hash). */
+function signOut(ctx: DecideContext, h: number, op: CryptoOp, data: Uint8Array, outLen: number | null, block = false): Decision {
   const kk = keyOfRsa(op, ctx.shell.unseal);
   if (!kk) return endWith(ctx, h, "CKR_GENERAL_ERROR");
   const early = sized(outLen, kk.k);
   if (early) return early;
-  const sig = pkcs1Sign(kk.key, kk.k, RSA_SIGN_HASH.get(op.mechanism) ?? null, data);
+  const sig = pkcs1Sign(kk.key, kk.k, block ? null : (RSA_SIGN_HASH.get(op.mechanism) ?? null), data);
   if (!sig) return endWith(ctx, h, "CKR_GENERAL_ERROR");
   return answer("CKR_OK", { data: sig, length: sig.length }, [ended(ctx, h)]);
 }
@@ -206,7 +232,7 @@ export function rsaSignFinal(ctx: DecideContext, ref: SessionRef, op: CryptoOp, 
   if (singlePartOnly(op)) return reject("CKR_OPERATION_NOT_INITIALIZED");
   const missing = reauthMissing(ctx, ref);
   if (missing) return missing;
-  return signOut(ctx, h, op, hexToBytes((op.state as RsaState).rsaData), outLen);
+  return signOut(ctx, h, op, finalBlock(op), outLen, true);
 }
 
 /** C_Encrypt on an RSA operation (the public key). */
@@ -243,11 +269,13 @@ export function rsaVerify(ctx: DecideContext, ref: SessionRef, op: CryptoOp, dat
   return verifyOut(ctx, h, op, data, signature);
 }
 
-function verifyOut(ctx: DecideContext, h: number, op: CryptoOp, data: Uint8Array, signature: Uint8Array): Decision {
+/** Verify a signature of the data (or, `block`, of a DigestInfo already built from the running hash). */
+function verifyOut(ctx: DecideContext, h: number, op: CryptoOp, data: Uint8Array, signature: Uint8Array, block = false): Decision {
   const kk = keyOfRsa(op, ctx.shell.unseal);
   if (!kk) return endWith(ctx, h, "CKR_GENERAL_ERROR");
   if (signature.length !== kk.k) return endWith(ctx, h, "CKR_SIGNATURE_LEN_RANGE");
-  return endWith(ctx, h, pkcs1Verify(kk.key, RSA_SIGN_HASH.get(op.mechanism) ?? null, data, signature) ? "CKR_OK" : "CKR_SIGNATURE_INVALID");
+  const ok = pkcs1Verify(kk.key, block ? null : (RSA_SIGN_HASH.get(op.mechanism) ?? null), data, signature);
+  return endWith(ctx, h, ok ? "CKR_OK" : "CKR_SIGNATURE_INVALID");
 }
 
 /** C_VerifyUpdate on an RSA operation. */
@@ -260,7 +288,7 @@ export function rsaVerifyUpdate(ctx: DecideContext, ref: SessionRef, op: CryptoO
 export function rsaVerifyFinal(ctx: DecideContext, ref: SessionRef, op: CryptoOp, signature: Uint8Array): Decision {
   const h = ref.session.handle;
   if (singlePartOnly(op)) return reject("CKR_OPERATION_NOT_INITIALIZED");
-  return verifyOut(ctx, h, op, hexToBytes((op.state as RsaState).rsaData), signature);
+  return verifyOut(ctx, h, op, finalBlock(op), signature, true);
 }
 
 /** C_EncryptUpdate / C_EncryptFinal / C_DecryptUpdate / C_DecryptFinal on an RSA operation: SoftHSM has none. */

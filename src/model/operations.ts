@@ -48,7 +48,7 @@ export function startCrypto(state: SimState, app: AppState, fact: Extract<Fact, 
   const op: CryptoOp = { kind, mechanism, object: fact.object, sealed: fact.key, params, state: null, updated: false };
   // An RSA operation keeps its key sealed until a step needs it (functions/rsa.ts); its state is the data so far.
   if (isRsaMechanism(kind, mechanism)) {
-    op.state = startRsaState();
+    op.state = startRsaState(mechanism);
     return op;
   }
   if (!key || !aadOk) return op;
@@ -79,7 +79,7 @@ export function startCrypto(state: SimState, app: AppState, fact: Extract<Fact, 
 export function updateCrypto(op: CryptoOp, data: Uint8Array, env: Env): void {
   if (op.state === null) return; // rebuilt without its key (see keyOfFact)
   if (isRsaOp(op)) {
-    op.state = updateRsaState(op.state as RsaState, data);
+    op.state = updateRsaState(op.mechanism, op.state as RsaState, data);
   } else if (op.kind === "sign" || op.kind === "verify") {
     op.state = macStream(op.mechanism).update(op.state as never, data);
   } else {
