@@ -13,6 +13,7 @@
  * belong to the simulator and are shared by all its applications, like processes sharing a SoftHSM token directory.
  */
 import { pooledRandomSource } from "../crypto/random.js";
+import { generateRsa, generateRsaFrom } from "../crypto/rsa.js";
 import type { Call, CallOut, FnName } from "../events/calls.js";
 import type { Answer, CallRecord, Fact } from "../events/types.js";
 import type { EventStore } from "../events/store.js";
@@ -83,7 +84,7 @@ const DECIDERS: Record<FnName, Decider> = {
   ]),
   ...pick(sign, ["C_SignInit", "C_Sign", "C_SignUpdate", "C_SignFinal", "C_VerifyInit", "C_Verify", "C_VerifyUpdate", "C_VerifyFinal"]),
   ...pick(randomFns, ["C_SeedRandom", "C_GenerateRandom"]),
-  ...pick(keys, ["C_GenerateKey", "C_WrapKey", "C_UnwrapKey"]),
+  ...pick(keys, ["C_GenerateKey", "C_GenerateKeyPair", "C_WrapKey", "C_UnwrapKey"]),
 } as Record<FnName, Decider>;
 
 function pick<M extends object, K extends keyof M & string>(m: M, keys: K[]): Record<K, Decider> {
@@ -163,6 +164,9 @@ export class Simulator {
       sealOperation: (plain, nonce) => sealOperation(opStateKey, nonce, plain),
       openOperation: (blob) => openOperation(opStateKey, blob),
       randomBytes: (n) => new Uint8Array(random(n)),
+      // node's generator (OpenSSL) by default; drawn from the injected random source when one is given, so that a
+      // seeded simulator repeats its whole run (crypto/rsa.ts generateRsaFrom).
+      generateRsa: opts.randomBytes ? (bits, exponent) => generateRsaFrom(bits, exponent, random) : generateRsa,
     };
     this.shell = opts.shell ? opts.shell(base) : base;
     this.env = {

@@ -10,7 +10,7 @@
  */
 import { createActor, type Actor, type Snapshot } from "xstate";
 import { slotMachine, type SlotCommand, type SlotDecision, type SlotFactEvent } from "../machines/slot.js";
-import { operationRule, sessionMachine, type SessionFactEvent, type SessionRequest } from "../machines/session.js";
+import { operationRule, reauthPending, sessionMachine, type SessionFactEvent, type SessionRequest } from "../machines/session.js";
 import type { CkrName } from "../pkcs11/constants.js";
 import type { Login } from "../events/types.js";
 
@@ -65,10 +65,15 @@ export class SlotActor {
     return operationRule(this.children.get(handle)?.getSnapshot() ?? null, req);
   }
 
+  /** Whether the session's operation awaits re-authentication (the session chart's `reauthPending` tag). */
+  reauthPending(handle: number): boolean {
+    return reauthPending(this.children.get(handle)?.getSnapshot() ?? null);
+  }
+
   applyToSession(handle: number, fact: SessionFactEvent): void {
     let child = this.children.get(handle);
     if (!child) {
-      if (fact.type === "OperationEnded") return;
+      if (fact.type !== "OperationStarted") return;
       child = createActor(sessionMachine).start();
       this.children.set(handle, child);
     }

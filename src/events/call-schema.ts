@@ -64,6 +64,14 @@ export const CALL_SCHEMA: { [F in FnName]: Record<string, Kind> } = {
   // Key management: template values are lengths only (key values reach the log sealed, in the facts); a wrapped key
   // given to C_UnwrapKey is kept as its length ("bytes"), and C_WrapKey's output likewise (recordOut).
   C_GenerateKey: { hSession: "ulong", mechanism: "mechanism", template: "template", phKey: "nullptr" },
+  C_GenerateKeyPair: {
+    hSession: "ulong",
+    mechanism: "mechanism",
+    publicTemplate: "template",
+    privateTemplate: "template",
+    phPublicKey: "nullptr",
+    phPrivateKey: "nullptr",
+  },
   C_WrapKey: { hSession: "ulong", mechanism: "mechanism", hWrappingKey: "ulong", hKey: "ulong", outLen: "ulong?", pulWrappedKeyLen: "nullptr" },
   C_UnwrapKey: { hSession: "ulong", mechanism: "mechanism", hUnwrappingKey: "ulong", wrappedKey: "bytes", template: "template", phKey: "nullptr" },
   // Data to encrypt, decrypt, sign or verify is caller data: lengths only. What an operation must remember of it

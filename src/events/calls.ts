@@ -110,6 +110,15 @@ export interface CallArgs {
   C_GenerateRandom: { hSession: number; ulRandomLen: number; pRandomData?: null };
   /** Key management (§5.14). `phKey: null` is a NULL output pointer. */
   C_GenerateKey: { hSession: number; mechanism: KeyMechanism | null; template: Template[] | null; phKey?: null };
+  /** Key-pair generation (§5.14.2). `phPublicKey` / `phPrivateKey: null` are NULL output pointers. */
+  C_GenerateKeyPair: {
+    hSession: number;
+    mechanism: KeyMechanism | null;
+    publicTemplate: Template[] | null;
+    privateTemplate: Template[] | null;
+    phPublicKey?: null;
+    phPrivateKey?: null;
+  };
   /** `outLen`: the capacity of pWrappedKey in bytes, null for a NULL pWrappedKey (a size query). */
   C_WrapKey: { hSession: number; mechanism: KeyMechanism | null; hWrappingKey: number; hKey: number; outLen: number | null; pulWrappedKeyLen?: null };
   C_UnwrapKey: {
@@ -230,6 +239,7 @@ export interface CallOut {
   C_SeedRandom: undefined;
   C_GenerateRandom: { random: Bytes };
   C_GenerateKey: { hKey: number };
+  C_GenerateKeyPair: { hPublicKey: number; hPrivateKey: number };
   /** `wrapped`: null for a size query or CKR_BUFFER_TOO_SMALL; `length`: *pulWrappedKeyLen as the module set it. */
   C_WrapKey: { wrapped: Bytes | null; length: number };
   C_UnwrapKey: { hKey: number };

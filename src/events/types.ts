@@ -104,7 +104,11 @@ export type Fact =
       key: string;
       params: unknown;
       aad?: string;
+      /** The key has CKA_ALWAYS_AUTHENTICATE (asymmetric sign / decrypt): each use needs C_Login(CONTEXT_SPECIFIC). */
+      reauth?: true;
     }
+  /** A right C_Login(CKU_CONTEXT_SPECIFIC): the session's pending operation may go on; the role's failures clear. */
+  | { type: "Reauthenticated"; app: number; session: number; token: string; role: Role }
   /** The data of an encrypt / decrypt / sign / verify update, sealed: replay feeds it to the operation again. */
   | { type: "CryptoUpdated"; app: number; session: number; sealed: string }
   /** C_SetOperationState: a saved operation (plain data with its key, sealed) now runs in the session. */

@@ -11,6 +11,7 @@ import type { CkrName } from "../pkcs11/constants.js";
 import { CK } from "../pkcs11/constants.js";
 import type { AppSlotState, AppState, SessionState, SimState, TokenState } from "../model/state.js";
 import type { ReadModel } from "../projections/read-model.js";
+import type { RsaComponents } from "../crypto/rsa.js";
 
 export interface Decision {
   rv: CkrName;
@@ -34,6 +35,11 @@ export interface Shell {
   openOperation(blob: Uint8Array): Uint8Array | null;
   /** `n` bytes from the simulator's injected random source (C_GenerateRandom's output). */
   randomBytes(n: number): Uint8Array;
+  /**
+   * A fresh RSA key pair (C_GenerateKeyPair, crypto/rsa.ts), or null where the generator refuses the size or exponent.
+   * The decider records the components in its facts (the private ones sealed), so replay never generates again.
+   */
+  generateRsa(bits: number, exponent: Uint8Array): RsaComponents | null;
 }
 
 export interface DecideContext {

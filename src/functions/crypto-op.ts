@@ -20,9 +20,10 @@
  * | 11 | HMAC key shorter than the hash                                        | KEY_SIZE_RANGE              |
  * | 12 | AES key not 16/24/32 bytes, CBC IV not 16 bytes                       | MECHANISM_INVALID           |
  *
- * Mechanisms off those two paths take SoftHSM's "Asym" path: C_EncryptInit skips row 8 and answers
- * KEY_TYPE_INCONSISTENT for the RSA encryption mechanisms (no RSA key exists here) and MECHANISM_INVALID otherwise;
- * C_DecryptInit, C_SignInit and C_VerifyInit run row 8 first.
+ * Mechanisms off those two paths take SoftHSM's "Asym" path: C_EncryptInit skips row 8, C_DecryptInit, C_SignInit
+ * and C_VerifyInit run row 8 first; then an RSA key pair's mechanisms start their operation (functions/rsa.ts), and
+ * otherwise C_EncryptInit / C_DecryptInit answer KEY_TYPE_INCONSISTENT for the RSA encryption mechanisms on a key
+ * that is not CKK_RSA, and MECHANISM_INVALID for the rest.
  *
  * The key: SoftHSM copies the key into the operation at init, so the operation outlives the object. Here the
  * CryptoStarted fact names the key object and carries the key's value in the sealed form the object already has
@@ -46,6 +47,7 @@ import type { CkrName } from "../pkcs11/constants.js";
 import { readUlong } from "../pkcs11/attributes.js";
 import { keyValueOf } from "../model/key-material.js";
 import { listedMechanism } from "./mechanisms.js";
+import { rsaInit } from "./rsa.js";
 import { readAccess } from "./objects.js";
 import { answer, CK, findSession, firstFailure, reject, type DecideContext, type Decision, type SessionRef } from "./context.js";
 
@@ -303,6 +305,8 @@ export function keyedInit(ctx: DecideContext, args: InitArgs, kind: CryptoKind):
   if (!onPath) {
     // SoftHSM's Asym*Init: C_EncryptInit never consults the allowed list; the others do, first.
     if (kind !== "encrypt" && !permitted) return reject("CKR_MECHANISM_INVALID");
+    const rsa = rsaInit(ctx, ref!, key, kind, args.mechanism!);
+    if (rsa) return rsa;
     return reject(cipherPath && RSA_ENCRYPTION.has(mechanism) && keyType !== CK.CKK_RSA ? "CKR_KEY_TYPE_INCONSISTENT" : "CKR_MECHANISM_INVALID");
   }
   const late = firstFailure([

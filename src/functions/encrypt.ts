@@ -42,6 +42,7 @@ import {
   updated,
   type PlainParams,
 } from "./crypto-op.js";
+import { isRsaOp, rsaDecrypt, rsaEncrypt, rsaMultiPart } from "./rsa.js";
 
 const BLOCK = 16;
 /** SoftHSM's size_t arithmetic below zero: (size_t)-1 and friends, far beyond any buffer. */
@@ -105,6 +106,7 @@ function single(ctx: DecideContext, args: CallArgs["C_Encrypt"], encrypt: boolea
   if (isDecision(ref)) return ref;
   const h = args.hSession;
   const op = ref.session.op as CryptoOp;
+  if (isRsaOp(op)) return (encrypt ? rsaEncrypt : rsaDecrypt)(ctx, ref, op, args.data!, args.outLen);
   const m = modeOf(op.mechanism);
   const data = args.data!;
   const len = data.length;
@@ -140,6 +142,7 @@ function update(ctx: DecideContext, args: CallArgs["C_EncryptUpdate"], encrypt: 
   if (isDecision(ref)) return ref;
   const h = args.hSession;
   const op = ref.session.op as CryptoOp;
+  if (isRsaOp(op)) return rsaMultiPart();
   const m = modeOf(op.mechanism);
   const data = args.data!;
   const held = pending(op, m, encrypt);
@@ -180,6 +183,7 @@ function final(ctx: DecideContext, args: CallArgs["C_EncryptFinal"], encrypt: bo
   if (isDecision(ref)) return ref;
   const h = args.hSession;
   const op = ref.session.op as CryptoOp;
+  if (isRsaOp(op)) return rsaMultiPart();
   const m = modeOf(op.mechanism);
   const held = pending(op, m, encrypt);
   let size = held;

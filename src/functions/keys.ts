@@ -17,7 +17,7 @@
 import type { CallArgs, Template } from "../events/calls.js";
 import type { Fact } from "../events/types.js";
 import type { CkrName } from "../pkcs11/constants.js";
-import { FALSE, mechanismAllowed, rulesFor, TRUE, ulongBytes, decodeTemplateAttr } from "../pkcs11/attributes.js";
+import { FALSE, KEY_PAIR_TYPES, mechanismAllowed, rulesFor, TRUE, ulongBytes, decodeTemplateAttr } from "../pkcs11/attributes.js";
 import { mechanismEntry } from "../crypto/mechanisms/index.js";
 import { nodeAes } from "../crypto/mechanisms/engines.js";
 import { boolOf, classOf, isSealedPlaceholder, keyCheckValue, keyTypeOf } from "../model/key-material.js";
@@ -346,4 +346,128 @@ export function C_UnwrapKey(ctx: DecideContext, args: CallArgs["C_UnwrapKey"]): 
     },
     looked,
   );
+}
+
+// ---- C_GenerateKeyPair ---------------------------------------------------------------------------------------------
+
+/**
+ * C_GenerateKeyPair — §5.14.2, for CKM_RSA_PKCS_KEY_PAIR_GEN, in SoftHSM 2.6.1's order (C_GenerateKeyPair, then
+ * generateRSA in src/lib/SoftHSM.cpp; the rvs below were observed on the Debian library):
+ *
+ * | #  | check                                                                          | rv                          |
+ * |----|--------------------------------------------------------------------------------|-----------------------------|
+ * | 1  | not initialised                                                                | CRYPTOKI_NOT_INITIALIZED    |
+ * | 2  | pMechanism, a template pointer, phPublicKey or phPrivateKey NULL                | ARGUMENTS_BAD               |
+ * | 3  | session                                                                        | SESSION_HANDLE_INVALID      |
+ * | 4  | mechanism not RSA_PKCS_KEY_PAIR_GEN (SoftHSM's DSA/DH/EC/GOST/EdDSA ones: not built here) | MECHANISM_INVALID |
+ * | 5  | public template's CLASS not CKO_PUBLIC_KEY / its KEY_TYPE not CKK_RSA           | ATTRIBUTE_VALUE_INVALID / TEMPLATE_INCONSISTENT |
+ * | 6  | private template's CLASS not CKO_PRIVATE_KEY / its KEY_TYPE not CKK_RSA         | ATTRIBUTE_VALUE_INVALID / TEMPLATE_INCONSISTENT |
+ * | 7  | haveWrite for the public key (PRIVATE defaults false), then for the private key (PRIVATE defaults true) | SESSION_READ_ONLY / USER_NOT_LOGGED_IN |
+ * | 8  | public template: CKA_MODULUS_BITS not 8 bytes                                  | ATTRIBUTE_VALUE_INVALID     |
+ * | 9  | CKA_MODULUS_BITS missing or 0                                                  | TEMPLATE_INCOMPLETE         |
+ * | 10 | the generator refuses (bits outside 512..16384, exponent even or < 3)           | GENERAL_ERROR               |
+ * | 11 | either template longer than 28 entries                                         | TEMPLATE_INCONSISTENT       |
+ * | 12 | the public key's internal create (op=GENERATE) fails on an entry               | its rv                      |
+ * | 13 | the private key's internal create fails on an entry                            | its rv                      |
+ *
+ * Steps 12–13 in softhsm2 (atomicObjectWrites off) leave SoftHSM's traces: the failing object is an orphan (no
+ * handle), and a public key made before a failing private one is destroyed again, its handle spent. The key pair is
+ * drawn by the shell (node:crypto's generator, crypto/rsa.ts) and recorded in the two ObjectCreated facts, the private
+ * components sealed, so replay never draws again. No OPERATION_ACTIVE check, as for C_GenerateKey.
+ */
+export function C_GenerateKeyPair(ctx: DecideContext, args: CallArgs["C_GenerateKeyPair"]): Decision {
+  const ref = ctx.appId === 0 ? undefined : findSession(ctx, args.hSession);
+  const rv0 = firstFailure([
+    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
+    [args.mechanism === null || args.publicTemplate === null || args.privateTemplate === null, "CKR_ARGUMENTS_BAD"],
+    [args.phPublicKey === null || args.phPrivateKey === null, "CKR_ARGUMENTS_BAD"],
+    [!ref, "CKR_SESSION_HANDLE_INVALID"],
+  ]);
+  if (rv0) return reject(rv0);
+  if (args.mechanism!.mechanism !== CK.CKM_RSA_PKCS_KEY_PAIR_GEN) return reject("CKR_MECHANISM_INVALID");
+  const pubT = args.publicTemplate!;
+  const privT = args.privateTemplate!;
+  const pub = extractObjectInformation(pubT);
+  const priv = extractObjectInformation(privT);
+  const pubPrivate = pub.privGiven ? pub.priv : false;
+  const privPrivate = priv.privGiven ? priv.priv : true;
+  const classes = firstFailure([
+    [pub.cls !== undefined && pub.cls !== CK.CKO_PUBLIC_KEY, "CKR_ATTRIBUTE_VALUE_INVALID"],
+    [pub.keyType !== undefined && pub.keyType !== CK.CKK_RSA, "CKR_TEMPLATE_INCONSISTENT"],
+    [priv.cls !== undefined && priv.cls !== CK.CKO_PRIVATE_KEY, "CKR_ATTRIBUTE_VALUE_INVALID"],
+    [priv.keyType !== undefined && priv.keyType !== CK.CKK_RSA, "CKR_TEMPLATE_INCONSISTENT"],
+  ]);
+  if (classes) return reject(classes);
+  const login = ref!.slot.actor.login;
+  const denied = writeAccess(login, ref!.session.rw, pub.token, pubPrivate) ?? writeAccess(login, ref!.session.rw, priv.token, privPrivate);
+  if (denied) return reject(denied);
+  let bits = 0;
+  let exponent: Uint8Array = Uint8Array.of(1, 0, 1);
+  for (const t of pubT) {
+    const v = t.value ?? EMPTY;
+    if (t.type === CK.CKA_MODULUS_BITS) {
+      if (v.length !== 8) return reject("CKR_ATTRIBUTE_VALUE_INVALID");
+      const big = new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0, true);
+      bits = big > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(big);
+    } else if (t.type === CK.CKA_PUBLIC_EXPONENT) exponent = v;
+  }
+  if (bits === 0) return reject("CKR_TEMPLATE_INCOMPLETE");
+  const pair = ctx.shell.generateRsa(bits, exponent);
+  if (!pair) return reject("CKR_GENERAL_ERROR");
+  if (pubT.length > MAX_KEY_TEMPLATE || privT.length > MAX_KEY_TEMPLATE) return reject("CKR_TEMPLATE_INCONSISTENT");
+
+  const so = login === "so";
+  const write = (cls: number): ObjectWrite => {
+    const rules = rulesOfKeyPair(cls);
+    const attrs = defaults(rules, cls, undefined);
+    attrs.set(CK.CKA_KEY_TYPE, ulongBytes(CK.CKK_RSA));
+    return { rules, cls, subtype: CK.CKK_RSA, op: "generate", so, attrs };
+  };
+  const atomic = ctx.state.profile.atomicObjectWrites;
+  // Object ids: two new objects in one decision take consecutive numbers of their counters.
+  const tokenNext = ctx.state.tokens.get(ref!.session.token)!.nextObject;
+  const ids = { t: tokenNext, a: ref!.app.nextSessionObject };
+  const takeId = (token: boolean) => (token ? `t${ref!.session.token}/${ids.t++}` : `a${ctx.appId}/${ids.a++}`);
+  const withId = (f: Fact, id: string): Fact => (f.type === "ObjectCreated" ? { ...f, object: { ...f.object, id } } : f);
+
+  const wPub = write(CK.CKO_PUBLIC_KEY);
+  const pubFailed = applyTemplate(wPub, rebuilt(pubT, CK.CKO_PUBLIC_KEY, CK.CKK_RSA, pub.token, pubPrivate, false));
+  if (pubFailed) {
+    return atomic ? reject(pubFailed) : answer(pubFailed, undefined, [withId(orphan(ctx, ref!, wPub, pub.token, pubPrivate), takeId(pub.token))]);
+  }
+  const common = (attrs: Map<number, Uint8Array>) => {
+    attrs.set(CK.CKA_LOCAL, TRUE);
+    attrs.set(CK.CKA_KEY_GEN_MECHANISM, ulongBytes(CK.CKM_RSA_PKCS_KEY_PAIR_GEN));
+    attrs.set(CK.CKA_MODULUS, pair.n);
+    attrs.set(CK.CKA_PUBLIC_EXPONENT, pair.e);
+  };
+  common(wPub.attrs);
+  const hPub = nextHandle(ctx, "object");
+  const pubId = takeId(pub.token);
+  const pubFact = created(ctx, ref!, hPub, { id: pubId, token: pub.token, private: pubPrivate, attrs: storedAttrs(ctx, wPub.attrs) });
+
+  const wPriv = write(CK.CKO_PRIVATE_KEY);
+  const privFailed = applyTemplate(wPriv, rebuilt(privT, CK.CKO_PRIVATE_KEY, CK.CKK_RSA, priv.token, privPrivate, false));
+  if (privFailed) {
+    if (atomic) return reject(privFailed);
+    const gone: Fact = { type: "ObjectDestroyed", app: ctx.appId, object: pubId };
+    return answer(privFailed, undefined, [pubFact, gone, withId(orphan(ctx, ref!, wPriv, priv.token, privPrivate), takeId(priv.token))]);
+  }
+  const a = wPriv.attrs;
+  common(a);
+  a.set(CK.CKA_ALWAYS_SENSITIVE, boolAttr(a, CK.CKA_SENSITIVE) ? TRUE : FALSE);
+  a.set(CK.CKA_NEVER_EXTRACTABLE, boolAttr(a, CK.CKA_EXTRACTABLE) ? FALSE : TRUE);
+  a.set(CK.CKA_PRIVATE_EXPONENT, pair.d);
+  a.set(CK.CKA_PRIME_1, pair.p);
+  a.set(CK.CKA_PRIME_2, pair.q);
+  a.set(CK.CKA_EXPONENT_1, pair.dp);
+  a.set(CK.CKA_EXPONENT_2, pair.dq);
+  a.set(CK.CKA_COEFFICIENT, pair.qi);
+  const hPriv = nextHandle(ctx, "object", 1);
+  const privFact = created(ctx, ref!, hPriv, { id: takeId(priv.token), token: priv.token, private: privPrivate, attrs: storedAttrs(ctx, a) });
+  return answer("CKR_OK", { hPublicKey: hPub, hPrivateKey: hPriv }, [pubFact, privFact]);
+}
+
+function rulesOfKeyPair(cls: number) {
+  return KEY_PAIR_TYPES.get(cls)!;
 }

@@ -138,9 +138,24 @@ const byName = (a: Row, b: Row) => (a.name < b.name ? -1 : a.name > b.name ? 1 :
 const KEY_GEN = new Set<number>([CK.CKM_AES_KEY_GEN, CK.CKM_GENERIC_SECRET_KEY_GEN]);
 const RUN_FAMILIES = new Set<MechanismEntry["family"]>(["cipher", "digest", "mac", "wrap"]);
 
+/**
+ * The RSA mechanisms hsmsim runs (functions/rsa.ts), with SoftHSM's sizes and the flags of what runs: key-pair
+ * generation, CKM_RSA_PKCS encrypt / decrypt / sign / verify (not wrap / unwrap), the CKM_SHA*_RSA_PKCS signatures.
+ */
+const RSA_PERFORMED: readonly Row[] = [
+  row("CKM_RSA_PKCS_KEY_PAIR_GEN", 512, 16384, F.CKF_GENERATE_KEY_PAIR),
+  row("CKM_RSA_PKCS", 512, 16384, ENC_DEC | SIGN_VERIFY),
+  row("CKM_SHA1_RSA_PKCS", 512, 16384, SIGN_VERIFY),
+  row("CKM_SHA224_RSA_PKCS", 512, 16384, SIGN_VERIFY),
+  row("CKM_SHA256_RSA_PKCS", 512, 16384, SIGN_VERIFY),
+  row("CKM_SHA384_RSA_PKCS", 512, 16384, SIGN_VERIFY),
+  row("CKM_SHA512_RSA_PKCS", 512, 16384, SIGN_VERIFY),
+];
+
 /** What hsmsim runs end to end (see the module comment), in SoftHSM's order. */
 export const PERFORMED_MECHANISMS: readonly Row[] = [
   ...SOFTHSM_MECHANISMS.filter((m) => KEY_GEN.has(m.mechanism)),
+  ...RSA_PERFORMED,
   ...[...MECHANISMS.values()].filter((e) => RUN_FAMILIES.has(e.family)).map((e) => reg(e.name)),
 ].sort(byName);
 

@@ -191,6 +191,10 @@ function write(w: ObjectWrite, rule: AttrRule, v: Uint8Array): CkrName | undefin
     case "trusted":
       if (v[0] !== 0 && !w.so) return "CKR_ATTRIBUTE_READ_ONLY";
       break;
+    case "alwaysAuthenticate":
+      // Only a private object may need re-authentication (observed: a PRIVATE=F RSA private key → TEMPLATE_INCONSISTENT).
+      if (v[0] !== 0 && !isTrue(attrs.get(CK.CKA_PRIVATE))) return "CKR_TEMPLATE_INCONSISTENT";
+      break;
     case "keyValue":
       attrs.set(rule.type, v.slice());
       attrs.set(CK.CKA_VALUE_LEN, ulongBytes(v.length));

@@ -132,6 +132,11 @@ function loginFacts(ctx: DecideContext, session: SessionState, d: SlotDecision):
       return [...looks(ctx, session.token), { type: "PinRejected", app: ctx.appId, token: session.token, role: o.role }];
     case "loggedOut":
       return [{ type: "LoggedOut", app: ctx.appId, slotID: session.slotID }];
+    case "reauthenticated":
+      return [
+        ...looks(ctx, session.token),
+        { type: "Reauthenticated", app: ctx.appId, session: session.handle, token: session.token, role: o.role },
+      ];
     default:
       return [];
   }
@@ -161,11 +166,18 @@ export function C_Login(ctx: DecideContext, args: CallArgs["C_Login"]): Decision
     d = slot.actor.decide({ type: "LoginUser", pin: pinCheck(ctx, token, "user", pin) });
   } else {
     // Re-authentication needs a sign or decrypt operation whose key has CKA_ALWAYS_AUTHENTICATE, which SoftHSM reads
-    // only on its asymmetric paths (docs/notes/softhsm-keys.md §3, §9.2): secret keys do not have the attribute
-    // (CKR_ATTRIBUTE_TYPE_INVALID) and hsmsim has no private keys, so nothing is ever pending: the slot chart answers
-    // CKR_OPERATION_NOT_INITIALIZED (during an HMAC too, as SoftHSM does) and the PINs are not even compared.
+    // only on its asymmetric paths (docs/notes/softhsm-keys.md §3): an RSA private key's sign or decrypt here. The
+    // session chart says whether one is pending; without it the slot chart answers CKR_OPERATION_NOT_INITIALIZED
+    // (during an HMAC too, as SoftHSM does) and the PINs are not compared.
+    const pending = slot.actor.reauthPending(session.handle);
     const none: PinCheck = { initialized: true, locked: false, matches: false };
-    d = slot.actor.decide({ type: "LoginContext", reauthPending: false, so: none, user: none });
+    const role = slot.actor.login;
+    d = slot.actor.decide({
+      type: "LoginContext",
+      reauthPending: pending,
+      so: pending && role === "so" ? pinCheck(ctx, token, "so", pin) : none,
+      user: pending && role === "user" ? pinCheck(ctx, token, "user", pin) : none,
+    });
   }
   return answer(d.rv, undefined, loginFacts(ctx, session, d));
 }

@@ -22,6 +22,7 @@ import { macStream } from "../crypto/mechanisms/lookup.js";
 import type { HmacParams, HmacState } from "../crypto/mechanisms/index.js";
 import type { CryptoOp } from "../model/state.js";
 import { answer, type DecideContext, type Decision } from "./context.js";
+import { isRsaOp, rsaSign, rsaSignFinal, rsaSignUpdate, rsaVerify, rsaVerifyFinal, rsaVerifyUpdate } from "./rsa.js";
 import { ended, endWith, isDecision, keyedInit, keyOf, runtimeParams, sizeAnswer, stepOpening, updated, type PlainParams } from "./crypto-op.js";
 
 function macOf(op: CryptoOp) {
@@ -38,6 +39,7 @@ export function C_Sign(ctx: DecideContext, args: CallArgs["C_Sign"]): Decision {
   const ref = stepOpening(ctx, args.hSession, "sign", args.data === null || args.pulLen === null);
   if (isDecision(ref)) return ref;
   const op = ref.session.op as CryptoOp;
+  if (isRsaOp(op)) return rsaSign(ctx, ref, op, args.data!, args.outLen);
   if (op.updated) return endWith(ctx, args.hSession, "CKR_OPERATION_NOT_INITIALIZED");
   const { stream, params, size } = macOf(op);
   const early = sizeAnswer(args.outLen, size);
@@ -51,6 +53,8 @@ export function C_Sign(ctx: DecideContext, args: CallArgs["C_Sign"]): Decision {
 export function C_SignUpdate(ctx: DecideContext, args: CallArgs["C_SignUpdate"]): Decision {
   const ref = stepOpening(ctx, args.hSession, "sign", args.data === null);
   if (isDecision(ref)) return ref;
+  const op = ref.session.op as CryptoOp;
+  if (isRsaOp(op)) return rsaSignUpdate(ctx, ref, op, args.data!, () => updated(ctx, args.hSession, args.data!));
   return answer("CKR_OK", undefined, [updated(ctx, args.hSession, args.data!)]);
 }
 
@@ -59,6 +63,7 @@ export function C_SignFinal(ctx: DecideContext, args: CallArgs["C_SignFinal"]): 
   const ref = stepOpening(ctx, args.hSession, "sign", args.pulLen === null);
   if (isDecision(ref)) return ref;
   const op = ref.session.op as CryptoOp;
+  if (isRsaOp(op)) return rsaSignFinal(ctx, ref, op, args.outLen);
   const { stream, size } = macOf(op);
   const early = sizeAnswer(args.outLen, size);
   if (early) return early;
@@ -74,6 +79,7 @@ export function C_Verify(ctx: DecideContext, args: CallArgs["C_Verify"]): Decisi
   const ref = stepOpening(ctx, args.hSession, "verify", args.data === null || args.signature === null);
   if (isDecision(ref)) return ref;
   const op = ref.session.op as CryptoOp;
+  if (isRsaOp(op)) return rsaVerify(ctx, ref, op, args.data!, args.signature!);
   if (op.updated) return endWith(ctx, args.hSession, "CKR_OPERATION_NOT_INITIALIZED");
   const { stream, params } = macOf(op);
   const r = stream.verifyOnce(keyOf(op, ctx.shell.unseal), params, args.data!, args.signature!);
@@ -84,6 +90,8 @@ export function C_Verify(ctx: DecideContext, args: CallArgs["C_Verify"]): Decisi
 export function C_VerifyUpdate(ctx: DecideContext, args: CallArgs["C_VerifyUpdate"]): Decision {
   const ref = stepOpening(ctx, args.hSession, "verify", args.data === null);
   if (isDecision(ref)) return ref;
+  const op = ref.session.op as CryptoOp;
+  if (isRsaOp(op)) return rsaVerifyUpdate(ctx, ref, op, () => updated(ctx, args.hSession, args.data!));
   return answer("CKR_OK", undefined, [updated(ctx, args.hSession, args.data!)]);
 }
 
@@ -92,6 +100,7 @@ export function C_VerifyFinal(ctx: DecideContext, args: CallArgs["C_VerifyFinal"
   const ref = stepOpening(ctx, args.hSession, "verify", args.signature === null);
   if (isDecision(ref)) return ref;
   const op = ref.session.op as CryptoOp;
+  if (isRsaOp(op)) return rsaVerifyFinal(ctx, ref, op, args.signature!);
   const r = macOf(op).stream.verifyFinal(keyOf(op, ctx.shell.unseal), op.state as HmacState, args.signature!);
   return endWith(ctx, args.hSession, r.ok ? "CKR_OK" : r.rv);
 }

@@ -21,6 +21,14 @@
  *
  * C_SetOperationState (default profile) replaces whatever runs: it ends the running operation and starts the saved
  * one, as two facts.
+ *
+ * Re-authentication (CKA_ALWAYS_AUTHENTICATE, fact sheet §15 CKU_CONTEXT_SPECIFIC): a sign or decrypt operation
+ * started with such a key (`OperationStarted` with `reauth`) enters `signingAwaitingReauth` /
+ * `decryptingAwaitingReauth`, tagged `reauthPending` besides its kind; the `Reauthenticated` fact (a right
+ * C_Login(CKU_CONTEXT_SPECIFIC)) moves it on to plain `signing` / `decrypting`, where it stays until it ends (one login
+ * covers the whole operation, updates and final included). A step while `reauthPending` answers
+ * CKR_USER_NOT_LOGGED_IN and ends the operation (the deciders, functions/rsa.ts); C_Login(CONTEXT_SPECIFIC) without
+ * the tag answers CKR_OPERATION_NOT_INITIALIZED (the slot chart's `noReauthPending`).
  */
 import { setup } from "xstate";
 import type { CkrName } from "../pkcs11/constants.js";
@@ -30,7 +38,10 @@ export type OperationKind = "find" | "digest" | "encrypt" | "decrypt" | "sign" |
 export const OPERATION_KINDS: readonly OperationKind[] = ["find", "digest", "encrypt", "decrypt", "sign", "verify"];
 
 export type SessionRequest = { type: "Start"; kind: OperationKind } | { type: "Step"; kind: OperationKind };
-export type SessionFactEvent = { type: "OperationStarted"; kind: OperationKind } | { type: "OperationEnded" };
+export type SessionFactEvent =
+  | { type: "OperationStarted"; kind: OperationKind; reauth?: boolean }
+  | { type: "Reauthenticated" }
+  | { type: "OperationEnded" };
 
 /** The active state of each kind. */
 export const ACTIVE_STATE: Record<OperationKind, string> = {
@@ -45,10 +56,12 @@ export const ACTIVE_STATE: Record<OperationKind, string> = {
 export const sessionMachine = setup({
   types: {
     events: {} as SessionFactEvent,
-    tags: {} as "operation" | OperationKind,
+    tags: {} as "operation" | "reauthPending" | OperationKind,
   },
   guards: {
     startsKind: ({ event }, params: { kind: OperationKind }) => event.type === "OperationStarted" && event.kind === params.kind,
+    startsKindNeedingReauth: ({ event }, params: { kind: OperationKind }) =>
+      event.type === "OperationStarted" && event.kind === params.kind && event.reauth === true,
   },
 }).createMachine({
   id: "session",
@@ -56,9 +69,15 @@ export const sessionMachine = setup({
   states: {
     idle: {
       on: {
-        OperationStarted: OPERATION_KINDS.map((kind) => ({ guard: { type: "startsKind" as const, params: { kind } }, target: ACTIVE_STATE[kind] })),
+        OperationStarted: [
+          { guard: { type: "startsKindNeedingReauth" as const, params: { kind: "sign" as const } }, target: "signingAwaitingReauth" },
+          { guard: { type: "startsKindNeedingReauth" as const, params: { kind: "decrypt" as const } }, target: "decryptingAwaitingReauth" },
+          ...OPERATION_KINDS.map((kind) => ({ guard: { type: "startsKind" as const, params: { kind } }, target: ACTIVE_STATE[kind] })),
+        ],
       },
     },
+    signingAwaitingReauth: { tags: ["operation", "sign", "reauthPending"], on: { Reauthenticated: { target: "signing" } } },
+    decryptingAwaitingReauth: { tags: ["operation", "decrypt", "reauthPending"], on: { Reauthenticated: { target: "decrypting" } } },
     finding: { tags: ["operation", "find"] },
     digesting: { tags: ["operation", "digest"] },
     encrypting: { tags: ["operation", "encrypt"] },
@@ -75,4 +94,9 @@ export const sessionMachine = setup({
 export function operationRule(snapshot: { hasTag(tag: string): boolean } | null, req: SessionRequest): CkrName {
   if (req.type === "Start") return snapshot?.hasTag("operation") ? "CKR_OPERATION_ACTIVE" : "CKR_OK";
   return snapshot?.hasTag(req.kind) ? "CKR_OK" : "CKR_OPERATION_NOT_INITIALIZED";
+}
+
+/** Whether the session's operation waits for a C_Login(CKU_CONTEXT_SPECIFIC) (null: a session with no actor). */
+export function reauthPending(snapshot: { hasTag(tag: string): boolean } | null): boolean {
+  return snapshot?.hasTag("reauthPending") ?? false;
 }

@@ -465,7 +465,14 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
       const a = app(state, fact.app);
       const s = a.sessions.get(fact.session)!;
       s.op = startCrypto(state, a, fact, env);
-      slot(a, s.slotID).actor.applyToSession(s.handle, { type: "OperationStarted", kind: fact.kind });
+      slot(a, s.slotID).actor.applyToSession(s.handle, { type: "OperationStarted", kind: fact.kind, reauth: fact.reauth === true });
+      return;
+    }
+    case "Reauthenticated": {
+      const a = app(state, fact.app);
+      const s = a.sessions.get(fact.session)!;
+      slot(a, s.slotID).actor.applyToSession(s.handle, { type: "Reauthenticated" });
+      token(state, fact.token).failures[fact.role] = 0;
       return;
     }
     case "CryptoUpdated": {

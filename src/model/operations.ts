@@ -9,6 +9,7 @@ import { cipherPair, macStream } from "../crypto/mechanisms/lookup.js";
 import type { Fact } from "../events/types.js";
 import { keyOf, paramsFromFact, rememberKey, runtimeParams, type PlainParams } from "../functions/crypto-op.js";
 import { parseSavedOperation } from "../functions/operation-state.js";
+import { isRsaMechanism, isRsaOp, startRsaState, updateRsaState, type RsaState } from "../functions/rsa.js";
 import { CK } from "../pkcs11/constants.js";
 import { keyValueOf } from "./key-material.js";
 import { liveObject, type AppState, type CryptoOp, type OperationState, type SimState } from "./state.js";
@@ -36,7 +37,7 @@ const MAC_STARTS = new WeakMap<Uint8Array, Map<number, unknown>>();
 
 export function startCrypto(state: SimState, app: AppState, fact: Extract<Fact, { type: "CryptoStarted" }>, env: Env): CryptoOp {
   const { kind, mechanism } = fact;
-  const key = keyOfFact(state, app, fact.object, fact.key, env);
+  const key = isRsaMechanism(kind, mechanism) ? undefined : keyOfFact(state, app, fact.object, fact.key, env);
   let params = fact.params as PlainParams;
   let aadOk = true;
   try {
@@ -45,6 +46,11 @@ export function startCrypto(state: SimState, app: AppState, fact: Extract<Fact, 
     aadOk = false;
   }
   const op: CryptoOp = { kind, mechanism, object: fact.object, sealed: fact.key, params, state: null, updated: false };
+  // An RSA operation keeps its key sealed until a step needs it (functions/rsa.ts); its state is the data so far.
+  if (isRsaMechanism(kind, mechanism)) {
+    op.state = startRsaState(mechanism);
+    return op;
+  }
   if (!key || !aadOk) return op;
   const runtime = runtimeParams(params);
   const mac = kind === "sign" || kind === "verify";
@@ -72,7 +78,9 @@ export function startCrypto(state: SimState, app: AppState, fact: Extract<Fact, 
 
 export function updateCrypto(op: CryptoOp, data: Uint8Array, env: Env): void {
   if (op.state === null) return; // rebuilt without its key (see keyOfFact)
-  if (op.kind === "sign" || op.kind === "verify") {
+  if (isRsaOp(op)) {
+    op.state = updateRsaState(op.mechanism, op.state as RsaState, data);
+  } else if (op.kind === "sign" || op.kind === "verify") {
     op.state = macStream(op.mechanism).update(op.state as never, data);
   } else {
     const pair = cipherPair(op.mechanism);

@@ -39,7 +39,7 @@ export const CK17 = 1 << 17; // C_CopyObject may change it
  * Writers with more to do than storing the bytes (SoftHSM's P11Attr*::updateAttr): `class`, `keyType` and
  * `certType` must equal the object's; `value` also sets VALUE_LEN and CKA_CHECK_VALUE; `checkValue` must equal the
  * computed KCV; `sensitive` / `extractable` are one-way after creation; `copyable` is one-way always; `trusted`
- * needs the SO.
+ * needs the SO; `alwaysAuthenticate` true needs CKA_PRIVATE true.
  */
 export type Writer =
   | "class"
@@ -52,7 +52,8 @@ export type Writer =
   | "sensitive"
   | "extractable"
   | "copyable"
-  | "trusted";
+  | "trusted"
+  | "alwaysAuthenticate";
 
 export interface AttrRule {
   type: number;
@@ -136,13 +137,8 @@ const data: AttrRule[] = [
   rule(CK.CKA_VALUE, "bytes", EMPTY, 0),
 ];
 
-/**
- * Secret keys (§4.7, §4.10): SoftHSM's 32 attributes of P11AESSecretKeyObj / P11GenericSecretKeyObj, the same for
- * CKK_AES, CKK_GENERIC_SECRET and the CKK_*_HMAC types (docs/notes/softhsm-keys.md §1 table).
- */
-const secretKey = (aes: boolean): AttrRule[] => [
-  ...storage(true),
-  // P11KeyObj
+/** SoftHSM's P11KeyObj attributes, the common part of every key. */
+const keyCommon: AttrRule[] = [
   rule(CK.CKA_KEY_TYPE, "ulong", EMPTY, CK1 | CK5, { writer: "keyType" }),
   rule(CK.CKA_ID, "bytes", EMPTY, CK8),
   rule(CK.CKA_START_DATE, "date", EMPTY, CK8),
@@ -151,6 +147,15 @@ const secretKey = (aes: boolean): AttrRule[] => [
   rule(CK.CKA_LOCAL, "bool", FALSE, CK2 | CK4 | CK6),
   rule(CK.CKA_KEY_GEN_MECHANISM, "ulong", ULONG_UNAVAILABLE, CK2 | CK4 | CK6),
   rule(CK.CKA_ALLOWED_MECHANISMS, "mechanisms", EMPTY, 0, { neverMatches: true }),
+];
+
+/**
+ * Secret keys (§4.7, §4.10): SoftHSM's 32 attributes of P11AESSecretKeyObj / P11GenericSecretKeyObj, the same for
+ * CKK_AES, CKK_GENERIC_SECRET and the CKK_*_HMAC types (docs/notes/softhsm-keys.md §1 table).
+ */
+const secretKey = (aes: boolean): AttrRule[] => [
+  ...storage(true),
+  ...keyCommon,
   // P11SecretKeyObj
   rule(CK.CKA_SENSITIVE, "bool", FALSE, CK8 | CK11, { writer: "sensitive" }),
   rule(CK.CKA_ENCRYPT, "bool", TRUE, CK8),
@@ -196,6 +201,55 @@ const x509: AttrRule[] = [
   rule(CK.CKA_NAME_HASH_ALGORITHM, "ulong", ulongBytes(CK.CKM_SHA_1), 0),
 ];
 
+/**
+ * RSA public keys (§4.8, §6.1.2): SoftHSM 2.6.1's P11PublicKeyObj + P11RSAPublicKeyObj, as C_GenerateKeyPair makes
+ * them (the set read back from the Debian library: 25 attributes, CKA_WRAP_TEMPLATE included).
+ */
+const rsaPublicKey: AttrRule[] = [
+  ...storage(false),
+  ...keyCommon,
+  rule(CK.CKA_SUBJECT, "bytes", EMPTY, CK8),
+  rule(CK.CKA_ENCRYPT, "bool", TRUE, CK8),
+  rule(CK.CKA_VERIFY, "bool", TRUE, CK8),
+  rule(CK.CKA_VERIFY_RECOVER, "bool", TRUE, CK8),
+  rule(CK.CKA_WRAP, "bool", TRUE, CK8),
+  rule(CK.CKA_TRUSTED, "bool", FALSE, CK10, { writer: "trusted" }),
+  rule(CK.CKA_WRAP_TEMPLATE, "template", EMPTY, 0, { neverMatches: true }),
+  rule(CK.CKA_MODULUS, "bytes", EMPTY, CK1 | CK4),
+  rule(CK.CKA_MODULUS_BITS, "ulong", EMPTY, CK2 | CK3),
+  rule(CK.CKA_PUBLIC_EXPONENT, "bytes", EMPTY, CK1),
+];
+
+/**
+ * RSA private keys (§4.9, §6.1.2): SoftHSM 2.6.1's P11PrivateKeyObj + P11RSAPrivateKeyObj (33 attributes read back
+ * from the Debian library). The private components are key material (`secret`: sealed in events) and ck7 (withheld
+ * as CKR_ATTRIBUTE_SENSITIVE while CKA_SENSITIVE or not CKA_EXTRACTABLE).
+ */
+const rsaPrivateKey: AttrRule[] = [
+  ...storage(true),
+  ...keyCommon,
+  rule(CK.CKA_SUBJECT, "bytes", EMPTY, CK8),
+  rule(CK.CKA_SENSITIVE, "bool", FALSE, CK8 | CK11, { writer: "sensitive" }),
+  rule(CK.CKA_DECRYPT, "bool", TRUE, CK8),
+  rule(CK.CKA_SIGN, "bool", TRUE, CK8),
+  rule(CK.CKA_SIGN_RECOVER, "bool", TRUE, CK8),
+  rule(CK.CKA_UNWRAP, "bool", TRUE, CK8),
+  rule(CK.CKA_EXTRACTABLE, "bool", FALSE, CK8 | CK12, { writer: "extractable" }),
+  rule(CK.CKA_ALWAYS_SENSITIVE, "bool", FALSE, CK2 | CK4 | CK6),
+  rule(CK.CKA_NEVER_EXTRACTABLE, "bool", FALSE, CK2 | CK4 | CK6),
+  rule(CK.CKA_WRAP_WITH_TRUSTED, "bool", FALSE, CK11),
+  rule(CK.CKA_UNWRAP_TEMPLATE, "template", EMPTY, 0, { neverMatches: true }),
+  rule(CK.CKA_ALWAYS_AUTHENTICATE, "bool", FALSE, 0, { writer: "alwaysAuthenticate" }),
+  rule(CK.CKA_MODULUS, "bytes", EMPTY, CK1 | CK4 | CK6),
+  rule(CK.CKA_PUBLIC_EXPONENT, "bytes", EMPTY, CK4 | CK6),
+  rule(CK.CKA_PRIVATE_EXPONENT, "bytes", EMPTY, CK1 | CK4 | CK6 | CK7, { secret: true }),
+  rule(CK.CKA_PRIME_1, "bytes", EMPTY, CK4 | CK6 | CK7, { secret: true }),
+  rule(CK.CKA_PRIME_2, "bytes", EMPTY, CK4 | CK6 | CK7, { secret: true }),
+  rule(CK.CKA_EXPONENT_1, "bytes", EMPTY, CK4 | CK6 | CK7, { secret: true }),
+  rule(CK.CKA_EXPONENT_2, "bytes", EMPTY, CK4 | CK6 | CK7, { secret: true }),
+  rule(CK.CKA_COEFFICIENT, "bytes", EMPTY, CK4 | CK6 | CK7, { secret: true }),
+];
+
 const byType = (rules: AttrRule[]): ReadonlyMap<number, AttrRule> => new Map(rules.map((r) => [r.type, r]));
 
 /** Secret-key types hsmsim builds. SoftHSM also builds DES, DES2, DES3 and GOST28147 keys; hsmsim refuses those. */
@@ -221,13 +275,25 @@ export function rulesFor(cls: number, subtype: number | undefined): ReadonlyMap<
   return OBJECT_CLASSES.get(cls);
 }
 
+/**
+ * Key-pair classes hsmsim builds, CKK_RSA only, and only through C_GenerateKeyPair: C_CreateObject of a public or
+ * private key stays refused as before (rulesFor does not know them), so these tables serve generation and the calls
+ * on existing objects (get, set, copy, find).
+ */
+export const KEY_PAIR_TYPES: ReadonlyMap<number, ReadonlyMap<number, AttrRule>> = new Map([
+  [CK.CKO_PUBLIC_KEY, byType(rsaPublicKey)],
+  [CK.CKO_PRIVATE_KEY, byType(rsaPrivateKey)],
+]);
+
 /** The table of an existing object (its CKA_CLASS and key or certificate type are always stored). */
 export function rulesOf(attrs: ReadonlyMap<number, Uint8Array>): ReadonlyMap<number, AttrRule> | undefined {
   const cls = attrs.get(CK.CKA_CLASS);
   if (!cls || cls.length !== 8) return undefined;
   const c = readUlong(cls);
   const sub = attrs.get(c === CK.CKO_CERTIFICATE ? CK.CKA_CERTIFICATE_TYPE : CK.CKA_KEY_TYPE);
-  return rulesFor(c, sub && sub.length === 8 ? readUlong(sub) : undefined);
+  const subtype = sub && sub.length === 8 ? readUlong(sub) : undefined;
+  if (c === CK.CKO_PUBLIC_KEY || c === CK.CKO_PRIVATE_KEY) return subtype === CK.CKK_RSA ? KEY_PAIR_TYPES.get(c) : undefined;
+  return rulesFor(c, subtype);
 }
 
 /** Whether this attribute of an object with these attributes is key material (sealed in events). */

@@ -33,6 +33,11 @@ import type { Answer } from "../events/types.js";
 import { SyncRemote } from "../remote/sync-client.js";
 
 export type Handle = Buffer;
+/** What C_GenerateKeyPair returns (pkcs11js 2.1.7). */
+export interface KeyPair {
+  privateKey: Handle;
+  publicKey: Handle;
+}
 
 export class NativeError extends Error {
   method: string;
@@ -686,6 +691,19 @@ export class PKCS11 {
     const t = templateArg(arguments, 2);
     return handleOut(this.call("C_GenerateKey", "C_GenerateKey", { hSession, mechanism: m, template: t }).hKey);
   }
+  /** pkcs11js 2.1.7's shape: `{ privateKey, publicKey }`, each an 8-byte handle Buffer. */
+  C_GenerateKeyPair(session: Handle, mechanism: Mechanism, publicTemplate: Attribute[], privateTemplate: Attribute[]): KeyPair;
+  C_GenerateKeyPair(session: Handle, mechanism: Mechanism, publicTemplate: Attribute[], privateTemplate: Attribute[], cb: (e: Error | null, k: KeyPair | null) => void): void;
+  C_GenerateKeyPair(session: Handle, mechanism: Mechanism, publicTemplate: Attribute[], privateTemplate: Attribute[], cb?: (e: Error | null, k: KeyPair | null) => void): KeyPair | void {
+    if (typeof cb === "function") return callback(() => this.C_GenerateKeyPair(session, mechanism, publicTemplate, privateTemplate), cb);
+    required(arguments, 3);
+    const hSession = handleArg(arguments, 0);
+    const m = keyMechanismArg(arguments, 1);
+    const publicT = templateArg(arguments, 2);
+    const privateT = templateArg(arguments, 3);
+    const r = this.call("C_GenerateKeyPair", "C_GenerateKeyPair", { hSession, mechanism: m, publicTemplate: publicT, privateTemplate: privateT });
+    return { privateKey: handleOut(r.hPrivateKey), publicKey: handleOut(r.hPublicKey) };
+  }
   /** Writes the wrapped key into the caller's Buffer and returns the written part; an empty Buffer is a size query. */
   C_WrapKey(session: Handle, mechanism: Mechanism, wrappingKey: Handle, key: Handle, wrappedKey: Buffer): Buffer;
   C_WrapKey(session: Handle, mechanism: Mechanism, wrappingKey: Handle, key: Handle, wrappedKey: Buffer, cb: (e: Error | null, d: Buffer | null) => void): void;
@@ -936,7 +954,7 @@ function promise<T>(f: () => T): Promise<T> {
 
 /** Methods of pkcs11js that hsmsim does not implement yet: present, recorded, and answered CKR_FUNCTION_NOT_SUPPORTED. */
 const NOT_YET = [
-  "C_SignRecoverInit", "C_SignRecover", "C_VerifyRecoverInit", "C_VerifyRecover", "C_GenerateKeyPair", "C_DeriveKey",
+  "C_SignRecoverInit", "C_SignRecover", "C_VerifyRecoverInit", "C_VerifyRecover", "C_DeriveKey",
   "C_DigestEncryptUpdate", "C_DecryptDigestUpdate", "C_SignEncryptUpdate", "C_DecryptVerifyUpdate",
 ] as const;
 for (const name of NOT_YET) {

@@ -49,6 +49,8 @@ import { unseal } from "../crypto/seal.js";
 import { bytesToHex, equalBytes, hexToBytes } from "../crypto/encoding.js";
 import type { Shell } from "../functions/context.js";
 import { CK } from "../pkcs11/constants.js";
+import { ulongBytes } from "../pkcs11/attributes.js";
+import type { RsaComponents } from "../crypto/rsa.js";
 
 export type Mode = "exact" | "pin" | "partial" | "record";
 
@@ -297,12 +299,42 @@ function drawsOf(r: CallRecord): Draws {
   return d;
 }
 
+/**
+ * The key pair a recorded C_GenerateKeyPair drew: the modulus and exponent from its public key's ObjectCreated, the
+ * private components (opened) from its private key's. Undefined when the record made no public key.
+ */
+function recordedRsa(record: CallRecord | undefined, opened: (sealed: string) => Uint8Array): RsaComponents | undefined {
+  if (record?.fn !== "C_GenerateKeyPair") return undefined;
+  const attrsOf = (cls: number) => {
+    const f = record.facts.find((x) => x.type === "ObjectCreated" && x.object.attrs.some((a) => a.type === CK.CKA_CLASS && "value" in a && a.value === bytesToHex(ulongBytes(cls))));
+    if (!f || f.type !== "ObjectCreated") return undefined;
+    const m = new Map<number, Uint8Array>();
+    for (const a of f.object.attrs) m.set(a.type, "value" in a ? hexToBytes(a.value) : opened(a.sealed));
+    return m;
+  };
+  const pub = attrsOf(CK.CKO_PUBLIC_KEY);
+  if (!pub) return undefined;
+  const priv = attrsOf(CK.CKO_PRIVATE_KEY) ?? new Map<number, Uint8Array>();
+  const get = (m: Map<number, Uint8Array>, t: number) => m.get(t) ?? new Uint8Array(0);
+  return {
+    n: get(pub, CK.CKA_MODULUS),
+    e: get(pub, CK.CKA_PUBLIC_EXPONENT),
+    d: get(priv, CK.CKA_PRIVATE_EXPONENT),
+    p: get(priv, CK.CKA_PRIME_1),
+    q: get(priv, CK.CKA_PRIME_2),
+    dp: get(priv, CK.CKA_EXPONENT_1),
+    dq: get(priv, CK.CKA_EXPONENT_2),
+    qi: get(priv, CK.CKA_COEFFICIENT),
+  };
+}
+
 /** Every sealed value a fact holds (`sealed` fields, at any depth: digest data now, key material later), in order. */
 function collectSealed(v: unknown, out: string[]): void {
   if (v === null || typeof v !== "object") return;
   for (const [k, x] of Object.entries(v)) {
-    // `sealed` values, and GCM's additional authenticated data (`aad`, sealed beside a CryptoStarted's parameters).
-    if ((k === "sealed" || k === "aad") && typeof x === "string" && x.length >= 48) out.push(x);
+    // `sealed` values, GCM's additional authenticated data (`aad`, sealed beside a CryptoStarted's parameters), and
+    // an RSA operation's key (`key`, sealed by its init: functions/rsa.ts).
+    if ((k === "sealed" || k === "aad" || k === "key") && typeof x === "string" && x.length >= 48) out.push(x);
     else collectSealed(x, out);
   }
 }
@@ -339,6 +371,8 @@ export function checkRecords(records: Iterable<CallRecord>, opts: CheckOptions):
       if (typeof recordedNonce === "string" && recordedNonce.length === 2 * n) return hexToBytes(recordedNonce);
       return draws.sealed.map(opened).find((b) => b.length === n && n > 0) ?? base.randomBytes(n);
     },
+    // A generated RSA key pair is in the record's ObjectCreated facts (the private components sealed).
+    generateRsa: (bits, exponent) => recordedRsa(current, opened) ?? base.generateRsa(bits, exponent),
     seal: (data) => {
       // The recorded sealed value that holds these bytes: sealing them again with its nonce gives it back exactly.
       // (Found by content, not position: a fact may also carry sealed values copied from an earlier one.)

@@ -38,6 +38,8 @@ function withoutPinCounters(s: Snap) {
 const ENDS_ON_ERROR = new Set<string>([
   "C_Encrypt", "C_EncryptUpdate", "C_EncryptFinal", "C_Decrypt", "C_DecryptUpdate", "C_DecryptFinal",
   "C_Sign", "C_SignFinal", "C_Verify", "C_VerifyFinal",
+  // RSA: an update of a single-part mechanism, or one that needed re-authentication, ends the operation.
+  "C_SignUpdate", "C_VerifyUpdate",
 ]);
 
 function checkRejection(sim: ReturnType<typeof testSimulator>, before: Snap, call: Call, rv: number) {
@@ -117,8 +119,17 @@ function deepState() {
   expect(c("C_EncryptInit", { hSession: enc, mechanism: { mechanism: CK.CKM_AES_CBC_PAD, parameter: new Uint8Array(16) }, hKey: aes }).rv).toBe(0);
   expect(c("C_EncryptUpdate", { hSession: enc, data: new Uint8Array(20), outLen: 64 }).rv).toBe(0);
   expect(c("C_SignInit", { hSession: mac, mechanism: { mechanism: CK.CKM_SHA256_HMAC }, hKey: hmac }).rv).toBe(0);
-  for (const o of [...objects, aes, hmac]) expect(o).toBeGreaterThan(0);
-  return { sim, app, handles: [rw, ro, ...objects, enc, mac, aes, hmac] };
+  // An RSA key pair whose private key needs re-authentication, and a signature awaiting it in one more session.
+  const pair = c("C_GenerateKeyPair", {
+    hSession: rw,
+    mechanism: { mechanism: CK.CKM_RSA_PKCS_KEY_PAIR_GEN },
+    publicTemplate: [{ type: CK.CKA_MODULUS_BITS, value: ulong(512) }],
+    privateTemplate: [{ type: CK.CKA_ALWAYS_AUTHENTICATE, value: Uint8Array.of(1) }],
+  }).out;
+  const rsa = c("C_OpenSession", { slotID: 0, flags: RW }).out.hSession;
+  expect(c("C_SignInit", { hSession: rsa, mechanism: { mechanism: CK.CKM_SHA256_RSA_PKCS }, hKey: pair.hPrivateKey }).rv).toBe(0);
+  for (const o of [...objects, aes, hmac, pair.hPublicKey, pair.hPrivateKey]) expect(o).toBeGreaterThan(0);
+  return { sim, app, handles: [rw, ro, ...objects, enc, mac, aes, hmac, rsa, pair.hPublicKey, pair.hPrivateKey] };
 }
 
 const garbage = (handles: number[]) =>

@@ -130,6 +130,8 @@ const macMech = fc.constantFrom(
   { mechanism: CK.CKM_MD5_HMAC },
   { mechanism: CK.CKM_SHA256_HMAC_GENERAL, parameter: ulong(16) },
   { mechanism: CK.CKM_AES_ECB },
+  { mechanism: CK.CKM_SHA256_RSA_PKCS },
+  { mechanism: CK.CKM_RSA_PKCS },
 );
 const cryptoData = fc.oneof(fc.uint8Array({ minLength: 0, maxLength: 70 }), fc.constant(new Uint8Array(32)));
 const outLen = fc.constantFrom<number | null>(null, 0, 15, 16, 32, 64, 200);
@@ -217,7 +219,31 @@ const keySetAttrs = fc.constantFrom<Template[]>(
   [{ type: CK.CKA_ISSUER, value: bytes("issuer") }],
 );
 
+/** RSA key pairs (issue 3, re-authentication): small moduli only (generation costs ~10 ms at 512 bits), and refusals. */
+const pairPublic = fc
+  .tuple(fc.constantFrom(512, 512, 0, 511, 16385), fc.constantFrom(Uint8Array.of(1, 0, 1), Uint8Array.of(3), Uint8Array.of(2)), fc.boolean())
+  .map(([bits, e, token]): Template[] => [
+    ...(bits ? [{ type: CK.CKA_MODULUS_BITS, value: le(bits) }] : []),
+    { type: CK.CKA_PUBLIC_EXPONENT, value: e },
+    { type: CK.CKA_TOKEN, value: token ? T1 : F1 },
+  ]);
+const pairPrivate = fc.constantFrom<Template[]>(
+  [{ type: CK.CKA_ALWAYS_AUTHENTICATE, value: T1 }],
+  [{ type: CK.CKA_ALWAYS_AUTHENTICATE, value: F1 }, { type: CK.CKA_EXTRACTABLE, value: T1 }],
+  [{ type: CK.CKA_PRIVATE, value: F1 }, { type: CK.CKA_ALWAYS_AUTHENTICATE, value: T1 }],
+  [{ type: CK.CKA_PRIVATE_EXPONENT, value: new Uint8Array(4) }],
+  [],
+);
+const pairMech = fc.constantFrom({ mechanism: CK.CKM_RSA_PKCS_KEY_PAIR_GEN }, { mechanism: CK.CKM_AES_KEY_GEN });
+
 export const keyCallArb: fc.Arbitrary<Call> = fc.oneof(
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(handle, pairMech, pairPublic, pairPrivate)
+      .map(([hSession, mechanism, publicTemplate, privateTemplate]) => c("C_GenerateKeyPair", { hSession, mechanism, publicTemplate, privateTemplate })),
+  },
+  { weight: 2, arbitrary: handle.map((hSession) => c("C_Login", { hSession, userType: CK.CKU_CONTEXT_SPECIFIC, pin: USER_PIN })) },
   { weight: 3, arbitrary: fc.tuple(handle, importTemplate).map(([hSession, t]) => c("C_CreateObject", { hSession, template: t })) },
   { weight: 3, arbitrary: fc.tuple(handle, genMech, genTemplate).map(([hSession, mechanism, t]) => c("C_GenerateKey", { hSession, mechanism, template: t })) },
   {
@@ -255,18 +281,37 @@ const prologue: Step[] = [
   { app: 0, call: c("C_Logout", { hSession: 1 }) },
 ];
 
+/**
+ * The prologue, then an RSA signature awaiting re-authentication (the user logged in, a 512-bit key pair whose private
+ * key has CKA_ALWAYS_AUTHENTICATE, C_SignInit on it): random steps then meet the re-auth state.
+ */
+const reauthPrologue: Step[] = [
+  ...prologue,
+  { app: 0, call: c("C_Login", { hSession: 1, userType: CK.CKU_USER, pin: USER_PIN }) },
+  {
+    app: 0,
+    call: c("C_GenerateKeyPair", {
+      hSession: 1,
+      mechanism: { mechanism: CK.CKM_RSA_PKCS_KEY_PAIR_GEN },
+      publicTemplate: [{ type: CK.CKA_MODULUS_BITS, value: le(512) }],
+      privateTemplate: [{ type: CK.CKA_ALWAYS_AUTHENTICATE, value: T1 }],
+    }),
+  },
+  { app: 0, call: c("C_SignInit", { hSession: 1, mechanism: { mechanism: CK.CKM_SHA256_RSA_PKCS }, hKey: 0 }), ref: { session: 0, object: 0 } },
+];
+
 const refArb = fc.option(fc.record({ session: fc.nat(7), object: fc.nat(7) }), { freq: 6 }).map((r) => r ?? undefined);
 
 export const stepsArb = (max = 60): fc.Arbitrary<Step[]> =>
   fc
     .tuple(
-      pick([4, true], [1, false]),
+      pick<"plain" | "reauth" | false>([3, "plain"], [1, "reauth"], [1, false]),
       fc.array(fc.record({ app: pick<0 | 1>([3, 0], [1, 1]), call: callArb, ref: refArb }), {
         minLength: Math.min(10, max),
         maxLength: max,
       }),
     )
-    .map(([withPrologue, steps]) => (withPrologue ? [...prologue, ...steps] : steps));
+    .map(([start, steps]) => (start === "plain" ? [...prologue, ...steps] : start === "reauth" ? [...reauthPrologue, ...steps] : steps));
 
 /** Live handles an application has been given, per kind, most recent last (handles may since have died). */
 export class Seen {
@@ -303,6 +348,7 @@ export function observe(call: Call, out: unknown, rv: number, seen: Seen): void 
   if (call.fn === "C_OpenSession") seen.sessions.push((out as { hSession: number }).hSession);
   if (call.fn === "C_CreateObject" || call.fn === "C_CopyObject") seen.objects.push((out as { hObject: number }).hObject);
   if (call.fn === "C_GenerateKey" || call.fn === "C_UnwrapKey") seen.objects.push((out as { hKey: number }).hKey);
+  if (call.fn === "C_GenerateKeyPair") seen.objects.push((out as { hPublicKey: number }).hPublicKey, (out as { hPrivateKey: number }).hPrivateKey);
   if (call.fn === "C_FindObjects") seen.objects.push(...(out as { handles: number[] }).handles);
   if (call.fn === "C_Finalize") {
     seen.sessions.length = 0;

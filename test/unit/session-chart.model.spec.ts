@@ -7,11 +7,18 @@
 import { describe, expect, it } from "vitest";
 import { createActor } from "xstate";
 import { getShortestPaths } from "xstate/graph";
-import { operationRule, sessionMachine, type OperationKind, type SessionRequest } from "../../src/machines/session.js";
+import { operationRule, reauthPending, sessionMachine, type OperationKind, type SessionRequest } from "../../src/machines/session.js";
 
 /** Written out here rather than imported, so a kind dropped from the chart fails this test. */
 const KINDS: OperationKind[] = ["find", "digest", "encrypt", "decrypt", "sign", "verify"];
-const FACTS = [...KINDS.map((kind) => ({ type: "OperationStarted" as const, kind })), { type: "OperationEnded" as const }];
+const FACTS = [
+  ...KINDS.map((kind) => ({ type: "OperationStarted" as const, kind })),
+  // A key with CKA_ALWAYS_AUTHENTICATE: only asymmetric sign and decrypt inits start one so (functions/rsa.ts).
+  { type: "OperationStarted" as const, kind: "sign" as const, reauth: true },
+  { type: "OperationStarted" as const, kind: "decrypt" as const, reauth: true },
+  { type: "Reauthenticated" as const },
+  { type: "OperationEnded" as const },
+];
 const REQUESTS: SessionRequest[] = KINDS.flatMap((kind) => [
   { type: "Start" as const, kind },
   { type: "Step" as const, kind },
@@ -27,13 +34,29 @@ describe("session chart", () => {
   const paths = getShortestPaths(sessionMachine, {
     events: FACTS,
     // The deciders start an operation only from idle and end one only while one runs.
-    filterEvents: (s, e) => (e.type === "OperationStarted" ? s.value === "idle" : s.value !== "idle"),
+    // A right C_Login(CONTEXT_SPECIFIC) is recorded only while re-authentication is pending.
+    filterEvents: (s, e) =>
+      e.type === "OperationStarted" ? s.value === "idle" : e.type === "Reauthenticated" ? s.hasTag("reauthPending") : s.value !== "idle",
   });
 
-  it("reaches idle and one state per operation kind", () => {
+  it("reaches idle, one state per operation kind, and the two awaiting re-authentication", () => {
     expect(new Set(paths.map((p) => p.state.value))).toEqual(
-      new Set(["idle", "finding", "digesting", "encrypting", "decrypting", "signing", "verifying"]),
+      new Set(["idle", "finding", "digesting", "encrypting", "decrypting", "signing", "verifying", "signingAwaitingReauth", "decryptingAwaitingReauth"]),
     );
+  });
+
+  it("re-authentication is pending exactly from a re-auth start until Reauthenticated or the end", () => {
+    for (const path of paths) {
+      const actor = createActor(sessionMachine).start();
+      let pending = false;
+      for (const step of path.steps) {
+        actor.send(step.event);
+        const e = step.event;
+        pending = e.type === "OperationStarted" ? e.reauth === true : e.type === "Reauthenticated" ? false : e.type === "OperationEnded" ? false : pending;
+      }
+      expect({ state: actor.getSnapshot().value, pending: reauthPending(actor.getSnapshot()) }).toEqual({ state: actor.getSnapshot().value, pending });
+    }
+    expect(reauthPending(null)).toBe(false);
   });
 
   it("answers every request as §17 says, in every state, without changing state", () => {
