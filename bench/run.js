@@ -48,6 +48,8 @@ const CRYPTO_TARGETS = {
   "aes-gcm-1m": { vs: "softhsm", min: 0.5 },
   "hmac-sha256-64": { vs: "softhsm+spy", min: 1 },
   "keygen-aes256": { vs: "softhsm+spy", min: 1 },
+  // Issue 3 names SHA-256 64 B among its 64 B workloads: the digest row is held to 1x, not issue 2's 0.5x.
+  digest: { vs: "softhsm+spy", min: 1 },
 };
 const MAX_GROWTH = 1.5; // per-call cost at largest N <= 1.5 x cost at 1k
 const MAX_HEAP_PER_SESSION = 2048; // bytes
