@@ -10,26 +10,10 @@ import { afterAll, describe, expect, it } from "vitest";
 import { PKCS11 as DropIn } from "../../src/pkcs11/pkcs11js.js";
 import { CK } from "../../src/pkcs11/constants.js";
 import { createSoftHsmEnv, loadSoftHsm, softHsmAvailable, type SoftHsmEnv } from "../support/softhsm.js";
+import { observe as observeScript, type P, type Trace } from "../support/scripted-diff.js";
 
-type P = Record<string, (...a: unknown[]) => any>;
-type Trace = (name: string, f: () => unknown) => any;
-
-function observe(p: P, script: (p: P, t: Trace) => void): string[] {
-  const out: string[] = [];
-  const t: Trace = (name, f) => {
-    try {
-      const r = f();
-      out.push(`${name} OK ${JSON.stringify(r, (_k, v) => (v?.type === "Buffer" ? Buffer.from(v.data).toString("hex") : typeof v === "bigint" ? String(v) : v))}`);
-      return r;
-    } catch (e) {
-      const x = e as Error & { code?: number; method?: string };
-      out.push(`${name} ERR ${x.constructor.name} ${x.message} code=${x.code} method=${x.method}`);
-      return undefined;
-    }
-  };
-  script(p, t);
-  return out;
-}
+// The scripts finalise the module themselves.
+const observe = (p: P, script: (p: P, t: Trace) => void) => observeScript(p, script, { finalize: false });
 
 const SO = "12345678";
 const USER = "1234";

@@ -10,13 +10,16 @@ import { createSoftHsmEnv, loadSoftHsm, type SoftHsmEnv } from "./softhsm.js";
 export type P = Record<string, (...a: unknown[]) => any>;
 export type Trace = (name: string, f: () => unknown, show?: (r: any) => unknown) => any;
 
-/** Run a script and trace it; the module is finalised afterwards, whatever happened. */
-export function observe(p: P, script: (p: P, t: Trace) => void): string[] {
+/**
+ * Run a script and trace it; the module is finalised afterwards, whatever happened, unless the script finalises it
+ * itself (`finalize: false`).
+ */
+export function observe(p: P, script: (p: P, t: Trace) => void, { finalize = true } = {}): string[] {
   const out: string[] = [];
   const t: Trace = (name, f, show = (r) => r) => {
     try {
       const r = f();
-      out.push(`${name} OK ${JSON.stringify(show(r), (_k, v) => (v?.type === "Buffer" ? Buffer.from(v.data).toString("hex") : v))}`);
+      out.push(`${name} OK ${JSON.stringify(show(r), (_k, v) => (v?.type === "Buffer" ? Buffer.from(v.data).toString("hex") : typeof v === "bigint" ? String(v) : v))}`);
       return r;
     } catch (e) {
       const x = e as Error & { code?: number; method?: string };
@@ -27,7 +30,7 @@ export function observe(p: P, script: (p: P, t: Trace) => void): string[] {
   try {
     script(p, t);
   } finally {
-    p.C_Finalize();
+    if (finalize) p.C_Finalize();
   }
   return out;
 }
