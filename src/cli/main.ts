@@ -97,10 +97,8 @@ export async function main(argv: string[], print?: (line: string) => void): Prom
 }
 
 /** The exit code of an async command, with usage and CLI errors reported as `run` reports them. */
-async function cliErrors(f: () => Promise<number>): Promise<number> {
-  try {
-    return await f();
-  } catch (e) {
+/** A usage error exits 2 with the usage text, a CLI error with its own code; anything else is a bug and is thrown. */
+function exitCodeOf(e: unknown): number {
     if (e instanceof UsageError) {
       console.error(`${e.message}\n\n${USAGE}`);
       return 2;
@@ -110,6 +108,13 @@ async function cliErrors(f: () => Promise<number>): Promise<number> {
       return e.code;
     }
     throw e;
+}
+
+async function cliErrors(f: () => Promise<number>): Promise<number> {
+  try {
+    return await f();
+  } catch (e) {
+    return exitCodeOf(e);
   }
 }
 
@@ -144,15 +149,7 @@ function run(argv: string[], out: (line: string) => void): number {
         throw new UsageError(`hsmsim: unknown command "${cmd}"`);
     }
   } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`${e.message}\n\n${USAGE}`);
-      return 2;
-    }
-    if (e instanceof CliError) {
-      console.error(e.message);
-      return e.code;
-    }
-    throw e;
+    return exitCodeOf(e);
   }
 }
 

@@ -34,21 +34,27 @@ function byteEncodings(key: Uint8Array): string[] {
   return [b.toString("hex"), b.toString("hex").toUpperCase(), b.toString("base64"), b.toString("base64url"), b.toString("latin1"), [...b].join(",")];
 }
 
+/** A simulator on a memory store, through the drop-in: a token initialised with SO_PIN and a RW session on it. */
+function freshToken(profile: ProfileName, label: string) {
+  const store = new MemoryEventStore();
+  const sim = new Simulator({ profile, store });
+  const p = new PKCS11();
+  p.load(sim);
+  p.C_Initialize();
+  const [slot] = p.C_GetSlotList(true);
+  p.C_InitToken(slot!, SO_PIN, label.padEnd(32));
+  const [s1] = p.C_GetSlotList(true);
+  const h = p.C_OpenSession(s1!, CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION);
+  return { store, sim, p, h, slot: s1! };
+}
+
 function expectNoKeys(raw: string, keys: Uint8Array[]) {
   for (const k of keys) for (const e of byteEncodings(k)) expect(raw.includes(e), `log contains key ${Buffer.from(k).toString("hex")} as ${e}`).toBe(false);
 }
 
 describe.each<ProfileName>(["default", "softhsm2"])("no secret reaches the log (profile %s)", (profile) => {
   it("through the pkcs11js drop-in", () => {
-    const store = new MemoryEventStore();
-    const sim = new Simulator({ profile, store });
-    const p = new PKCS11();
-    p.load(sim);
-    p.C_Initialize();
-    const [slot] = p.C_GetSlotList(true);
-    p.C_InitToken(slot!, SO_PIN, "secrets".padEnd(32));
-    const [s1] = p.C_GetSlotList(true);
-    const h = p.C_OpenSession(s1!, CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION);
+    const { store, sim, p, h, slot: s1 } = freshToken(profile, "secrets");
     expect(() => p.C_Login(h, CK.CKU_SO, WRONG_PIN)).toThrow("CKR_PIN_INCORRECT");
     p.C_Login(h, CK.CKU_SO, SO_PIN);
     p.C_InitPIN(h, USER_PIN);
@@ -87,15 +93,7 @@ const HMAC_KEY = Buffer.from("hmac-generic-secret-key-value-0123456789");
 
 describe.each<ProfileName>(["default", "softhsm2"])("no key byte reaches the log (profile %s)", (profile) => {
   it("imported, generated, wrapped, unwrapped and copied keys", () => {
-    const store = new MemoryEventStore();
-    const sim = new Simulator({ profile, store });
-    const p = new PKCS11();
-    p.load(sim);
-    p.C_Initialize();
-    const [slot] = p.C_GetSlotList(true);
-    p.C_InitToken(slot!, SO_PIN, "keys".padEnd(32));
-    const [s1] = p.C_GetSlotList(true);
-    const h = p.C_OpenSession(s1!, CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION);
+    const { store, sim, p, h } = freshToken(profile, "keys");
     p.C_Login(h, CK.CKU_SO, SO_PIN);
     p.C_InitPIN(h, USER_PIN);
     p.C_Logout(h);
