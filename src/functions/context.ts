@@ -12,6 +12,7 @@ import { CK } from "../pkcs11/constants.js";
 import type { AppSlotState, AppState, SessionState, SimState, TokenState } from "../model/state.js";
 import type { ReadModel } from "../projections/read-model.js";
 import type { RsaComponents } from "../crypto/rsa.js";
+import type { OperationKind } from "../machines/session.js";
 
 export interface Decision {
   rv: CkrName;
@@ -124,3 +125,21 @@ export function knownAfterLook(ctx: DecideContext, t: TokenState): Iterable<stri
 
 
 export { CK };
+
+export const isDecision = (x: SessionRef | Decision): x is Decision => "rv" in x;
+
+/**
+ * The opening every operation init shares (§4, then the session chart): initialised, its pointer argument given, a
+ * session of this application, and the chart letting `kind` start. The session, or the rejection.
+ */
+export function startOperation(ctx: DecideContext, hSession: number, nullArg: boolean, kind: OperationKind): SessionRef | Decision {
+  const ref = ctx.appId === 0 ? undefined : findSession(ctx, hSession);
+  const rv = firstFailure([
+    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
+    [nullArg, "CKR_ARGUMENTS_BAD"],
+    [!ref, "CKR_SESSION_HANDLE_INVALID"],
+  ]);
+  if (rv) return reject(rv);
+  const started = ref!.slot.actor.operation(ref!.session.handle, { type: "Start", kind });
+  return started === "CKR_OK" ? ref! : reject(started);
+}

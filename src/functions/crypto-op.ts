@@ -49,7 +49,7 @@ import { keyValueOf } from "../model/key-material.js";
 import { listedMechanism } from "./mechanisms.js";
 import { rsaInit } from "./rsa.js";
 import { readAccess } from "./objects.js";
-import { answer, CK, findSession, firstFailure, reject, type DecideContext, type Decision, type SessionRef } from "./context.js";
+import { answer, CK, findSession, firstFailure, isDecision, reject, startOperation, type DecideContext, type Decision, type SessionRef } from "./context.js";
 
 // ---- attributes ---------------------------------------------------------------------------------------------------
 
@@ -278,16 +278,9 @@ type InitArgs = CallArgs["C_EncryptInit"];
 
 /** C_EncryptInit / C_DecryptInit / C_SignInit / C_VerifyInit: the checks above, then the CryptoStarted fact. */
 export function keyedInit(ctx: DecideContext, args: InitArgs, kind: CryptoKind): Decision {
-  const ref = ctx.appId === 0 ? undefined : findSession(ctx, args.hSession);
-  const rv = firstFailure([
-    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
-    [args.mechanism === null, "CKR_ARGUMENTS_BAD"],
-    [!ref, "CKR_SESSION_HANDLE_INVALID"],
-  ]);
-  if (rv) return reject(rv);
-  const { session, slot, app } = ref!;
-  const started = slot.actor.operation(session.handle, { type: "Start", kind });
-  if (started !== "CKR_OK") return reject(started);
+  const ref = startOperation(ctx, args.hSession, args.mechanism === null, kind);
+  if (isDecision(ref)) return ref;
+  const { session, slot, app } = ref;
   const found = resolveObjectHandle(ctx.state, app, args.hKey);
   if (!found) return reject("CKR_OBJECT_HANDLE_INVALID");
   const key = found.object;
@@ -348,7 +341,7 @@ export function keyedInit(ctx: DecideContext, args: InitArgs, kind: CryptoKind):
 
 // ---- steps ---------------------------------------------------------------------------------------------------------
 
-export const isDecision = (x: SessionRef | Decision): x is Decision => "rv" in x;
+export { isDecision };
 
 /**
  * The opening of every step function: init, the NULL pointers SoftHSM checks before the session (data, the length

@@ -11,23 +11,16 @@ import type { CallArgs } from "../events/calls.js";
 import { digestEntry, digestStream } from "../crypto/mechanisms/lookup.js";
 import type { DigestState } from "../crypto/mechanisms/index.js";
 import { resolveObjectHandle, type DigestOp } from "../model/state.js";
-import { answer, CK, findSession, firstFailure, reject, type DecideContext, type Decision, type SessionRef } from "./context.js";
+import { answer, CK, findSession, firstFailure, isDecision, reject, startOperation, type DecideContext, type Decision, type SessionRef } from "./context.js";
 import { boolAttr } from "./crypto-op.js";
 import { keyValueOf } from "../model/key-material.js";
 import { readAccess } from "./objects.js";
 
 /** C_DigestInit — §5.10.1. */
 export function C_DigestInit(ctx: DecideContext, args: CallArgs["C_DigestInit"]): Decision {
-  const ref = ctx.appId === 0 ? undefined : findSession(ctx, args.hSession);
-  const rv = firstFailure([
-    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
-    [args.mechanism === null, "CKR_ARGUMENTS_BAD"],
-    [!ref, "CKR_SESSION_HANDLE_INVALID"],
-  ]);
-  if (rv) return reject(rv);
-  const { session, slot } = ref!;
-  const started = slot.actor.operation(session.handle, { type: "Start", kind: "digest" });
-  if (started !== "CKR_OK") return reject(started);
+  const ref = startOperation(ctx, args.hSession, args.mechanism === null, "digest");
+  if (isDecision(ref)) return ref;
+  const { session, slot } = ref;
   const mech = args.mechanism!;
   if (!digestEntry(mech.mechanism)) return reject("CKR_MECHANISM_INVALID");
   return answer("CKR_OK", undefined, [
@@ -51,7 +44,6 @@ function digestStep(ctx: DecideContext, hSession: number, nullArg: boolean): Ses
   return ref!;
 }
 
-const isDecision = (x: SessionRef | Decision): x is Decision => "rv" in x;
 
 function ended(ctx: DecideContext, hSession: number) {
   return { type: "OperationEnded" as const, app: ctx.appId, session: hSession };

@@ -57,10 +57,12 @@ import {
   CK,
   findSession,
   firstFailure,
+  isDecision,
   knownAfterLook,
   looks,
   nextHandle,
   reject,
+  startOperation,
   type DecideContext,
   type Decision,
   type SessionRef,
@@ -582,16 +584,9 @@ function matches(profile: Profile, o: ObjectState, template: readonly Template[]
  * ascending handle order (SoftHSM keeps them in a std::set).
  */
 export function C_FindObjectsInit(ctx: DecideContext, args: CallArgs["C_FindObjectsInit"]): Decision {
-  const ref = ctx.appId === 0 ? undefined : findSession(ctx, args.hSession);
-  const rv = firstFailure([
-    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
-    [args.template === null, "CKR_ARGUMENTS_BAD"],
-    [!ref, "CKR_SESSION_HANDLE_INVALID"],
-  ]);
-  if (rv) return reject(rv);
-  const { app, session, slot } = ref!;
-  const started = slot.actor.operation(session.handle, { type: "Start", kind: "find" });
-  if (started !== "CKR_OK") return reject(started);
+  const ref = startOperation(ctx, args.hSession, args.template === null, "find");
+  if (isDecision(ref)) return ref;
+  const { app, session, slot } = ref;
   const template = args.template!;
   const seePrivate = slot.actor.login === "user";
   const facts: Fact[] = [];
