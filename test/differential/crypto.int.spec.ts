@@ -13,11 +13,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { PKCS11 as DropIn } from "../../src/pkcs11/pkcs11js.js";
 import { CK } from "../../src/pkcs11/constants.js";
 import { createSoftHsmEnv, loadSoftHsm, softHsmAvailable, type SoftHsmEnv } from "../support/softhsm.js";
-import { observe as observeScript, type P, type Trace } from "../support/scripted-diff.js";
+import { bothSides, type P, type Trace } from "../support/scripted-diff.js";
 import { GCM_VECTORS, RFC4231_VECTORS, SP800_38A_CBC, SP800_38A_CBC_IV, SP800_38A_CTR, SP800_38A_CTR_COUNTER, SP800_38A_ECB, SP800_38A_KEYS, SP800_38A_PLAINTEXT } from "../unit/crypto/vectors.js";
-
-// The scripts finalise the module themselves.
-const observe = (p: P, script: (p: P, t: Trace) => void) => observeScript(p, script, { finalize: false });
 
 const SO = "12345678";
 const USER = "1234";
@@ -444,13 +441,7 @@ describe.skipIf(!softHsmAvailable())("scripted crypto differential: hsmsim (soft
   afterAll(() => envs.forEach((e) => e.remove()));
 
   it.each(Object.keys(SCRIPTS))("%s", (name) => {
-    const env = createSoftHsmEnv();
-    envs.push(env);
-    env.activate();
-    const real = observe(loadSoftHsm() as unknown as P, SCRIPTS[name]!);
-    const sim = new DropIn();
-    sim.load("memory:?profile=softhsm2");
-    const ours = observe(sim as unknown as P, SCRIPTS[name]!);
+    const { real, ours } = bothSides(SCRIPTS[name]!, envs, { finalize: false });
     // The script reached the operations (a broken setup would make both sides fail alike).
     expect(real.filter((l) => l.includes(" OK ")).length).toBeGreaterThan(10);
     // The known-answer checks (lines ending in "kat OK true") passed on the real SoftHSM too.

@@ -7,13 +7,9 @@
  * docs/notes/softhsm-data-objects.md §4.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { PKCS11 as DropIn } from "../../src/pkcs11/pkcs11js.js";
 import { CK } from "../../src/pkcs11/constants.js";
-import { createSoftHsmEnv, loadSoftHsm, softHsmAvailable, type SoftHsmEnv } from "../support/softhsm.js";
-import { observe as observeScript, type P, type Trace } from "../support/scripted-diff.js";
-
-// The scripts finalise the module themselves.
-const observe = (p: P, script: (p: P, t: Trace) => void) => observeScript(p, script, { finalize: false });
+import { softHsmAvailable, type SoftHsmEnv } from "../support/softhsm.js";
+import { bothSides, type P, type Trace } from "../support/scripted-diff.js";
 
 const SO = "12345678";
 const USER = "1234";
@@ -221,13 +217,7 @@ describe.skipIf(!softHsmAvailable())("scripted differential: hsmsim (softhsm2) v
   afterAll(() => envs.forEach((e) => e.remove()));
 
   it.each(Object.keys(SCRIPTS))("%s", (name) => {
-    const env = createSoftHsmEnv();
-    envs.push(env);
-    env.activate();
-    const real = observe(loadSoftHsm() as unknown as P, SCRIPTS[name]!);
-    const sim = new DropIn();
-    sim.load("memory:?profile=softhsm2");
-    const ours = observe(sim as unknown as P, SCRIPTS[name]!);
+    const { real, ours } = bothSides(SCRIPTS[name]!, envs, { finalize: false });
     expect(real.filter((l) => l.includes(" OK ")).length).toBeGreaterThan(3);
     if (process.env.SHOW) console.log(real.join("\n"));
     expect(ours).toEqual(real);

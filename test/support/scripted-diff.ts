@@ -36,12 +36,12 @@ export function observe(p: P, script: (p: P, t: Trace) => void, { finalize = tru
 }
 
 /** The script's trace on real SoftHSM and on hsmsim; the token directory goes on the list given, for removal. */
-export function bothSides(script: (p: P, t: Trace) => void, envs: SoftHsmEnv[]): { real: string[]; ours: string[] } {
+export function bothSides(script: (p: P, t: Trace) => void, envs: SoftHsmEnv[], opts: { finalize?: boolean } = {}): { real: string[]; ours: string[] } {
   const env = createSoftHsmEnv();
   envs.push(env);
   env.activate();
-  const real = observe(loadSoftHsm() as unknown as P, script);
+  const real = observe(loadSoftHsm() as unknown as P, script, opts);
   const sim = new DropIn();
   sim.load("memory:?profile=softhsm2");
-  return { real, ours: observe(sim as unknown as P, script) };
+  return { real, ours: observe(sim as unknown as P, script, opts) };
 }
