@@ -129,10 +129,17 @@ export { CK };
 export const isDecision = (x: SessionRef | Decision): x is Decision => "rv" in x;
 
 /**
- * The opening every operation init shares (§4, then the session chart): initialised, its pointer argument given, a
- * session of this application, and the chart letting `kind` start. The session, or the rejection.
+ * The opening every operation call shares (§4, then the session chart): initialised, its pointer arguments given, a
+ * session of this application, and the chart letting `kind` start (an init) or step (an update or final). The
+ * session, or the rejection.
  */
-export function startOperation(ctx: DecideContext, hSession: number, nullArg: boolean, kind: OperationKind): SessionRef | Decision {
+export function startOperation(
+  ctx: DecideContext,
+  hSession: number,
+  nullArg: boolean,
+  kind: OperationKind,
+  type: "Start" | "Step" = "Start",
+): SessionRef | Decision {
   const ref = ctx.appId === 0 ? undefined : findSession(ctx, hSession);
   const rv = firstFailure([
     [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
@@ -140,6 +147,6 @@ export function startOperation(ctx: DecideContext, hSession: number, nullArg: bo
     [!ref, "CKR_SESSION_HANDLE_INVALID"],
   ]);
   if (rv) return reject(rv);
-  const started = ref!.slot.actor.operation(ref!.session.handle, { type: "Start", kind });
+  const started = ref!.slot.actor.operation(ref!.session.handle, { type, kind });
   return started === "CKR_OK" ? ref! : reject(started);
 }

@@ -348,18 +348,11 @@ export { isDecision };
  * pointer), the session, then "an operation of this kind is running" (the chart).
  */
 export function stepOpening(ctx: DecideContext, hSession: number, kind: CryptoKind, nullArg: boolean): SessionRef | Decision {
-  const ref = ctx.appId === 0 ? undefined : findSession(ctx, hSession);
-  const rv = firstFailure([
-    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
-    [nullArg, "CKR_ARGUMENTS_BAD"],
-    [!ref, "CKR_SESSION_HANDLE_INVALID"],
-  ]);
-  if (rv) return reject(rv);
-  const step = ref!.slot.actor.operation(hSession, { type: "Step", kind });
-  if (step !== "CKR_OK") return reject(step);
+  const ref = startOperation(ctx, hSession, nullArg, kind, "Step");
+  if (isDecision(ref)) return ref;
   // An operation rebuilt from a log without its simulator key has no state: SoftHSM's "cannot get the key".
-  if ((ref!.session.op as CryptoOp).state === null) return reject("CKR_GENERAL_ERROR");
-  return ref!;
+  if ((ref.session.op as CryptoOp).state === null) return reject("CKR_GENERAL_ERROR");
+  return ref;
 }
 
 export function ended(ctx: DecideContext, hSession: number): Fact {

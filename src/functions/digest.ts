@@ -30,18 +30,11 @@ export function C_DigestInit(ctx: DecideContext, args: CallArgs["C_DigestInit"])
 
 /** The common opening of the step functions: init, pointers, session, then "a digest is running" (the chart). */
 function digestStep(ctx: DecideContext, hSession: number, nullArg: boolean): SessionRef | Decision {
-  const ref = ctx.appId === 0 ? undefined : findSession(ctx, hSession);
-  const rv = firstFailure([
-    [ctx.appId === 0, "CKR_CRYPTOKI_NOT_INITIALIZED"],
-    [nullArg, "CKR_ARGUMENTS_BAD"],
-    [!ref, "CKR_SESSION_HANDLE_INVALID"],
-  ]);
-  if (rv) return reject(rv);
-  const step = ref!.slot.actor.operation(hSession, { type: "Step", kind: "digest" });
-  if (step !== "CKR_OK") return reject(step);
+  const ref = startOperation(ctx, hSession, nullArg, "digest", "Step");
+  if (isDecision(ref)) return ref;
   // A digest rebuilt from a log without its simulator key has no state (model/evolve.ts).
-  if ((ref!.session.op as DigestOp).state === null) return reject("CKR_GENERAL_ERROR");
-  return ref!;
+  if ((ref.session.op as DigestOp).state === null) return reject("CKR_GENERAL_ERROR");
+  return ref;
 }
 
 
