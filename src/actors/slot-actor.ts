@@ -4,17 +4,17 @@
  *
  * Session actors are owned here, in a plain Map, not in the slot chart's snapshot: XState copies a parent's children
  * record on every spawn and stop (~4.5 ms at 10k children here), which would make C_OpenSession cost grow with the
- * number of open sessions. A live actor also costs ~3.1-3.6 KB of heap, over the 2 KB budget per open session, so a
- * session's actor is started when the session first runs an operation and stopped when the session closes; until
- * then the session is its record (model/state.ts) and its chart is, by definition, idle.
+ * number of open sessions. A session's actor is its chart's current snapshot, stepped by XState's pure `transition()`
+ * and memoized (session-chart.ts says why that is exact for this chart): one Map entry, not an interpreter's ~3 KB.
+ * It is started when the session first runs an operation and stopped when the session closes; until then the
+ * session is its record (model/state.ts) and its chart is, by definition, idle.
  */
 import { createActor, type Actor, type Snapshot } from "xstate";
 import { slotMachine, type SlotCommand, type SlotDecision, type SlotFactEvent } from "../machines/slot.js";
-import { operationRule, reauthPending, sessionMachine, type SessionFactEvent, type SessionRequest } from "../machines/session.js";
+import { operationRule, reauthPending, type SessionFactEvent, type SessionRequest } from "../machines/session.js";
+import { chartStep, persistSession, restoreSession, SESSION_IDLE, type SessionSnapshot } from "./session-chart.js";
 import type { CkrName } from "../pkcs11/constants.js";
 import type { Login } from "../events/types.js";
-
-type SessionActor = Actor<typeof sessionMachine>;
 
 /** A slot actor as data (the state snapshot, src/events/snapshot.ts): XState's persisted snapshots of its charts. */
 export interface SlotActorImage {
@@ -25,7 +25,8 @@ export interface SlotActorImage {
 export class SlotActor {
   private readonly actor: Actor<typeof slotMachine>;
   private last: SlotDecision | undefined;
-  private readonly children = new Map<number, SessionActor>();
+  /** The session actors: each one's current chart snapshot. */
+  private readonly children = new Map<number, SessionSnapshot>();
 
   constructor(logoutRequiresLogin: boolean, image?: SlotActorImage) {
     this.actor = createActor(slotMachine, image ? { snapshot: image.slot, input: { logoutRequiresLogin } } : { input: { logoutRequiresLogin } });
@@ -33,14 +34,14 @@ export class SlotActor {
       this.last = d;
     });
     this.actor.start();
-    for (const [handle, snapshot] of image?.sessions ?? []) this.children.set(handle, createActor(sessionMachine, { snapshot }).start());
+    for (const [handle, snapshot] of image?.sessions ?? []) this.children.set(handle, restoreSession(snapshot));
   }
 
   /** The charts as data, for a state snapshot; `new SlotActor(logoutRequiresLogin, image)` restores them. */
   persist(): SlotActorImage {
     return {
       slot: this.actor.getPersistedSnapshot(),
-      sessions: [...this.children].map(([handle, child]) => [handle, child.getPersistedSnapshot()]),
+      sessions: [...this.children].map(([handle, child]) => [handle, persistSession(child)]),
     };
   }
 
@@ -62,40 +63,31 @@ export class SlotActor {
 
   /** What a session's chart says to an operation request (a session without an actor is idle). */
   operation(handle: number, req: SessionRequest): CkrName {
-    return operationRule(this.children.get(handle)?.getSnapshot() ?? null, req);
+    return operationRule(this.children.get(handle) ?? null, req);
   }
 
   /** Whether the session's operation awaits re-authentication (the session chart's `reauthPending` tag). */
   reauthPending(handle: number): boolean {
-    return reauthPending(this.children.get(handle)?.getSnapshot() ?? null);
+    return reauthPending(this.children.get(handle) ?? null);
   }
 
   applyToSession(handle: number, fact: SessionFactEvent): void {
-    let child = this.children.get(handle);
-    if (!child) {
-      if (fact.type !== "OperationStarted") return;
-      child = createActor(sessionMachine).start();
-      this.children.set(handle, child);
-    }
-    child.send(fact);
+    const child = this.children.get(handle);
+    if (!child && fact.type !== "OperationStarted") return;
+    this.children.set(handle, chartStep(child ?? SESSION_IDLE, fact));
   }
 
   /** The state of a session's chart ("idle" for a session with no actor yet). */
   sessionState(handle: number): string {
-    return (this.children.get(handle)?.getSnapshot().value as string | undefined) ?? "idle";
+    return (this.children.get(handle)?.value as string | undefined) ?? "idle";
   }
 
   stopSession(handle: number): void {
-    const child = this.children.get(handle);
-    if (child) {
-      child.stop();
-      this.children.delete(handle);
-    }
+    this.children.delete(handle);
   }
 
   /** Stop every session actor (C_CloseAllSessions); the slot actor runs on. */
   stopSessions(): void {
-    for (const child of this.children.values()) child.stop();
     this.children.clear();
   }
 

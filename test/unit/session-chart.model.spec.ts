@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { createActor } from "xstate";
 import { getShortestPaths } from "xstate/graph";
 import { operationRule, reauthPending, sessionMachine, type OperationKind, type SessionRequest } from "../../src/machines/session.js";
+import { chartStep, persistSession, restoreSession, SESSION_IDLE } from "../../src/actors/session-chart.js";
 
 /** Written out here rather than imported, so a kind dropped from the chart fails this test. */
 const KINDS: OperationKind[] = ["find", "digest", "encrypt", "decrypt", "sign", "verify"];
@@ -76,4 +77,31 @@ describe("session chart", () => {
     // A session with no actor yet (it never ran an operation) answers as idle.
     for (const req of REQUESTS) expect(operationRule(null, req)).toBe(oracle(null, req));
   });
+});
+
+/**
+ * The session actors run the chart through a memoized pure step (src/actors/session-chart.ts). From every state,
+ * every fact (allowed or not) must lead where an interpreted XState actor of the chart goes, with the same tags and
+ * the same persisted snapshot, and a persisted snapshot must restore to the same state.
+ */
+describe("memoized session chart = interpreted session chart", () => {
+  const states = Object.keys(sessionMachine.root.states);
+  const withExtra = [...FACTS, { type: "OperationStarted" as const, kind: "digest" as const, reauth: true }];
+  for (const state of states) {
+    it(`from ${state}: every fact steps as the interpreter does`, () => {
+      for (const fact of withExtra) {
+        const from = restoreSession({ status: "active", value: state } as never);
+        const actor = createActor(sessionMachine, { snapshot: sessionMachine.resolveState({ value: state, context: undefined as never }) }).start();
+        actor.send(fact);
+        const want = actor.getSnapshot();
+        const got = chartStep(from, fact);
+        expect(got.value, `${state} + ${JSON.stringify(fact)}`).toBe(want.value);
+        expect([...got.tags].sort()).toEqual([...want.tags].sort());
+        expect(persistSession(got)).toEqual(actor.getPersistedSnapshot());
+        expect(restoreSession(persistSession(got))).toBe(got); // interned: one snapshot object per state
+        actor.stop();
+      }
+    });
+  }
+  it("starts idle", () => expect(SESSION_IDLE.value).toBe("idle"));
 });
