@@ -123,6 +123,14 @@ function seal(engine: AesEngine, key: Uint8Array, iv: Uint8Array, aad: Uint8Arra
   return iv.length >= engine.gcmMinIvLength ? engine.gcmSeal(key, iv, aad, data) : sealFromParts(engine, key, iv, aad, data);
 }
 
+/** ct || tag: a view when the engine gave them adjacent in one buffer (engines.ts gcmSeal), else a copy. */
+function joined(ct: Uint8Array, tag: Uint8Array): Uint8Array {
+  if (ct.buffer === tag.buffer && ct.byteOffset + ct.length === tag.byteOffset) {
+    return new Uint8Array(ct.buffer, ct.byteOffset, ct.length + tag.length);
+  }
+  return concat(ct, tag);
+}
+
 /** The plaintext if `tag` (1..16 bytes) is a prefix of the ciphertext's tag, else null. */
 function open(engine: AesEngine, key: Uint8Array, iv: Uint8Array, aad: Uint8Array, ct: Uint8Array, tag: Uint8Array) {
   if (iv.length >= engine.gcmMinIvLength) return engine.gcmOpen(key, iv, aad, ct, tag);
@@ -194,7 +202,7 @@ function encryptStream(engine: AesEngine): CipherStream<GcmParams, GcmState> {
       if (bad) return bad;
       if (data.length > GCM_MAX_DATA) return tooLong;
       const { ct, tag } = seal(engine, key, params.iv, params.aad, data);
-      return { ok: true, out: concat(ct, tag.subarray(0, params.tagBits / 8)) };
+      return { ok: true, out: joined(ct, tag.subarray(0, params.tagBits / 8)) };
     },
     updateLength: (_state, dataLen) => dataLen,
     finalLength: (state) => state.tagBits / 8,

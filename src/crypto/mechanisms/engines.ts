@@ -28,7 +28,10 @@ export interface AesEngine {
   ctr(key: Uint8Array, counter: Uint8Array, data: Uint8Array): Uint8Array;
   /** Shortest GCM IV the engine takes (noble requires 8 bytes; SP 800-38D lets implementations narrow it). */
   readonly gcmMinIvLength: number;
-  /** GCM encryption (SP 800-38D): the ciphertext and the full 16-byte tag. IV of gcmMinIvLength..128 bytes. */
+  /**
+   * GCM encryption (SP 800-38D): the ciphertext and the full 16-byte tag (both engines give them as adjacent views of
+   * one buffer, which lets a one-shot output be a view). IV of gcmMinIvLength..128 bytes.
+   */
   gcmSeal(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, data: Uint8Array): { ct: Uint8Array; tag: Uint8Array };
   /** GCM decryption against a tag of 1..16 bytes (a prefix of the full tag): the plaintext, or null. */
   gcmOpen(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, ct: Uint8Array, tag: Uint8Array): Uint8Array | null;
@@ -57,12 +60,30 @@ const gcmName = (key: Uint8Array) => `aes-${bits(key)}-gcm` as CipherGCMTypes;
 /** Tag lengths node lets a GCM decipher check itself (crypto/crypto_cipher.cc IsValidGCMTagLength). */
 const NODE_GCM_TAGS = new Set([4, 8, 12, 13, 14, 15, 16]);
 
+/** Input per cipher update when sealing: small enough that each piece of output is copied while still in cache. */
+const GCM_SLICE = 64 * 1024;
+
+/**
+ * The ciphertext and tag as views of one buffer, ct then tag (as noble's GCM gives them), so that a one-shot
+ * encryption's output (ct || tag) is a view and not a copy: node's update() returns new memory, so a 1 MiB seal
+ * otherwise ends in a 1 MiB concat (~14 % of bench aes-gcm-1m's time). Feeding the cipher 64 KiB at a time and
+ * copying each piece out while it is hot costs about as much as the update alone.
+ */
 function nodeGcmSeal(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, data: Uint8Array) {
   const c = createCipheriv(gcmName(key), key, iv, { authTagLength: 16 });
   if (aad.length) c.setAAD(aad);
-  const body = c.update(data);
-  const tail = c.final();
-  return { ct: tail.length ? Buffer.concat([body, tail]) : body, tag: c.getAuthTag() };
+  const out = Buffer.allocUnsafe(data.length + 16);
+  let at = 0;
+  for (let i = 0; i < data.length; i += GCM_SLICE) {
+    const piece = c.update(data.subarray(i, i + GCM_SLICE));
+    out.set(piece, at);
+    at += piece.length;
+  }
+  const tail = c.final(); // GCM is a stream mode: nothing is held back
+  out.set(tail, at);
+  at += tail.length;
+  out.set(c.getAuthTag(), at);
+  return { ct: out.subarray(0, at), tag: out.subarray(at, at + 16) };
 }
 
 export const nodeAes: AesEngine = {
