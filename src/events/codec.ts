@@ -1,7 +1,8 @@
 /**
  * The log's encoding: one call record per line of JSON. Records hold only JSON values (bytes are hex strings by the
  * time they reach a record), so encoding is plain JSON; every store that writes bytes writes these, and the secret
- * scan reads them. Records are immutable values: `freezeRecord` makes them so before anyone can hold one.
+ * scan reads them. Records are immutable values: every store encodes one as it appends it, and the test stores also
+ * deep-freeze it (`freezeRecord`), so code that changes a record after deciding it throws there.
  */
 import type { CallRecord } from "./types.js";
 

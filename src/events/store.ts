@@ -6,7 +6,11 @@
 import type { CallRecord } from "./types.js";
 
 export interface EventStore {
-  /** Append one record; `record.seq` is one more than the last. Returns once the record is held. */
+  /**
+   * Append one record; `record.seq` is one more than the last. Returns once the record is held, as it is now: a store
+   * keeps its encoding (or a copy), never the objects, which the caller may still change (the dispatcher hands the
+   * recorded output to its caller unfrozen).
+   */
   append(record: CallRecord): void;
   /** Records in order, from sequence `from` (1-based, inclusive). */
   read(from?: number): Iterable<CallRecord>;
