@@ -9,7 +9,7 @@
  */
 import { CK } from "../pkcs11/constants.js";
 import { readUlong } from "../pkcs11/attributes.js";
-import { nodeAes, nodeHash } from "../crypto/mechanisms/engines.js";
+import { nobleAes, nodeHash } from "../crypto/mechanisms/engines.js";
 import type { ObjectState } from "./state.js";
 
 /** The value of a secret attribute whose sealed form did not open (replay without the simulator key). */
@@ -58,7 +58,9 @@ const AES_LENGTHS = new Set([16, 24, 32]);
  */
 export function keyCheckValue(keyType: number, value: Uint8Array): Uint8Array {
   if (keyType === CK.CKK_AES) {
-    return AES_LENGTHS.has(value.length) ? nodeAes.ecb(true, value, new Uint8Array(16)).slice(0, 3) : new Uint8Array(0);
+    // One block: noble's AES, whose key setup costs less than an OpenSSL cipher context (~5 µs against ~8 µs here,
+    // on every generated, imported or unwrapped AES key); node's AES is for bulk data (engines.ts).
+    return AES_LENGTHS.has(value.length) ? nobleAes.ecb(true, value, new Uint8Array(16)).slice(0, 3) : new Uint8Array(0);
   }
   return nodeHash.digest("sha1", value).slice(0, 3);
 }
