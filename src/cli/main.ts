@@ -16,6 +16,7 @@ import { replay } from "./replay.js";
 import { initToken, showSlots } from "./token.js";
 import { SERVE_FLAGS, SERVE_USAGE, serveCommand } from "../service/serve-command.js";
 import { PROJECT_FLAGS, PROJECT_USAGE, projectCommand } from "../projections/service-cli.js";
+import { exportJetStreamLog, NATS_LOG_FLAGS, NATS_LOG_USAGE, onJetStreamLog } from "./nats-log.js";
 
 const USAGE = `usage: hsmsim <command> [options]
 
@@ -46,6 +47,10 @@ commands:
            --pin also sets the user PIN; a new store takes --profile and --slots
   show-slots --store DIR [--json]
            list the store's slots and tokens, like softhsm2-util --show-slots
+${NATS_LOG_USAGE}
+  export --nats URL [--name N] [--key-file FILE] .. --to DIR [--json]
+           copy a served simulator's log, its signed checkpoints (and with --key-file its settings) into DIR as a
+           file store, for offline audit (hsmsim audit verify --store DIR --pubkey K)
 ${SERVE_USAGE}
 ${PROJECT_USAGE}
   help     this text
@@ -90,6 +95,10 @@ export async function main(argv: string[], print?: (line: string) => void): Prom
     // Long-running and asynchronous: hsmsim serve (issue 4).
     if (argv[0] === "serve") return await cliErrors(() => serveCommand(parse(argv.slice(1), SERVE_FLAGS)));
     if (argv[0] === "project") return await cliErrors(() => projectCommand(parse(argv.slice(1), PROJECT_FLAGS)));
+    // The audit and replay commands on a simulator served on NATS (issue 5 on JetStream), and the offline copy.
+    const log = logCommand(argv);
+    if (log && argv.includes("--nats")) return await cliErrors(() => onNatsLog(log.name, log.rest, out));
+    if (argv[0] === "export") return await cliErrors(() => exportCommand(parse(argv.slice(1), { ...NATS_LOG_FLAGS, to: "value", json: "bool" }), out));
     return run(argv, out);
   } finally {
     await stdout?.flush();
@@ -118,23 +127,43 @@ async function cliErrors(f: () => Promise<number>): Promise<number> {
   }
 }
 
+/** The commands that read a store's log: with --nats they read a served simulator's log instead (nats-log.ts). */
+const LOG_COMMANDS = {
+  "audit verify": { flags: { store: "value", from: "value", to: "value", pubkey: "value", json: "bool" }, run: auditVerify },
+  "audit show": {
+    flags: { store: "value", fn: "value", rv: "value", app: "value", session: "value", since: "value", until: "value", format: "value", json: "bool" },
+    run: auditShow,
+  },
+  replay: { flags: { store: "value", until: "value", json: "bool", check: "bool", spy: "value", profile: "value" }, run: replay },
+} as const;
+
+/** `audit verify|show …` or `replay …`: the command's name, its flags and its arguments. */
+function logCommand(argv: string[]): { name: keyof typeof LOG_COMMANDS; rest: string[] } | undefined {
+  if (argv[0] === "replay") return { name: "replay", rest: argv.slice(1) };
+  if (argv[0] === "audit" && (argv[1] === "verify" || argv[1] === "show")) return { name: `audit ${argv[1]}`, rest: argv.slice(2) };
+  return undefined;
+}
+
+/** A log command on a served simulator's log: run on a temporary file-store copy of it. */
+async function onNatsLog(name: keyof typeof LOG_COMMANDS, rest: string[], out: (line: string) => void): Promise<number> {
+  const c = LOG_COMMANDS[name];
+  const o = parse(rest, { ...c.flags, ...NATS_LOG_FLAGS });
+  const cmd = `hsmsim ${name}`;
+  if (o.store !== undefined) throw new UsageError(`${cmd}: give --store DIR or --nats URL, not both`);
+  if (o.spy !== undefined) throw new UsageError(`${cmd}: --spy re-executes a trace; it reads no served log (leave out --nats)`);
+  return onJetStreamLog(cmd, o, (dir) => c.run({ ...o, store: dir }, out));
+}
+
 function run(argv: string[], out: (line: string) => void): number {
   const [cmd, ...rest] = argv;
   try {
+    const log = logCommand(argv);
+    if (log) return LOG_COMMANDS[log.name].run(parse(log.rest, LOG_COMMANDS[log.name].flags), out);
     switch (cmd) {
       case "demo":
         return runDemo(parse(rest, { json: "bool", store: "value" }));
-      case "audit": {
-        const [sub, ...more] = rest;
-        if (sub === "verify") return auditVerify(parse(more, { store: "value", from: "value", to: "value", pubkey: "value", json: "bool" }), out);
-        if (sub === "show") {
-          const flags = { store: "value", fn: "value", rv: "value", app: "value", session: "value", since: "value", until: "value", format: "value", json: "bool" } as const;
-          return auditShow(parse(more, flags), out);
-        }
-        throw new UsageError(`hsmsim audit: unknown subcommand ${sub === undefined ? "(none)" : `"${sub}"`} (verify or show)`);
-      }
-      case "replay":
-        return replay(parse(rest, { store: "value", until: "value", json: "bool", check: "bool", spy: "value", profile: "value" }), out);
+      case "audit":
+        throw new UsageError(`hsmsim audit: unknown subcommand ${rest[0] === undefined ? "(none)" : `"${rest[0]}"`} (verify or show)`);
       case "init-token":
         return initToken(parse(rest, { store: "value", slot: "value", label: "value", "so-pin": "value", pin: "value", profile: "value", slots: "value" }), out);
       case "show-slots":
@@ -151,6 +180,16 @@ function run(argv: string[], out: (line: string) => void): number {
   } catch (e) {
     return exitCodeOf(e);
   }
+}
+
+/** `hsmsim export --nats URL … --to DIR`: a served simulator's log as a file store in DIR (a new directory). */
+async function exportCommand(o: Parsed, out: (line: string) => void): Promise<number> {
+  if (typeof o.to !== "string") throw new UsageError("hsmsim export: --to DIR is required (a directory that does not exist yet)");
+  if (fs.existsSync(o.to)) throw new CliError(`hsmsim export: ${o.to} exists; export writes a new directory`);
+  const e = await exportJetStreamLog("hsmsim export", o, o.to);
+  if (o.json === true) out(JSON.stringify({ dir: o.to, ...e }));
+  else out(`exported ${e.records} records (${e.messages} messages) and ${e.checkpoints} signed checkpoints to ${o.to}`);
+  return 0;
 }
 
 function runDemo(o: Parsed): number {

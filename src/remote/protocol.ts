@@ -46,6 +46,8 @@ export const LEASE_BUCKET = "hsmsim-writers";
 export const HEALTH_BUCKET = "hsmsim-health";
 /** Sealed state snapshots of `hsmsim serve` (events/jetstream-store.ts): `<prefix>.<sim>.meta` and its chunks. */
 export const SNAPSHOT_BUCKET = "hsmsim-snapshots";
+/** KV bucket of the services' signed checkpoints (events/jetstream-checkpoints.ts), key `<sim>.<seq>`. */
+export const AUDIT_BUCKET = "hsmsim-audit";
 
 /** Message headers on event messages. */
 export const HEADER_SEQ = "Hsm-Seq";

@@ -14,13 +14,16 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import { credsAuthenticator, connect as natsConnect } from "@nats-io/transport-node";
 import { natsConnectOptions } from "../remote/connect-options.js";
-import { DEFAULT_PREFIX, DEFAULT_SIM, DEFAULT_STREAM, checkToken, type SimConfig } from "../remote/protocol.js";
+import { DEFAULT_PREFIX, DEFAULT_SIM, DEFAULT_STREAM, type SimConfig } from "../remote/protocol.js";
 import { CliError, integer, UsageError, type Parsed } from "../cli/args.js";
 import { SimulatorService } from "./service.js";
 import { LeaseHeldError } from "./lease.js";
+import { loadAuditKey } from "../events/checkpoint.js";
+import { JetStreamCheckpoints } from "../events/jetstream-checkpoints.js";
+import { NATS_CONNECT_FLAGS, natsEnvFromFlags, tokenOption } from "../cli/nats-log.js";
 
 export const SERVE_FLAGS = {
-  nats: "value",
+  ...NATS_CONNECT_FLAGS,
   name: "value",
   stream: "value",
   prefix: "value",
@@ -28,22 +31,20 @@ export const SERVE_FLAGS = {
   "key-file": "value",
   profile: "value",
   slots: "value",
-  user: "value",
-  pass: "value",
-  creds: "value",
-  "tls-ca": "value",
-  "tls-cert": "value",
-  "tls-key": "value",
   "heartbeat-expiry": "value",
   "lease-wait": "value",
+  "audit-dir": "value",
+  "checkpoint-every": "value",
 } as const;
 
 export const SERVE_USAGE = `  serve --nats URL[,URL..] [--name N] [--stream S] [--prefix P] [--replicas 1|3] [--key-file FILE]
         [--profile default|softhsm2] [--slots N] [--user U --pass P | --creds FILE] [--tls-ca F --tls-cert F --tls-key F]
-        [--heartbeat-expiry MS] [--lease-wait MS]
+        [--heartbeat-expiry MS] [--lease-wait MS] [--audit-dir DIR] [--checkpoint-every N]
            serve simulator N (default "default") on NATS: calls on hsmsim.N.call (queue group), events in the
            JetStream stream S (default HSMSIM), health on hsmsim.N.health; the state is rebuilt from the stream
-           at start; the key and options are kept in FILE (default ./hsmsim-N.json, mode 0600)`;
+           at start; the key and options are kept in FILE (default ./hsmsim-N.json, mode 0600); every N records
+           (default 1000, 0: none) a checkpoint signed with the audit key in DIR (default ./hsmsim-N-audit, made on
+           first start; audit.pub there is what verifiers need) is stored in KV hsmsim-audit`;
 
 interface Settings {
   config: SimConfig;
@@ -69,16 +70,6 @@ function loadSettings(file: string, requested: SimConfig): { config: SimConfig; 
   return { config: requested, key };
 }
 
-/** A subject token option, or a UsageError naming it. */
-function tokenOption(name: string, v: string | true | undefined, fallback: string): string {
-  if (v === undefined) return fallback;
-  try {
-    return checkToken(name, String(v));
-  } catch (e) {
-    throw new UsageError(`--${name}: ${(e as Error).message}`);
-  }
-}
-
 export async function serveCommand(o: Parsed): Promise<number> {
   if (typeof o.nats !== "string") throw new UsageError("hsmsim serve: --nats URL is required");
   const sim = tokenOption("name", o.name, DEFAULT_SIM);
@@ -93,15 +84,7 @@ export async function serveCommand(o: Parsed): Promise<number> {
   const keyFile = typeof o["key-file"] === "string" ? o["key-file"] : `hsmsim-${sim}.json`;
   const { config, key } = loadSettings(keyFile, requested);
 
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  if (typeof o.user === "string") {
-    env.HSMSIM_NATS_USER = o.user;
-    if (typeof o.pass === "string") env.HSMSIM_NATS_PASSWORD = o.pass;
-  }
-  if (typeof o["tls-ca"] === "string") env.HSMSIM_NATS_CA = o["tls-ca"];
-  if (typeof o["tls-cert"] === "string") env.HSMSIM_NATS_CERT = o["tls-cert"];
-  if (typeof o["tls-key"] === "string") env.HSMSIM_NATS_KEY = o["tls-key"];
-  const opts = natsConnectOptions(o.nats, env);
+  const opts = natsConnectOptions(o.nats, natsEnvFromFlags(o));
   if (typeof o.creds === "string") opts.authenticator = credsAuthenticator(fs.readFileSync(o.creds));
   opts.name = `hsmsim-serve-${sim}-${process.pid}`;
   opts.maxReconnectAttempts = -1;
@@ -135,11 +118,30 @@ export async function serveCommand(o: Parsed): Promise<number> {
     if (e instanceof LeaseHeldError) throw new CliError(e.message, 1);
     throw new CliError(`hsmsim serve: cannot start: ${(e as Error).name}: ${(e as Error).message}`, 1);
   }
+  // Signed checkpoints of the log (issue 5 on JetStream): the audit key apart from the simulator key.
+  let checkpoints: JetStreamCheckpoints | undefined;
+  const every = integer("checkpoint-every", o["checkpoint-every"], 0) ?? 1000;
+  if (every > 0) {
+    const auditDir = typeof o["audit-dir"] === "string" ? o["audit-dir"] : `hsmsim-${sim}-audit`;
+    try {
+      fs.mkdirSync(auditDir, { recursive: true, mode: 0o700 });
+      const key = loadAuditKey(auditDir, undefined, () => new Uint8Array(randomBytes(32)), true);
+      checkpoints = await JetStreamCheckpoints.open({ nc, sim, prefix, key, every, replicas, onWarning: log });
+      checkpoints.attach(service.simulator, service.store);
+      log(`hsmsim serve: signing a checkpoint every ${every} records; audit public key ${Buffer.from(key.publicKey).toString("hex")} (${auditDir}/audit.pub)`);
+    } catch (e) {
+      await service.stop();
+      await nc.close().catch(() => undefined);
+      throw new CliError(`hsmsim serve: cannot start the checkpoints: ${(e as Error).message}`, 1);
+    }
+  }
   const stop = () => void service.stop();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   console.log(`hsmsim serve: serving "${sim}" on ${o.nats} (stream ${stream}, subject ${service.store.subject}, ${service.store.lastSeq} records, writer ${service.writerId})`);
   const failure = await service.stopped;
+  // A clean stop signs the last stored record, as a file store does at close.
+  if (!failure) await checkpoints?.close({ seq: service.store.durableSeq, head: service.store.headHash });
   await nc.drain().catch(() => undefined);
   return failure ? 1 : 0;
 }
