@@ -40,19 +40,34 @@ export class MemoryEventStore implements EventStore {
   private readonly chunkBytes: number;
   private readonly pageEntries: number;
 
+  /** Records up to `base` are not held (a store that restored a snapshot keeps the records after it). */
+  private readonly base: number;
+
   /** `chunkBytes` and `pageEntries` default to 4 MiB and 65,536; tests pass small ones to cross the boundaries often. */
-  constructor(opts: { freeze?: boolean; chunkBytes?: number; pageEntries?: number } = {}) {
+  constructor(opts: { freeze?: boolean; chunkBytes?: number; pageEntries?: number; base?: number } = {}) {
     this.freeze = opts.freeze ?? false;
+    this.base = opts.base ?? 0;
     this.chunkBytes = opts.chunkBytes ?? CHUNK;
     this.pageEntries = opts.pageEntries ?? PAGE;
   }
 
   append(record: CallRecord): void {
-    if (record.seq !== this.count + 1) {
-      throw new RangeError(`"record.seq" expected ${this.count + 1}, got ${record.seq}`);
+    if (record.seq !== this.base + this.count + 1) {
+      throw new RangeError(`"record.seq" expected ${this.base + this.count + 1}, got ${record.seq}`);
     }
     if (this.freeze) freezeRecord(record);
-    const line = encodeRecord(record);
+    this.keep(encodeRecord(record));
+  }
+
+  /**
+   * Append the next record as its encoding (codec.ts), as read from a log: a store loading its log keeps the text it
+   * read instead of encoding the parsed record again.
+   */
+  appendEncoded(line: string): void {
+    this.keep(line);
+  }
+
+  private keep(line: string): void {
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
     const worst = line.length * 3;
     if (this.used + worst > this.chunk.length) {
@@ -74,7 +89,7 @@ export class MemoryEventStore implements EventStore {
 
   /** The record at `seq`, decoded: a fresh object on every read. */
   private line(seq: number): string {
-    const i = seq - 1;
+    const i = seq - this.base - 1;
     const per = this.pageEntries;
     const page = this.where[(i / per) | 0]!;
     const at = 3 * (i % per);
@@ -83,17 +98,17 @@ export class MemoryEventStore implements EventStore {
   }
 
   *read(from = 1): Iterable<CallRecord> {
-    for (let seq = Math.max(1, from); seq <= this.count; seq++) yield decodeRecord(this.line(seq));
+    for (let seq = Math.max(this.base + 1, from); seq <= this.base + this.count; seq++) yield decodeRecord(this.line(seq));
   }
 
   get lastSeq(): number {
-    return this.count;
+    return this.base + this.count;
   }
 
   /** The encoded log, one record per line: the bytes a file store holds. */
   raw(): string {
     const lines: string[] = [];
-    for (let seq = 1; seq <= this.count; seq++) lines.push(this.line(seq));
+    for (let seq = this.base + 1; seq <= this.base + this.count; seq++) lines.push(this.line(seq));
     return lines.join("\n");
   }
 }

@@ -55,3 +55,18 @@ describe("MemoryEventStore", () => {
     }).toThrow(TypeError);
   });
 });
+
+describe("MemoryEventStore after a snapshot (base)", () => {
+  it("holds the records after `base` only, appended as records or as their encoding", () => {
+    const store = new MemoryEventStore({ base: 10, chunkBytes: 256, pageEntries: 3 });
+    expect(store.lastSeq).toBe(10);
+    expect(() => store.append(record(1, "x"))).toThrow(RangeError);
+    store.append(record(11, "eleven"));
+    store.appendEncoded(encodeRecord(record(12, "twelve")));
+    store.append(record(13, "thirteen"));
+    expect(store.lastSeq).toBe(13);
+    expect([...store.read()].map((r) => r.seq)).toEqual([11, 12, 13]);
+    expect([...store.read(12)].map((r) => (r.args as { label: string }).label)).toEqual(["twelve", "thirteen"]);
+    expect([...store.read(14)]).toEqual([]);
+  });
+});
