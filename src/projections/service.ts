@@ -11,7 +11,7 @@
  * - call counts per function and return code (every record, whatever its outcome).
  *
  * Position. The projector's state and the stream sequence it has reached are stored together, as one value, in the
- * KV bucket `hsmsim-projections` (key `<sim>.<projection>`), at message boundaries: every `snapshotEvery` records, at
+ * KV bucket `hsmsim-projections` (entry `<sim>.<projection>.meta` and its chunks, events/kv-blob.ts), at message boundaries: every `snapshotEvery` records, at
  * most once per `snapshotMs`, and on a clean stop. A restarted projector (clean stop or kill -9) loads that value and
  * follows the subject from the next message, so what it had counted is never counted again and what it had not yet
  * stored is folded in again exactly once. Records at or below the snapshot's record sequence are skipped, and the hash
@@ -30,6 +30,10 @@ import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node"
 import { entryHash, canonicalJson, GENESIS, type Envelope } from "../events/chain.js";
 import { followSubject } from "../events/jetstream-store.js";
 import { ValueCodec } from "../events/snapshot-codec.js";
+import { getBlob, putBlob } from "../events/kv-blob.js";
+
+const utf8 = new TextEncoder();
+const utf8d = new TextDecoder();
 import type { CallRecord } from "../events/types.js";
 import { rvName } from "../pkcs11/constants.js";
 import { resolveProfile, type Profile, type ProfileOptions } from "../pkcs11/profiles.js";
@@ -175,9 +179,10 @@ export class Projector {
     const { nc } = this.opts;
     this.js = jetstream(nc);
     this.kv = await new Kvm(nc).create(PROJECTION_BUCKET, { history: 1, replicas: this.opts.replicas ?? 1 });
-    const stored = await this.kv.get(this.key);
-    if (stored && stored.operation === "PUT" && stored.length > 0) {
-      const v = JSON.parse(stored.string()) as { tree: unknown; bytes: string };
+    // The state is a blob in chunks (kv-blob.ts): a read model of many thousands of sessions outgrows one KV value.
+    const stored = await getBlob(this.kv, this.key);
+    if (stored) {
+      const v = JSON.parse(utf8d.decode(stored.body)) as { tree: unknown; bytes: string };
       this.st = CODEC.decode(v.tree, Buffer.from(v.bytes, "base64")) as ProjectionState;
       this.resumedFrom = this.storedSeq = this.st.rm.position;
     } else {
@@ -258,7 +263,8 @@ export class Projector {
     this.storedSeq = this.st.rm.position;
     this.lastSnapshotAt = Date.now();
     this.snapshots++;
-    this.writing = this.writing.then(() => this.kv.put(this.key, body)).catch((e: Error) => (this.failure ??= e));
+    const gen = this.storedSeq;
+    this.writing = this.writing.then(() => putBlob(this.kv, this.key, gen, utf8.encode(body), {})).catch((e: Error) => (this.failure ??= e));
     return this.writing;
   }
 

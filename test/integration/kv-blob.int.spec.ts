@@ -1,0 +1,51 @@
+/**
+ * Values larger than a KV entry (events/kv-blob.ts), on a real nats-server whose max_payload is the default 1 MiB:
+ * a 1.3 MiB value is written in chunks and read back whole; a new generation replaces it and the old chunks go; a
+ * reader never sees half a value; a missing chunk is an error, not a short value.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Kvm, type KV } from "@nats-io/kv";
+import { getBlob, KV_CHUNK, putBlob } from "../../src/events/kv-blob.js";
+import { startNatsServer, type NatsServer } from "../support/nats-server.js";
+
+let server: NatsServer;
+let nc: NatsConnection;
+let kv: KV;
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  nc = await connect({ servers: server.url });
+  kv = await new Kvm(nc).create("blob-test", { history: 1 });
+});
+afterAll(async () => {
+  await nc?.close();
+  await server?.stop();
+});
+
+const bytes = (n: number, seed: number) => new Uint8Array(n).map((_, i) => (i * 7 + seed) & 0xff);
+
+describe("KV blobs", () => {
+  it("over the server's max payload: written in chunks, read back whole, replaced by the next generation", async () => {
+    expect(nc.info!.max_payload).toBeLessThan(1_300_000);
+    const big = bytes(1_300_000, 1);
+    await expect(kv.put("too-big", big)).rejects.toThrow();
+    await putBlob(kv, "state", 1, big, { note: "first" });
+    const got = await getBlob<{ note: string }>(kv, "state");
+    expect(got!.meta).toMatchObject({ gen: 1, chunks: Math.ceil(big.length / KV_CHUNK), size: big.length, note: "first" });
+    expect(Buffer.from(got!.body).equals(Buffer.from(big))).toBe(true);
+
+    const next = bytes(10, 2);
+    await putBlob(kv, "state", 2, next, { note: "second" });
+    expect((await getBlob<{ note: string }>(kv, "state"))!.meta.note).toBe("second");
+    expect(Array.from((await getBlob(kv, "state"))!.body)).toEqual(Array.from(next));
+    for (let i = 0; i < 3; i++) expect((await kv.get(`state.1.${i}`))?.operation ?? "gone").not.toBe("PUT");
+  });
+
+  it("no value: undefined; a chunk missing: an error", async () => {
+    expect(await getBlob(kv, "nothing")).toBeUndefined();
+    await putBlob(kv, "broken", 5, bytes(KV_CHUNK + 10, 3), {});
+    await kv.purge("broken.5.1");
+    await expect(getBlob(kv, "broken")).rejects.toThrow(/chunk 1 of broken \(generation 5\) is missing/);
+  });
+});
