@@ -318,6 +318,34 @@ export async function followSubject(
   };
 }
 
+/**
+ * The entries of a replayed message. A line in the writer's own layout (`{"seq":N,"prev":"…","hash":"…","record":…}`,
+ * which `encodeEntry` writes with the record's canonical text) is checked by hashing the record's text as stored
+ * (`verified`: its own hash holds; seq and prev are left to the caller), without re-encoding the parsed record: a
+ * third of the replay's cost. Any other line is parsed whole and checked by `entryProblem`.
+ */
+export function* messageEntries(subject: string, m: ReplayedMessage): Iterable<Envelope & { verified?: boolean }> {
+  const text = utf8d.decode(m.data);
+  let i = 0;
+  while (i < text.length) {
+    let j = text.indexOf("\n", i);
+    if (j < 0) j = text.length;
+    const line = text.slice(i, j);
+    i = j + 1;
+    if (line.length === 0) continue;
+    const fast = fastLine(line);
+    if (fast) {
+      const { seq, prev, hash, raw } = fast;
+      if (entryHash(seq, prev, raw) !== hash) throw new StreamCorruptError(subject, seq, m.streamSeq, "hash does not match the entry's contents");
+      const record = JSON.parse(raw) as CallRecord;
+      if (record.seq !== seq) throw new StreamCorruptError(subject, seq, m.streamSeq, `record.seq is ${record.seq}, expected ${seq}`);
+      yield { seq, prev, hash, record, verified: true };
+    } else {
+      yield JSON.parse(line) as Envelope;
+    }
+  }
+}
+
 interface Waiter {
   seq: number;
   resolve: () => void;
@@ -527,7 +555,7 @@ export class JetStreamEventStore implements DeferredEventStore {
       this.stream,
       this.subject,
       (m) => {
-        for (const e of this.verifiedEntries(m)) {
+        for (const e of messageEntries(this.subject, m)) {
           if (!checked) {
             // The message holding the snapshot's record: skip what the snapshot covers; its record must be the head.
             if (e.seq < snap!.seq) continue;
@@ -559,34 +587,6 @@ export class JetStreamEventStore implements DeferredEventStore {
     this.durable = this.last;
     this.stats.loadedRecords = this.last - this.base;
     this.stats.loadMs = performance.now() - t0;
-  }
-
-  /**
-   * The entries of a replayed message. A line in the writer's own layout (`{"seq":N,"prev":"…","hash":"…","record":…}`,
-   * which `encodeEntry` writes with the record's canonical text) is checked by hashing the record's text as stored
-   * (`verified`: its own hash holds; seq and prev are left to the caller), without re-encoding the parsed record: a
-   * third of the replay's cost. Any other line is parsed whole and checked by `entryProblem`.
-   */
-  private *verifiedEntries(m: ReplayedMessage): Iterable<Envelope & { verified?: boolean }> {
-    const text = utf8d.decode(m.data);
-    let i = 0;
-    while (i < text.length) {
-      let j = text.indexOf("\n", i);
-      if (j < 0) j = text.length;
-      const line = text.slice(i, j);
-      i = j + 1;
-      if (line.length === 0) continue;
-      const fast = fastLine(line);
-      if (fast) {
-        const { seq, prev, hash, raw } = fast;
-        if (entryHash(seq, prev, raw) !== hash) throw new StreamCorruptError(this.subject, seq, m.streamSeq, "hash does not match the entry's contents");
-        const record = JSON.parse(raw) as CallRecord;
-        if (record.seq !== seq) throw new StreamCorruptError(this.subject, seq, m.streamSeq, `record.seq is ${record.seq}, expected ${seq}`);
-        yield { seq, prev, hash, record, verified: true };
-      } else {
-        yield JSON.parse(line) as Envelope;
-      }
-    }
   }
 
   get lastSeq(): number {
