@@ -8,7 +8,6 @@
  * refused clearly.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { FenceLostError, JetStreamEventStore, LegacyLayoutError, readSubject, StreamCorruptError } from "../../src/events/jetstream-store.js";
 import { replayToken } from "../../src/events/token-replay.js";
@@ -19,27 +18,13 @@ import { tokenPicture } from "../../src/model/snapshot.js";
 import { subjects } from "../../src/remote/protocol.js";
 import type { ProfileName } from "../../src/pkcs11/profiles.js";
 import { CK } from "../../src/pkcs11/constants.js";
-import { startNatsServer, type NatsServer } from "../support/nats-server.js";
+import { natsPerFile } from "../support/nats-server.js";
 import { record } from "../support/file-store-helpers.js";
 import { dataTemplate } from "../support/gwt.js";
 import { bytes, caller, snapshot, SO_PIN, testSimulator, TEST_KEY, USER_PIN } from "../support/sim.js";
 
-let server: NatsServer;
-let nc: NatsConnection;
-let n = 0;
-const fresh = () => {
-  n++;
-  return { stream: `K${n}`, prefix: `k${n}` };
-};
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.stop();
-});
+const nats = natsPerFile("K");
+const fresh = nats.fresh;
 
 const RW = CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION;
 
@@ -95,14 +80,14 @@ describe.each<ProfileName>(["default", "softhsm2"])("subjects per token (profile
 
   it("puts each token's records on its subject and the rest on .sim, one chain in stream order", async () => {
     const o = fresh();
-    const store = await JetStreamEventStore.open({ nc, sim: "a", ...o });
+    const store = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     const sim = testSimulator({ store, ...simOpts });
     workload(sim);
     await store.flush(sim.lastSeq);
     const s = subjects("a", o.prefix);
 
     // Which subjects the stream holds: .sim and one per initialised token, nothing else.
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(nats.nc);
     const info = await jsm.streams.info(o.stream, { subjects_filter: s.events });
     const tokens = [...sim.state.tokens.values()].filter((t) => t.initialized).map((t) => t.id);
     expect(tokens.length).toBe(2);
@@ -110,7 +95,7 @@ describe.each<ProfileName>(["default", "softhsm2"])("subjects per token (profile
 
     // Every record is on the subject of its token (or .sim), and the whole log reads back 1..N in stream order.
     const seen: { seq: number; subject: string; record: CallRecord }[] = [];
-    const js = jetstream(nc);
+    const js = jetstream(nats.nc);
     const c = await js.consumers.get(o.stream, { filter_subjects: s.events });
     for await (const m of await c.consume({ max_messages: 1000 })) {
       for (const line of new TextDecoder().decode(m.data).split("\n")) {
@@ -129,21 +114,21 @@ describe.each<ProfileName>(["default", "softhsm2"])("subjects per token (profile
     expect(seen.length - onTokens).toBeGreaterThan(10);
 
     // The full rebuild reads all subjects (chain verified) and gets the live state.
-    const rebuilt = testSimulator({ store: await JetStreamEventStore.open({ nc, sim: "a", ...o }), ...simOpts });
+    const rebuilt = testSimulator({ store: await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o }), ...simOpts });
     expect(rebuilt.lastSeq).toBe(sim.lastSeq);
     expect(snapshot(rebuilt)).toEqual(snapshot(sim));
   });
 
   it("replays one token alone from its subject: its part of the full rebuild", async () => {
     const o = fresh();
-    const store = await JetStreamEventStore.open({ nc, sim: "a", ...o });
+    const store = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     const sim = testSimulator({ store, ...simOpts });
     workload(sim);
     await store.flush(sim.lastSeq);
-    const full = testSimulator({ store: await JetStreamEventStore.open({ nc, sim: "a", ...o }), ...simOpts });
+    const full = testSimulator({ store: await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o }), ...simOpts });
     let folded = 0;
     for (const [id, t] of full.state.tokens) {
-      const alone = await replayToken({ nc, sim: "a", token: id, ...o, processCaches: full.profile.processCaches, simulatorKey: TEST_KEY });
+      const alone = await replayToken({ nc: nats.nc, sim: "a", token: id, ...o, processCaches: full.profile.processCaches, simulatorKey: TEST_KEY });
       expect(tokenPicture(alone.token), `token ${id}`).toEqual(tokenPicture(t));
       folded += alone.records;
       if (t.initialized) {
@@ -168,10 +153,10 @@ describe("one fence over all of a simulator's subjects", () => {
   it("refuses a stale second writer appending to another token's subject (a per-subject fence would take it)", async () => {
     const o = fresh();
     const s = subjects("a", o.prefix);
-    const first = await JetStreamEventStore.open({ nc, sim: "a", ...o });
+    const first = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     first.append(record(1, { facts: [pinRejected("slot0")] }));
     await first.flush(1);
-    const second = await JetStreamEventStore.open({ nc, sim: "a", ...o });
+    const second = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     first.append(record(2, { facts: [pinRejected("slot0")] }));
     await first.flush(2);
     // The second writer's record 2 is for slot1, whose subject is still empty: only the stream-wide fence sees that
@@ -179,10 +164,10 @@ describe("one fence over all of a simulator's subjects", () => {
     second.append(record(2, { facts: [pinRejected("slot1")] }));
     await expect(second.flush(2)).rejects.toThrow(/may not be stored/);
     expect(second.failure).toBeInstanceOf(FenceLostError);
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(nats.nc);
     expect(await jsm.streams.getMessage(o.stream, { last_by_subj: s.eventsToken("slot1") })).toBeNull();
     // The log is not forked: one record 2, the first writer's, and the chain holds.
-    const r = await JetStreamEventStore.open({ nc, sim: "a", ...o });
+    const r = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     expect(r.lastSeq).toBe(2);
     expect(r.headHash).toBe(first.headHash);
     expect([...r.read()].map((x) => recordToken(x))).toEqual(["slot0", "slot0"]);
@@ -190,19 +175,19 @@ describe("one fence over all of a simulator's subjects", () => {
 
   it("refuses a stale second writer on .sim after the first wrote a token's subject", async () => {
     const o = fresh();
-    const first = await JetStreamEventStore.open({ nc, sim: "a", ...o });
-    const second = await JetStreamEventStore.open({ nc, sim: "a", ...o });
+    const first = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
+    const second = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     first.append(record(1, { facts: [pinRejected("slot0")] }));
     await first.flush(1);
     second.append(record(1));
     await expect(second.flush(1)).rejects.toThrow(/may not be stored/);
     expect(second.failure).toBeInstanceOf(FenceLostError);
-    expect((await JetStreamEventStore.open({ nc, sim: "a", ...o })).lastSeq).toBe(1);
+    expect((await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o })).lastSeq).toBe(1);
   });
 
   it("lets simulators sharing the stream write at once: their messages move the stream, not each other's fence", async () => {
     const o = fresh();
-    const stores = await Promise.all(["a", "b", "c"].map((sim) => JetStreamEventStore.open({ nc, sim, ...o })));
+    const stores = await Promise.all(["a", "b", "c"].map((sim) => JetStreamEventStore.open({ nc: nats.nc, sim, ...o })));
     const sims = stores.map((store) => testSimulator({ store, slots: 2 }));
     // Interleaved in one turn of the event loop, then each flushed: every commit races the other simulators'.
     for (let round = 0; round < 5; round++) {
@@ -212,7 +197,7 @@ describe("one fence over all of a simulator's subjects", () => {
     expect(stores.reduce((k, st) => k + st.stats.conflicts, 0)).toBeGreaterThan(0);
     for (const [i, sim] of ["a", "b", "c"].entries()) {
       expect(stores[i]!.failure).toBeUndefined();
-      const rebuilt = testSimulator({ store: await JetStreamEventStore.open({ nc, sim, ...o }), slots: 2 });
+      const rebuilt = testSimulator({ store: await JetStreamEventStore.open({ nc: nats.nc, sim, ...o }), slots: 2 });
       expect(snapshot(rebuilt)).toEqual(snapshot(sims[i]!));
     }
   });
@@ -235,45 +220,45 @@ describe("checks and the single-subject layout", () => {
   it("refuses a token subject holding a record with a broken hash or another token's record", async () => {
     const o = fresh();
     const s = subjects("a", o.prefix);
-    const js = jetstream(nc);
+    const js = jetstream(nats.nc);
     const good = encodeEntry(GENESIS, record(1, { facts: [{ type: "PinRejected", app: 1, token: "slot0", role: "so" }] }));
-    await JetStreamEventStore.open({ nc, sim: "b", ...o }); // creates the stream
+    await JetStreamEventStore.open({ nc: nats.nc, sim: "b", ...o }); // creates the stream
     await js.publish(s.eventsToken("slot0"), good.line.replace('"role":"so"', '"role":"user"'));
-    await expect(replayToken({ nc, sim: "a", token: "slot0", ...o, processCaches: false })).rejects.toThrow(/hash does not match/);
+    await expect(replayToken({ nc: nats.nc, sim: "a", token: "slot0", ...o, processCaches: false })).rejects.toThrow(/hash does not match/);
 
     const o2 = fresh();
-    await JetStreamEventStore.open({ nc, sim: "b", ...o2 });
+    await JetStreamEventStore.open({ nc: nats.nc, sim: "b", ...o2 });
     const s2 = subjects("a", o2.prefix);
     await js.publish(s2.eventsToken("slot1"), good.line);
-    const err = await replayToken({ nc, sim: "a", token: "slot1", ...o2, processCaches: false }).catch((e: unknown) => e);
+    const err = await replayToken({ nc: nats.nc, sim: "a", token: "slot1", ...o2, processCaches: false }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StreamCorruptError);
     expect((err as Error).message).toMatch(/belongs to token slot0/);
-    expect((await replayToken({ nc, sim: "a", token: "slot0", ...o2, processCaches: false })).records).toBe(0);
+    expect((await replayToken({ nc: nats.nc, sim: "a", token: "slot0", ...o2, processCaches: false })).records).toBe(0);
   });
 
   it("adds the new subjects to a single-subject stream and refuses a simulator whose log is in that layout", async () => {
     const o = fresh();
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(nats.nc);
     // A stream as the single-subject version created it, with one simulator's log on `<prefix>.old.events`.
     await jsm.streams.add({ name: o.stream, subjects: [`${o.prefix}.*.events`], deny_delete: true, deny_purge: true, allow_direct: true });
-    await jetstream(nc).publish(subjects("old", o.prefix).eventsLegacy, encodeEntry(GENESIS, record(1)).line);
+    await jetstream(nats.nc).publish(subjects("old", o.prefix).eventsLegacy, encodeEntry(GENESIS, record(1)).line);
     const warnings: string[] = [];
-    const err = await JetStreamEventStore.open({ nc, sim: "old", ...o, onWarning: (m) => warnings.push(m) }).catch((e: unknown) => e);
+    const err = await JetStreamEventStore.open({ nc: nats.nc, sim: "old", ...o, onWarning: (m) => warnings.push(m) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LegacyLayoutError);
     expect((err as Error).message).toMatch(new RegExp(`${o.prefix}\\.old\\.events .*single-subject layout.*another name or on another stream`));
     expect(warnings.join("\n")).toMatch(/had the single-subject layout/);
     expect((await jsm.streams.info(o.stream)).config.subjects).toEqual([`${o.prefix}.*.events`, `${o.prefix}.*.events.>`]);
-    await expect(replayToken({ nc, sim: "old", token: "slot0", ...o, processCaches: false })).rejects.toBeInstanceOf(LegacyLayoutError);
+    await expect(replayToken({ nc: nats.nc, sim: "old", token: "slot0", ...o, processCaches: false })).rejects.toBeInstanceOf(LegacyLayoutError);
     // Another simulator on the same stream works in the new layout.
-    const store = await JetStreamEventStore.open({ nc, sim: "new", ...o });
+    const store = await JetStreamEventStore.open({ nc: nats.nc, sim: "new", ...o });
     const sim = testSimulator({ store, slots: 2 });
     workloadRound(sim, 0);
     await store.flush(sim.lastSeq);
-    const again = testSimulator({ store: await JetStreamEventStore.open({ nc, sim: "new", ...o }), slots: 2 });
+    const again = testSimulator({ store: await JetStreamEventStore.open({ nc: nats.nc, sim: "new", ...o }), slots: 2 });
     expect(snapshot(again)).toEqual(snapshot(sim));
     // The legacy log is still there, untouched.
     let legacy = 0;
-    await readSubject(jetstream(nc), o.stream, subjects("old", o.prefix).eventsLegacy, () => legacy++);
+    await readSubject(jetstream(nats.nc), o.stream, subjects("old", o.prefix).eventsLegacy, () => legacy++);
     expect(legacy).toBe(1);
   });
 });
