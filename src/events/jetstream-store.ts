@@ -3,8 +3,9 @@
  * subjects `<prefix>.*.events.>`). Design and measurements: docs/notes/nats-design.md §2, §7 and §11 (subjects per
  * token).
  *
- * Subjects per token. A record whose facts change one token's persistent state goes to
- * `<prefix>.<sim>.events.tok.<token>`, every other record to `<prefix>.<sim>.events.sim` (events/token-subjects.ts).
+ * Subjects per token (events/token-subjects.ts). A record whose facts change one token's persistent state goes to
+ * `<prefix>.<sim>.events.tok.<token>`; any other record to the subject of the token its call acted on (`append`'s
+ * hint, from the dispatcher), or to `<prefix>.<sim>.events.sim` (C_Initialize, C_Finalize, slot lists…).
  * The record sequence and the hash chain stay one per simulator, across its subjects, in stream order: the whole log
  * is read with the filter `<prefix>.<sim>.events.>` (this store's `subject`), one token's persistent state from its
  * subject alone (events/token-replay.ts). A stream of the single-subject layout (subjects `<prefix>.*.events`) gets
@@ -76,7 +77,7 @@ import type { CallRecord } from "./types.js";
 import { encodeEntry, entryHash, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { StoreWriteError } from "./file-store.js";
 import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_MSG_ID, HEADER_SEQ, legacyStreamSubjects, SNAPSHOT_BUCKET, streamSubjects, subjects, type Subjects } from "../remote/protocol.js";
-import { recordToken } from "./token-subjects.js";
+import { subjectToken } from "./token-subjects.js";
 
 /** JetStream's "wrong last sequence": the expectation (our fence) did not hold. */
 const WRONG_LAST_SEQUENCE = 10071;
@@ -611,7 +612,7 @@ export class JetStreamEventStore implements DeferredEventStore {
     return this.fence;
   }
 
-  append(record: CallRecord): void {
+  append(record: CallRecord, hint?: string): void {
     if (this.failed) throw new StoreWriteError(`hsmsim: the JetStream store for ${this.subject} failed earlier and takes no more appends`, { cause: this.failed });
     if (this.closed) throw new StoreWriteError(`hsmsim: the JetStream store for ${this.subject} is closed`);
     if (record.seq !== this.last + 1) throw new RangeError(`"record.seq" expected ${this.last + 1}, got ${record.seq}`);
@@ -621,7 +622,7 @@ export class JetStreamEventStore implements DeferredEventStore {
     this.records.push(record);
     this.last = record.seq;
     this.head = hash;
-    const token = recordToken(record);
+    const token = subjectToken(record, hint);
     this.pending.push({ seq: record.seq, line, subject: token === undefined ? this.subjects.eventsSim : this.subjects.eventsToken(token) });
     this.pendingBytes += line.length + 1;
     if (!this.inflight) {

@@ -6,8 +6,12 @@
 import type { CallRecord } from "./types.js";
 
 export interface EventStore {
-  /** Append one record; `record.seq` is one more than the last. Returns once the record is held. */
-  append(record: CallRecord): void;
+  /**
+   * Append one record; `record.seq` is one more than the last. Returns once the record is held. `token`: the token
+   * the call acted on (events/token-subjects.ts `tokenOfCall`), a routing hint for a store with subjects per token
+   * (JetStream); the others ignore it.
+   */
+  append(record: CallRecord, token?: string): void;
   /** Records in order, from sequence `from` (1-based, inclusive). */
   read(from?: number): Iterable<CallRecord>;
   /** The last sequence held (0 when empty). */

@@ -1,7 +1,8 @@
 /**
  * One token replayed alone from JetStream (issue 4, item 1: "subjects per token so one token replays alone"; design:
- * docs/notes/nats-design.md §11). Reads only `<prefix>.<sim>.events.tok.<token>`, the records that changed the
- * token's persistent state (events/token-subjects.ts), and folds them (model/token-fold.ts) into that state:
+ * docs/notes/nats-design.md §11). Reads only `<prefix>.<sim>.events.tok.<token>`: the records that changed the
+ * token's persistent state, and the other calls on the token (events/token-subjects.ts), and folds their facts about
+ * the token (model/token-fold.ts) into that state:
  * initialised, serial, label, PIN verifiers, failure counters (hence the token flags of C_GetTokenInfo that depend on
  * them), the token objects with their attributes, SoftHSM's generation counter.
  *
@@ -11,7 +12,7 @@
  * log (`<prefix>.<sim>.events.>`), or ask a projection.
  *
  * Checks: every line's own hash holds (the chain's `hash` over seq, prev and the record's canonical text), the record
- * seqs rise, and every record belongs to this token by the routing rule. The links between records (`prev`) point
+ * seqs rise, and no record changes another token (routing rule 1). The links between records (`prev`) point
  * into other subjects and are not checked here: `hsmsim audit`-style verification of the whole chain needs the whole
  * log (JetStreamEventStore.open verifies it on every replay).
  */
@@ -19,7 +20,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { entryProblem } from "./chain.js";
 import { messageEntries, readSubject, StreamCorruptError, LegacyLayoutError } from "./jetstream-store.js";
-import { recordToken } from "./token-subjects.js";
+import { factToken } from "./token-subjects.js";
 import { TokenFold, tokenEnv } from "../model/token-fold.js";
 import type { TokenState } from "../model/state.js";
 import { DEFAULT_PREFIX, DEFAULT_STREAM, subjects } from "../remote/protocol.js";
@@ -64,8 +65,9 @@ export async function replayToken(o: TokenReplayOptions): Promise<TokenReplay> {
       const problem = e.verified ? undefined : entryProblem(e, e.seq, e.prev);
       if (problem) throw new StreamCorruptError(subject, e.seq, m.streamSeq, problem);
       if (e.seq <= fold.lastSeq) throw new StreamCorruptError(subject, e.seq, m.streamSeq, `record ${e.seq} after record ${fold.lastSeq}`);
-      const owner = recordToken(e.record);
-      if (owner !== o.token) throw new StreamCorruptError(subject, e.seq, m.streamSeq, `the record belongs to ${owner === undefined ? "no single token" : `token ${owner}`}`);
+      // A token's subject holds its persistent facts and calls on it; never another token's persistent facts.
+      const other = e.record.facts.map(factToken).find((t) => t !== undefined && t !== o.token);
+      if (other !== undefined) throw new StreamCorruptError(subject, e.seq, m.streamSeq, `the record changes token ${other}`);
       fold.apply(e.record);
     }
   });

@@ -23,8 +23,8 @@
  * records, one per line, the same bytes as a file store's events.log lines, so the hash chain runs through the stream.
  * Headers: `Nats-Msg-Id: <sim>/<writerId>/<firstSeq>` (unique per writer incarnation, see nats-design §2) and
  * `Hsm-Seq: <first>-<last>`. Subjects per token (design note §11, events/token-subjects.ts): a record whose facts change
- * one token's persistent state goes to `<prefix>.<sim>.events.tok.<token id>`, every other record to
- * `<prefix>.<sim>.events.sim`; one record sequence and one hash chain run through all of a simulator's subjects in
+ * one token's persistent state, or whose call acted on one token, goes to `<prefix>.<sim>.events.tok.<token id>`,
+ * every other record to `<prefix>.<sim>.events.sim`; one record sequence and one hash chain run through all of a simulator's subjects in
  * stream order, so the whole log is read with the filter `<prefix>.<sim>.events.>` (`Subjects.events`), and one
  * token's persistent state with its own subject alone (events/token-replay.ts). A simulator whose log is in the
  * single-subject layout of earlier versions (`<prefix>.<sim>.events`) is refused with a clear error.
@@ -77,9 +77,9 @@ export function checkToken(what: string, v: string): string {
 export interface Subjects {
   /** The filter of the simulator's whole log (all its event subjects), read in stream order. */
   events: string;
-  /** Records that change no token's persistent state, or several tokens'. */
+  /** Records of calls on no token (C_Initialize, C_Finalize, slot lists…), or changing several tokens. */
   eventsSim: string;
-  /** Records that change this token's persistent state (token ids: `slot<n>`, `tok<n>`). */
+  /** Records that change this token's persistent state or act on it (token ids: `slot<n>`, `tok<n>`). */
   eventsToken(token: string): string;
   /** The single-subject layout's subject (logs written before subjects per token): refused, never written. */
   eventsLegacy: string;

@@ -1,7 +1,7 @@
 /**
  * Subjects per token (issue 4, item 1; docs/notes/nats-design.md §11) on a real nats-server: a simulator's records
- * go to `<prefix>.<sim>.events.tok.<token>` when they change that token's persistent state and to `.events.sim`
- * otherwise; one sequence and one hash chain run through them in stream order; one token replays alone from its own
+ * go to `<prefix>.<sim>.events.tok.<token>` when they change that token's persistent state or their call acted on it,
+ * and to `.events.sim` otherwise; one sequence and one hash chain run through them in stream order; one token replays alone from its own
  * subject (`replayToken`) into exactly the token part of the full rebuild; one fence (stream-wide
  * expect.lastSequence) covers all of a simulator's subjects, so a stale second writer cannot append to another
  * token's subject, while other simulators sharing the stream do not stop it; logs of the single-subject layout are
@@ -78,7 +78,7 @@ function workload(sim: ReturnType<typeof testSimulator>): void {
 describe.each<ProfileName>(["default", "softhsm2"])("subjects per token (profile %s)", (profile) => {
   const simOpts = profile === "default" ? { profile, slots: 3 } : { profile };
 
-  it("puts each token's records on its subject and the rest on .sim, one chain in stream order", async () => {
+  it("puts each token's records and calls on its subject and the rest on .sim, one chain in stream order", async () => {
     const o = fresh();
     const store = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     const sim = testSimulator({ store, ...simOpts });
@@ -105,13 +105,21 @@ describe.each<ProfileName>(["default", "softhsm2"])("subjects per token (profile
       if (m.info.pending === 0) break;
     }
     expect(seen.map((x) => x.seq)).toEqual(Array.from({ length: sim.lastSeq }, (_, i) => i + 1));
+    // Rule 1: a record that changes a token's persistent state is on that token's subject. Rule 2: calls on a token's
+    // session or slot are on its subject too; calls on no token on .sim.
+    const sessionTokens = new Map<string, string>(); // `${app}/${handle}` -> token, from the SessionOpened facts
     for (const x of seen) {
       const t = recordToken(x.record);
-      expect(x.subject).toBe(t === undefined ? s.eventsSim : s.eventsToken(t));
+      if (t !== undefined) expect(x.subject).toBe(s.eventsToken(t));
+      for (const f of x.record.facts) if (f.type === "SessionOpened") sessionTokens.set(`${f.app}/${f.handle}`, f.token);
+      const h = (x.record.args as { hSession?: number }).hSession;
+      if (t === undefined && h !== undefined && x.record.rv === 0) expect(x.subject).toBe(s.eventsToken(sessionTokens.get(`${x.record.app}/${h}`)!));
+      if (["C_Initialize", "C_Finalize", "C_GetSlotList", "C_GetInfo"].includes(x.record.fn)) expect(x.subject).toBe(s.eventsSim);
     }
-    const onTokens = seen.filter((x) => x.subject !== s.eventsSim).length;
-    expect(onTokens).toBeGreaterThan(10);
-    expect(seen.length - onTokens).toBeGreaterThan(10);
+    const bySubject = (fn: string) => seen.filter((x) => x.record.fn === fn).map((x) => x.subject !== s.eventsSim);
+    expect(bySubject("C_Logout").every(Boolean)).toBe(true);
+    expect(bySubject("C_OpenSession").every(Boolean)).toBe(true);
+    expect(seen.filter((x) => x.subject === s.eventsSim).length).toBeGreaterThan(3);
 
     // The full rebuild reads all subjects (chain verified) and gets the live state.
     const rebuilt = testSimulator({ store: await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o }), ...simOpts });
@@ -232,7 +240,7 @@ describe("checks and the single-subject layout", () => {
     await js.publish(s2.eventsToken("slot1"), good.line);
     const err = await replayToken({ nc: nats.nc, sim: "a", token: "slot1", ...o2, processCaches: false }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StreamCorruptError);
-    expect((err as Error).message).toMatch(/belongs to token slot0/);
+    expect((err as Error).message).toMatch(/the record changes token slot0/);
     expect((await replayToken({ nc: nats.nc, sim: "a", token: "slot0", ...o2, processCaches: false })).records).toBe(0);
   });
 
