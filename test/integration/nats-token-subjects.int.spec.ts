@@ -21,6 +21,7 @@ import { CK } from "../../src/pkcs11/constants.js";
 import { natsPerFile } from "../support/nats-server.js";
 import { record } from "../support/file-store-helpers.js";
 import { dataTemplate } from "../support/gwt.js";
+import { main } from "../../src/cli/main.js";
 import { bytes, caller, snapshot, SO_PIN, testSimulator, TEST_KEY, USER_PIN } from "../support/sim.js";
 
 const nats = natsPerFile("K");
@@ -152,6 +153,41 @@ describe.each<ProfileName>(["default", "softhsm2"])("subjects per token (profile
     const init = [...full.state.tokens.values()].filter((t) => t.initialized).sort((x, y) => (x.label < y.label ? -1 : 1));
     expect(init.map((t) => t.failures.user)).toEqual([0, 1]);
     expect(folded).toBeLessThan(sim.lastSeq);
+  });
+});
+
+describe("hsmsim replay --nats … --token", () => {
+  it("prints one token replayed alone (JSON and text); usage and a subject that does not replay are errors", async () => {
+    const o = fresh();
+    const store = await JetStreamEventStore.open({ nc: nats.nc, sim: "cli", ...o });
+    const sim = testSimulator({ store, slots: 3 });
+    workload(sim);
+    await store.flush(sim.lastSeq);
+    const run = async (...args: string[]) => {
+      const lines: string[] = [];
+      const code = await main(["replay", "--nats", nats.server.url, "--name", "cli", "--stream", o.stream, "--prefix", o.prefix, ...args], (l) => lines.push(l));
+      return { code, text: lines.join("\n") };
+    };
+    const json = await run("--token", "slot0", "--profile", "default", "--json");
+    expect(json.code).toBe(0);
+    const v = JSON.parse(json.text) as { subject: string; label: string; pinFailures: { user: number }; flagNames: string[]; objects: { attrs: Record<string, unknown> }[]; records: number };
+    const live = sim.state.tokens.get("slot0")!;
+    expect(v.subject).toBe(subjects("cli", o.prefix).eventsToken("slot0"));
+    expect(v.label).toBe(live.label.trim());
+    expect(v.pinFailures.user).toBe(live.failures.user);
+    expect(v.flagNames).toContain("CKF_USER_PIN_INITIALIZED");
+    expect(v.objects.map((x) => x.attrs.CKA_LABEL).sort()).toEqual(["changed", "obj0"]);
+    const text = await run("--token", "slot1", "--profile", "default");
+    expect(text.code).toBe(0);
+    expect(text.text).toMatch(/^token slot1 of simulator "cli", replayed alone from k\d+\.cli\.events\.tok\.slot1: \d+ records/);
+    expect(text.text).toMatch(/PIN failures: SO 0, user 1/);
+    expect((await run("--token", "slot2", "--profile", "default")).text).toMatch(/not initialised/);
+    expect((await run("--profile", "default")).code).toBe(2);
+    expect((await run("--token", "a.b")).code).toBe(2);
+    // A token subject that does not replay: exit 1 naming the problem.
+    await jetstream(nats.nc).publish(subjects("cli", o.prefix).eventsToken("slot2"), "{not json");
+    const bad = await run("--token", "slot2", "--profile", "default");
+    expect(bad.code).toBe(1);
   });
 });
 
