@@ -22,6 +22,9 @@ import { natsPerFile } from "../support/nats-server.js";
 import { record } from "../support/file-store-helpers.js";
 import { dataTemplate } from "../support/gwt.js";
 import { main } from "../../src/cli/main.js";
+import { SimulatorService } from "../../src/service/service.js";
+import { connect as connectSim } from "../../src/remote/client.js";
+import { rvName } from "../../src/pkcs11/constants.js";
 import { bytes, caller, snapshot, SO_PIN, testSimulator, TEST_KEY, USER_PIN } from "../support/sim.js";
 
 const nats = natsPerFile("K");
@@ -153,6 +156,45 @@ describe.each<ProfileName>(["default", "softhsm2"])("subjects per token (profile
     const init = [...full.state.tokens.values()].filter((t) => t.initialized).sort((x, y) => (x.label < y.label ? -1 : 1));
     expect(init.map((t) => t.failures.user)).toEqual([0, 1]);
     expect(folded).toBeLessThan(sim.lastSeq);
+  });
+});
+
+describe("hsmsim serve on subjects per token", () => {
+  it("a served simulator's calls on a token go to its subject, and the token replays alone as the service holds it", async () => {
+    const service = await SimulatorService.start({ nc: nats.nc, sim: "served", simulatorKey: TEST_KEY, config: { profile: { profile: "default" }, slots: 2 }, log: () => undefined });
+    const remote = await connectSim(`${nats.server.url}/served`, { timeoutMs: 5000 });
+    try {
+      const app = remote.application();
+      const call = async (fn: string, args: object) => {
+        const r = await app.call({ fn, args } as never);
+        return { rv: rvName(r.rv), out: r.out as Record<string, number> | undefined };
+      };
+      expect((await call("C_Initialize", {})).rv).toBe("CKR_OK");
+      for (const slotID of [0, 1]) expect((await call("C_InitToken", { slotID, pin: SO_PIN, label: `served${slotID}` })).rv).toBe("CKR_OK");
+      const h = (await call("C_OpenSession", { slotID: 1, flags: RW })).out!.hSession!;
+      await call("C_Login", { hSession: h, userType: CK.CKU_SO, pin: SO_PIN });
+      await call("C_InitPIN", { hSession: h, pin: USER_PIN });
+      await call("C_Logout", { hSession: h });
+      expect((await call("C_Login", { hSession: h, userType: CK.CKU_USER, pin: "bad" })).rv).toBe("CKR_PIN_INCORRECT");
+      expect((await call("C_Login", { hSession: h, userType: CK.CKU_USER, pin: USER_PIN })).rv).toBe("CKR_OK");
+      expect((await call("C_CreateObject", { hSession: h, template: dataTemplate(true, true, "served object") })).rv).toBe("CKR_OK");
+      expect((await call("C_CloseSession", { hSession: h })).rv).toBe("CKR_OK");
+      await call("C_Finalize", {});
+      const live = service.simulator.state.tokens;
+      for (const id of ["slot0", "slot1"]) {
+        const alone = await replayToken({ nc: nats.nc, sim: "served", token: id, processCaches: false, simulatorKey: TEST_KEY });
+        expect(tokenPicture(alone.token), id).toEqual(tokenPicture(live.get(id)!));
+      }
+      // The session's calls (open, logout, close) went to slot1's subject by the dispatcher's hint.
+      const fns: string[] = [];
+      await readSubject(jetstream(nats.nc), "HSMSIM", subjects("served").eventsToken("slot1"), (m) => {
+        for (const line of new TextDecoder().decode(m.data).split("\n")) fns.push((JSON.parse(line) as { record: CallRecord }).record.fn);
+      });
+      expect(fns).toEqual(["C_InitToken", "C_OpenSession", "C_Login", "C_InitPIN", "C_Logout", "C_Login", "C_Login", "C_CreateObject", "C_CloseSession"]);
+    } finally {
+      await remote.close();
+      await service.stop();
+    }
   });
 });
 
