@@ -712,11 +712,13 @@ export class JetStreamEventStore implements DeferredEventStore {
             this.conflict(msgID, err).then(
               (r) => {
                 if (r.ours !== undefined) stored(r.ours);
-                else if (r.streamLast !== undefined && Date.now() < deadline && !this.closed) {
+                else if (r.streamLast === undefined) this.fail(new FenceLostError(this.subject, this.fence, { cause: err }));
+                else if (r.streamLast === expected) retry(n, err); // no news (a leader's view lagging?): back off
+                else if (Date.now() < deadline && !this.closed) {
                   this.stats.conflicts++;
                   this.expectLast = r.streamLast;
                   attempt(n + 1, r.streamLast);
-                } else this.fail(new FenceLostError(this.subject, this.fence, { cause: err }));
+                } else retry(n, err); // past the deadline: fails there
               },
               (e2: unknown) => retry(n, e2 as Error),
             );
