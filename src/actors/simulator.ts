@@ -17,6 +17,7 @@ import { generateRsa, generateRsaFrom } from "../crypto/rsa.js";
 import type { Call, CallOut, FnName } from "../events/calls.js";
 import type { Answer, CallRecord, Fact } from "../events/types.js";
 import type { EventStore } from "../events/store.js";
+import { tokenOfCall } from "../events/token-subjects.js";
 import { MemoryEventStore } from "../events/memory-store.js";
 import { invalidArgument, isKnownFunction, recordOut, redactArgs } from "../events/call-schema.js";
 import { CK } from "../pkcs11/constants.js";
@@ -245,7 +246,8 @@ export class Simulator {
     // The log first: a call is answered, and its facts applied, only once its record is held. A store that cannot
     // take it (disk full, closed) leaves the state untouched and the caller gets CKR_DEVICE_ERROR.
     try {
-      this.store.append(record);
+      // The token the call acts on, before it is applied: the JetStream store's subject per token (token-subjects.ts).
+      this.store.append(record, bad ? undefined : tokenOfCall(this.state, appId, call.args));
     } catch (cause) {
       this.seq--;
       this.storeFailures.push(cause);

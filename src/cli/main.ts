@@ -13,6 +13,7 @@ import { progress } from "./progress.js";
 import { CliError, parse, UsageError, type Parsed } from "./args.js";
 import { auditShow, auditVerify } from "./audit.js";
 import { replay } from "./replay.js";
+import { REPLAY_TOKEN_FLAGS, REPLAY_TOKEN_USAGE, replayTokenCommand } from "./replay-token.js";
 import { initToken, showSlots } from "./token.js";
 import { SERVE_FLAGS, SERVE_USAGE, serveCommand } from "../service/serve-command.js";
 import { PROJECT_FLAGS, PROJECT_USAGE, projectCommand } from "../projections/service-cli.js";
@@ -42,6 +43,7 @@ commands:
            re-execute an OpenSC pkcs11-spy trace (PKCS11SPY_OUTPUT) against hsmsim (default profile softhsm2),
            mapping slot IDs and handles, and report each call whose return code or outputs differ and the
            functions skipped; PINs in the trace are used, never written; --store records the re-execution there
+${REPLAY_TOKEN_USAGE}
   init-token --store DIR --slot N --label LABEL --so-pin PIN [--pin USER_PIN] [--profile default|softhsm2] [--slots N]
            initialise (or re-initialise, with the current SO PIN) the token in slot N, like softhsm2-util --init-token;
            --pin also sets the user PIN; a new store takes --profile and --slots
@@ -95,6 +97,8 @@ export async function main(argv: string[], print?: (line: string) => void): Prom
     // Long-running and asynchronous: hsmsim serve (issue 4).
     if (argv[0] === "serve") return await cliErrors(() => serveCommand(parse(argv.slice(1), SERVE_FLAGS)));
     if (argv[0] === "project") return await cliErrors(() => projectCommand(parse(argv.slice(1), PROJECT_FLAGS)));
+    // One token of a served simulator from its own JetStream subject (issue 4; needs NATS, so asynchronous).
+    if (argv[0] === "replay" && argv.includes("--nats") && argv.includes("--token")) return await cliErrors(() => replayTokenCommand(parse(argv.slice(1), REPLAY_TOKEN_FLAGS), out));
     // The audit and replay commands on a simulator served on NATS (issue 5 on JetStream), and the offline copy.
     const log = logCommand(argv);
     if (log && argv.includes("--nats")) return await cliErrors(() => onNatsLog(log.name, log.rest, out));

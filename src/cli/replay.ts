@@ -15,7 +15,7 @@ import { FileEventStore, lastSeqOfLog } from "../events/file-store.js";
 import { progress } from "./progress.js";
 import { LogReadError, readLog } from "../events/verify.js";
 import type { CallRecord } from "../events/types.js";
-import type { ObjectState } from "../model/state.js";
+import type { ObjectState, TokenState } from "../model/state.js";
 import { sessionState, tokenFlags } from "../projections/read-model.js";
 import { CK } from "../pkcs11/constants.js";
 import { CliError, isoTime, storeLog, UsageError, type Parsed } from "./args.js";
@@ -46,7 +46,7 @@ const TOKEN_FLAGS = [
   "CKF_SO_PIN_TO_BE_CHANGED",
 ].filter((n) => typeof (CK as Record<string, number>)[n] === "number");
 
-const flagNames = (f: number) => TOKEN_FLAGS.filter((n) => f & (CK as Record<string, number>)[n]!);
+export const flagNames = (f: number) => TOKEN_FLAGS.filter((n) => f & (CK as Record<string, number>)[n]!);
 
 const BOOL_ATTRS = new Set(
   ["CKA_TOKEN", "CKA_PRIVATE", "CKA_MODIFIABLE", "CKA_COPYABLE", "CKA_DESTROYABLE", "CKA_SENSITIVE", "CKA_EXTRACTABLE"].map((n) => (CK as Record<string, number>)[n]),
@@ -55,7 +55,7 @@ const TEXT_ATTRS = new Set([CK.CKA_LABEL, CK.CKA_APPLICATION]);
 const HEX_ATTRS = new Set([CK.CKA_OBJECT_ID, CK.CKA_ID]);
 
 /** An object as replay shows it: no attribute value that could be secret. */
-function objectView(o: ObjectState) {
+export function objectView(o: ObjectState) {
   const attrs: Record<string, string | boolean | { length: number }> = {};
   let cls: string | undefined;
   for (const [t, v] of o.attrs) {
@@ -68,6 +68,19 @@ function objectView(o: ObjectState) {
     else attrs[attrName(t)] = { length: v.length };
   }
   return { id: o.id, class: cls ?? "(none)", attrs };
+}
+
+/** A token as replay shows it (its objects apart), with its C_GetTokenInfo flags. */
+export function tokenView(t: TokenState, flags: number) {
+  return {
+    id: t.id,
+    initialized: t.initialized,
+    label: t.label.replace(/ +$/, ""),
+    serial: t.serial,
+    flags,
+    flagNames: flagNames(flags),
+    pinFailures: { ...t.failures },
+  };
 }
 
 /** `--until`: a sequence number, or a time. */
@@ -150,13 +163,7 @@ function stateView(sim: Simulator, last: CallRecord | undefined, profileName: st
       const flags = tokenFlags(view, profile);
       const counts = read.counts.get(t.id) ?? { sessions: 0, rwSessions: 0 };
       return {
-        id: t.id,
-        initialized: t.initialized,
-        label: t.label.replace(/ +$/, ""),
-        serial: t.serial,
-        flags,
-        flagNames: flagNames(flags),
-        pinFailures: { ...t.failures },
+        ...tokenView(t, flags),
         sessions: { ...counts },
         objects: [...t.objects.values()].map(objectView),
       };
@@ -209,7 +216,7 @@ function printState(v: StateView, print: Print): void {
   }
 }
 
-function printObjects(objects: ReturnType<typeof objectView>[], print: Print): void {
+export function printObjects(objects: ReturnType<typeof objectView>[], print: Print): void {
   if (objects.length === 0) {
     print("    no objects");
     return;

@@ -1,26 +1,45 @@
 /**
- * The JetStream event store (issue 4): the log of one simulator on the subject `<prefix>.<sim>.events` of one stream
- * (default `HSMSIM`, subjects `<prefix>.*.events`). Design and measurements: docs/notes/nats-design.md §2 and §7.
+ * The JetStream event store (issue 4): the log of one simulator on its subjects of one stream (default `HSMSIM`,
+ * subjects `<prefix>.*.events.>`). Design and measurements: docs/notes/nats-design.md §2, §7 and §11 (subjects per
+ * token).
+ *
+ * Subjects per token (events/token-subjects.ts). A record whose facts change one token's persistent state goes to
+ * `<prefix>.<sim>.events.tok.<token>`; any other record to the subject of the token its call acted on (`append`'s
+ * hint, from the dispatcher), or to `<prefix>.<sim>.events.sim` (C_Initialize, C_Finalize, slot lists…).
+ * The record sequence and the hash chain stay one per simulator, across its subjects, in stream order: the whole log
+ * is read with the filter `<prefix>.<sim>.events.>` (this store's `subject`), one token's persistent state from its
+ * subject alone (events/token-replay.ts). A stream of the single-subject layout (subjects `<prefix>.*.events`) gets
+ * `<prefix>.*.events.>` added at open; a simulator that has records on `<prefix>.<sim>.events` is refused
+ * (`LegacyLayoutError`): nats-server 2.9 takes one consumer filter, and it must lie within the stream's subjects,
+ * so the two layouts cannot be read as one log in stream order.
  *
  * Message format. One message is one group commit: the chain envelopes (chain.ts) of consecutive records, one per
  * line, the bytes a file store writes to events.log, so the hash chain runs through the stream and `entryProblem`
  * verifies it on every replay. Headers: `Hsm-Seq: <first>-<last>`, `Nats-Msg-Id: <sim>/<writerId>/<firstSeq>`.
  *
  * Group commit. `append` is synchronous (the simulator's decide → append → evolve order is the record order): it
- * chains the record, keeps it in memory for `read`, and queues its line. At most one publish is in flight; everything
- * appended meanwhile becomes the next message (up to `maxBatch` records or `maxBatchBytes`). `flush(seq)` resolves once
- * the message holding `seq` is acknowledged; acknowledgements come in order, so every earlier record is stored too.
+ * chains the record, keeps it in memory for `read`, and queues its line with its subject. At most one publish is in
+ * flight; the records appended meanwhile become the next message: the longest run of them with one subject (up to
+ * `maxBatch` records or `maxBatchBytes`), so that stream order stays record order and the chain reads in one pass.
+ * `flush(seq)` resolves once the message holding `seq` is acknowledged; acknowledgements come in order, so every
+ * earlier record is stored too.
  *
- * One writer per simulator: every publish carries `expect.lastSubjectSequence` = the stream sequence of the subject's
- * last message this writer knows (from the replay at open, then from each ack). A second writer for the same
- * simulator is refused by the server (10071 "wrong last sequence") on its first publish and fails with
- * `FenceLostError`; it never forks the log. The msgID is unique per writer incarnation, so a second writer can never
- * be de-duplicated into "success" (a duplicate ack on a first attempt is `ForkSuspectedError`).
+ * One writer per simulator, over all its subjects: every publish carries `expect.lastSequence`, the stream-wide last
+ * sequence this writer expects. A per-subject expectation would not do: a stale writer could append to another
+ * token's subject with a right expectation for that subject and fork the simulator's one sequence (and 2.9 has no
+ * wildcard subject expectation). Since several simulators may share the stream, a refusal (10071 "wrong last
+ * sequence: N") is checked: the last message on `<prefix>.<sim>.>` (`last_by_subj` takes a wildcard on 2.9; this
+ * covers the single-subject layout too) is read; if it is still this writer's last, only other
+ * simulators moved the stream, and the batch is sent again expecting N (safe: nothing of this simulator lies before
+ * N that the writer does not know, and the server takes the publish only if nothing came after N). Otherwise another
+ * writer appended to this simulator: `FenceLostError`, nothing written, the log not forked. The msgID is unique per
+ * writer incarnation, so a second writer can never be de-duplicated into "success" (a duplicate ack on a first attempt
+ * is `ForkSuspectedError`).
  *
  * Ambiguous outcomes (a publish timeout; "no responders" / JetStreamNotEnabled while a stream leader is elected; a
  * lost connection) are retried with the same message (same msgID and expectation) with backoff until `retryForMs`
- * passes. A duplicate ack on a retry means an earlier attempt landed; a 10071 on a retry is checked against the
- * subject's last message: if its msgID is ours, the batch is stored (seen on 2.9.10 after a leader failover).
+ * passes. A duplicate ack on a retry means an earlier attempt landed; a 10071 is checked as above, and if the
+ * simulator's last message carries our msgID, the batch is stored (seen on 2.9.10 after a leader failover).
  *
  * Failure is fail-stop. The simulator's write model runs ahead of the log by the batch in flight and the one filling
  * (it applies facts at dispatch, optimistically). When a commit fails for good, `failure` is set, every waiting
@@ -57,7 +76,8 @@ import type { DeferredEventStore, SnapshotCandidate, SnapshotHost } from "./stor
 import type { CallRecord } from "./types.js";
 import { encodeEntry, entryHash, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { StoreWriteError } from "./file-store.js";
-import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_SEQ, SNAPSHOT_BUCKET, streamSubjects, subjects } from "../remote/protocol.js";
+import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_MSG_ID, HEADER_SEQ, legacyStreamSubjects, SNAPSHOT_BUCKET, streamSubjects, subjects, type Subjects } from "../remote/protocol.js";
+import { subjectToken } from "./token-subjects.js";
 
 /** JetStream's "wrong last sequence": the expectation (our fence) did not hold. */
 const WRONG_LAST_SEQUENCE = 10071;
@@ -103,7 +123,7 @@ interface SnapshotMeta {
 
 const CHUNK = 512 * 1024;
 
-/** A second writer moved the subject: this writer's view is stale, and it must stop. */
+/** A second writer appended to the simulator's log: this writer's view is stale, and it must stop. */
 export class FenceLostError extends Error {
   override readonly name = "FenceLostError";
   constructor(
@@ -115,6 +135,22 @@ export class FenceLostError extends Error {
       `hsmsim: another writer appended to ${subject} (expected its last message at stream seq ${expected}): ` +
         `a simulator has one writer; this one stops without writing (run one "hsmsim serve" per simulator name)`,
       options,
+    );
+  }
+}
+
+/** The simulator's log is in the single-subject layout of earlier versions: this version does not continue it. */
+export class LegacyLayoutError extends Error {
+  override readonly name = "LegacyLayoutError";
+  constructor(
+    readonly stream: string,
+    readonly subject: string,
+    readonly lastStreamSeq: number,
+  ) {
+    super(
+      `hsmsim: the log on ${subject} (stream ${stream}, last message at stream seq ${lastStreamSeq}) is in the single-subject ` +
+        `layout of hsmsim before subjects per token; this version writes one subject per token and does not continue ` +
+        `it: serve the simulator under another name or on another stream (--stream), or read the old log with the version that wrote it`,
     );
   }
 }
@@ -137,14 +173,22 @@ export class StreamCorruptError extends Error {
   }
 }
 
-/** Create the stream if it is missing (deny delete and purge: it is an audit log), or check it covers `prefix`. */
-export async function ensureStream(jsm: JetStreamManager, stream: string, prefix: string, replicas = 1): Promise<void> {
+/**
+ * Create the stream if it is missing (deny delete and purge: it is an audit log), or check it covers `prefix`. A
+ * stream of the single-subject layout (`<prefix>.*.events` only) gets `<prefix>.*.events.>` added (its records stay;
+ * the simulators that have some are refused at open, `LegacyLayoutError`).
+ */
+export async function ensureStream(jsm: JetStreamManager, stream: string, prefix: string, replicas = 1, onWarning?: (m: string) => void): Promise<void> {
   const subject = streamSubjects(prefix);
   try {
     const info = await jsm.streams.info(stream);
-    if (!info.config.subjects?.includes(subject)) {
-      throw new RangeError(`stream ${stream} exists but does not take ${subject} (its subjects: ${info.config.subjects?.join(", ")})`);
+    const has = info.config.subjects ?? [];
+    if (has.includes(subject)) return;
+    if (!has.includes(legacyStreamSubjects(prefix))) {
+      throw new RangeError(`stream ${stream} exists but does not take ${subject} (its subjects: ${has.join(", ")})`);
     }
+    await jsm.streams.update(stream, { subjects: [...has, subject] });
+    onWarning?.(`hsmsim: stream ${stream} had the single-subject layout (${legacyStreamSubjects(prefix)}); added ${subject} (subjects per token)`);
     return;
   } catch (e) {
     if (e instanceof RangeError) throw e;
@@ -275,6 +319,34 @@ export async function followSubject(
   };
 }
 
+/**
+ * The entries of a replayed message. A line in the writer's own layout (`{"seq":N,"prev":"…","hash":"…","record":…}`,
+ * which `encodeEntry` writes with the record's canonical text) is checked by hashing the record's text as stored
+ * (`verified`: its own hash holds; seq and prev are left to the caller), without re-encoding the parsed record: a
+ * third of the replay's cost. Any other line is parsed whole and checked by `entryProblem`.
+ */
+export function* messageEntries(subject: string, m: ReplayedMessage): Iterable<Envelope & { verified?: boolean }> {
+  const text = utf8d.decode(m.data);
+  let i = 0;
+  while (i < text.length) {
+    let j = text.indexOf("\n", i);
+    if (j < 0) j = text.length;
+    const line = text.slice(i, j);
+    i = j + 1;
+    if (line.length === 0) continue;
+    const fast = fastLine(line);
+    if (fast) {
+      const { seq, prev, hash, raw } = fast;
+      if (entryHash(seq, prev, raw) !== hash) throw new StreamCorruptError(subject, seq, m.streamSeq, "hash does not match the entry's contents");
+      const record = JSON.parse(raw) as CallRecord;
+      if (record.seq !== seq) throw new StreamCorruptError(subject, seq, m.streamSeq, `record.seq is ${record.seq}, expected ${seq}`);
+      yield { seq, prev, hash, record, verified: true };
+    } else {
+      yield JSON.parse(line) as Envelope;
+    }
+  }
+}
+
 interface Waiter {
   seq: number;
   resolve: () => void;
@@ -282,7 +354,9 @@ interface Waiter {
 }
 
 export class JetStreamEventStore implements DeferredEventStore {
+  /** The filter of this simulator's whole log (`<prefix>.<sim>.events.>`): what replay reads. */
   readonly subject: string;
+  private readonly subjects: Subjects;
   readonly stream: string;
   /** Unique per writer incarnation: part of every msgID. */
   readonly writerId: string;
@@ -292,16 +366,18 @@ export class JetStreamEventStore implements DeferredEventStore {
   private last: number;
   private durable: number;
   private head: string;
-  /** The stream sequence of the subject's last message this writer knows: the expectation of the next publish. */
+  /** The stream sequence of this simulator's last message (on any of its subjects) that this writer knows. */
   private fence: number;
-  private pending: { seq: number; line: string }[] = [];
+  /** The stream's last sequence as this writer expects it: `expect.lastSequence` of the next publish (≥ fence). */
+  private expectLast: number;
+  private pending: { seq: number; line: string; subject: string }[] = [];
   private pendingBytes = 0;
   private inflight = false;
   private waiters: Waiter[] = [];
   private failed: Error | undefined;
   private closed = false;
   private idle: (() => void)[] = [];
-  readonly stats = { publishes: 0, records: 0, retries: 0, loadedRecords: 0, loadedMessages: 0, loadMs: 0, snapshotsWritten: 0, snapshotMs: 0, restoredFrom: 0 };
+  readonly stats = { publishes: 0, records: 0, retries: 0, conflicts: 0, loadedRecords: 0, loadedMessages: 0, loadMs: 0, snapshotsWritten: 0, snapshotMs: 0, restoredFrom: 0 };
   private snapKv: KV | undefined;
   private snapKey = "";
   private restored: SnapshotCandidate | undefined;
@@ -319,25 +395,30 @@ export class JetStreamEventStore implements DeferredEventStore {
     private readonly opts: Required<Pick<JetStreamStoreOptions, "sim" | "maxBatch" | "maxBatchBytes" | "retryForMs" | "publishTimeoutMs">> & {
       onWarning: (m: string) => void;
     },
-    init: { stream: string; subject: string; base: number; head: string; fence: number },
+    init: { stream: string; subjects: Subjects; base: number; head: string; fence: number },
   ) {
     this.stream = init.stream;
-    this.subject = init.subject;
+    this.subjects = init.subjects;
+    this.subject = init.subjects.events;
     this.base = init.base;
     this.last = init.base;
     this.durable = init.base;
     this.head = init.head;
     this.fence = init.fence;
+    this.expectLast = init.fence;
     this.writerId = randomUUID();
   }
 
-  /** Create the stream if needed, replay the simulator's subject (verifying the chain), and be ready to append. */
+  /** Create the stream if needed, replay the simulator's subjects (verifying the chain), and be ready to append. */
   static async open(o: JetStreamStoreOptions): Promise<JetStreamEventStore> {
     const stream = o.stream ?? DEFAULT_STREAM;
     const prefix = o.prefix ?? DEFAULT_PREFIX;
-    const subject = subjects(o.sim, prefix).events;
+    const subjs = subjects(o.sim, prefix);
+    const subject = subjs.events;
     const jsm = await jetstreamManager(o.nc);
-    await ensureStream(jsm, stream, prefix, o.replicas ?? 1);
+    await ensureStream(jsm, stream, prefix, o.replicas ?? 1, o.onWarning ?? ((m) => console.warn(m)));
+    const legacy = await jsm.streams.getMessage(stream, { last_by_subj: subjs.eventsLegacy });
+    if (legacy) throw new LegacyLayoutError(stream, subjs.eventsLegacy, legacy.seq);
     const js = jetstream(o.nc);
     const store = new JetStreamEventStore(
       js,
@@ -350,7 +431,7 @@ export class JetStreamEventStore implements DeferredEventStore {
         publishTimeoutMs: o.publishTimeoutMs ?? 2000,
         onWarning: o.onWarning ?? ((m) => console.warn(m)),
       },
-      { stream, subject, base: 0, head: GENESIS, fence: 0 },
+      { stream, subjects: subjs, base: 0, head: GENESIS, fence: 0 },
     );
     if (o.snapshotEvery !== undefined) {
       if (!Number.isSafeInteger(o.snapshotEvery) || o.snapshotEvery < 0) throw new RangeError(`"snapshotEvery" expected an integer >= 0, got ${o.snapshotEvery}`);
@@ -460,6 +541,9 @@ export class JetStreamEventStore implements DeferredEventStore {
 
   private async load(startStreamSeq: number, snap?: SnapshotMeta & { body: Uint8Array }): Promise<void> {
     const t0 = performance.now();
+    // The stream's last sequence before the replay: every message of this simulator up to it is read below, so the
+    // first publish may expect it (other simulators' messages after this writer's last do not refuse it then).
+    const streamLast = (await this.jsm.streams.info(this.stream)).state.last_seq;
     if (snap) {
       this.base = snap.seq;
       this.last = snap.seq;
@@ -472,7 +556,7 @@ export class JetStreamEventStore implements DeferredEventStore {
       this.stream,
       this.subject,
       (m) => {
-        for (const e of this.verifiedEntries(m)) {
+        for (const e of messageEntries(this.subject, m)) {
           if (!checked) {
             // The message holding the snapshot's record: skip what the snapshot covers; its record must be the head.
             if (e.seq < snap!.seq) continue;
@@ -496,6 +580,7 @@ export class JetStreamEventStore implements DeferredEventStore {
     );
     if (!checked) throw new StreamCorruptError(this.subject, snap!.seq, snap!.streamSeq, "the snapshot's record is not in the stream");
     if (lastStreamSeq > 0) this.fence = lastStreamSeq;
+    this.expectLast = Math.max(this.fence, streamLast);
     if (snap) {
       this.restored = { seq: snap.seq, head: snap.head, name: `KV ${SNAPSHOT_BUCKET} ${this.snapKey}.meta`, body: () => snap.body };
       this.stats.restoredFrom = snap.seq;
@@ -503,34 +588,6 @@ export class JetStreamEventStore implements DeferredEventStore {
     this.durable = this.last;
     this.stats.loadedRecords = this.last - this.base;
     this.stats.loadMs = performance.now() - t0;
-  }
-
-  /**
-   * The entries of a replayed message. A line in the writer's own layout (`{"seq":N,"prev":"…","hash":"…","record":…}`,
-   * which `encodeEntry` writes with the record's canonical text) is checked by hashing the record's text as stored
-   * (`verified`: its own hash holds; seq and prev are left to the caller), without re-encoding the parsed record: a
-   * third of the replay's cost. Any other line is parsed whole and checked by `entryProblem`.
-   */
-  private *verifiedEntries(m: ReplayedMessage): Iterable<Envelope & { verified?: boolean }> {
-    const text = utf8d.decode(m.data);
-    let i = 0;
-    while (i < text.length) {
-      let j = text.indexOf("\n", i);
-      if (j < 0) j = text.length;
-      const line = text.slice(i, j);
-      i = j + 1;
-      if (line.length === 0) continue;
-      const fast = fastLine(line);
-      if (fast) {
-        const { seq, prev, hash, raw } = fast;
-        if (entryHash(seq, prev, raw) !== hash) throw new StreamCorruptError(this.subject, seq, m.streamSeq, "hash does not match the entry's contents");
-        const record = JSON.parse(raw) as CallRecord;
-        if (record.seq !== seq) throw new StreamCorruptError(this.subject, seq, m.streamSeq, `record.seq is ${record.seq}, expected ${seq}`);
-        yield { seq, prev, hash, record, verified: true };
-      } else {
-        yield JSON.parse(line) as Envelope;
-      }
-    }
   }
 
   get lastSeq(): number {
@@ -550,12 +607,12 @@ export class JetStreamEventStore implements DeferredEventStore {
     return this.head;
   }
 
-  /** The stream sequence of the subject's last stored message (this writer's fence). */
+  /** The stream sequence of this simulator's last stored message (on any of its subjects). */
   get streamSeq(): number {
     return this.fence;
   }
 
-  append(record: CallRecord): void {
+  append(record: CallRecord, hint?: string): void {
     if (this.failed) throw new StoreWriteError(`hsmsim: the JetStream store for ${this.subject} failed earlier and takes no more appends`, { cause: this.failed });
     if (this.closed) throw new StoreWriteError(`hsmsim: the JetStream store for ${this.subject} is closed`);
     if (record.seq !== this.last + 1) throw new RangeError(`"record.seq" expected ${this.last + 1}, got ${record.seq}`);
@@ -565,7 +622,8 @@ export class JetStreamEventStore implements DeferredEventStore {
     this.records.push(record);
     this.last = record.seq;
     this.head = hash;
-    this.pending.push({ seq: record.seq, line });
+    const token = subjectToken(record, hint);
+    this.pending.push({ seq: record.seq, line, subject: token === undefined ? this.subjects.eventsSim : this.subjects.eventsToken(token) });
     this.pendingBytes += line.length + 1;
     if (!this.inflight) {
       // Let the calls of this turn of the event loop join the batch.
@@ -595,7 +653,7 @@ export class JetStreamEventStore implements DeferredEventStore {
     return new StoreWriteError(`hsmsim: record ${seq} of ${this.subject} may not be stored: ${this.failed?.message}`, { cause: this.failed });
   }
 
-  /** Publish the next batch (one in flight at a time). */
+  /** Publish the next batch: the longest run of pending records with one subject (one publish in flight at a time). */
   private commit(): void {
     if (this.failed || this.pending.length === 0) {
       this.inflight = false;
@@ -605,7 +663,13 @@ export class JetStreamEventStore implements DeferredEventStore {
     this.inflight = true;
     let n = 0;
     let bytes = 0;
-    while (n < this.pending.length && n < this.opts.maxBatch && (n === 0 || bytes + this.pending[n]!.line.length + 1 <= this.opts.maxBatchBytes)) {
+    const subject = this.pending[0]!.subject;
+    while (
+      n < this.pending.length &&
+      n < this.opts.maxBatch &&
+      this.pending[n]!.subject === subject &&
+      (n === 0 || bytes + this.pending[n]!.line.length + 1 <= this.opts.maxBatchBytes)
+    ) {
       bytes += this.pending[n]!.line.length + 1;
       n++;
     }
@@ -615,7 +679,6 @@ export class JetStreamEventStore implements DeferredEventStore {
     const last = batch[batch.length - 1]!.seq;
     const body = utf8.encode(batch.map((b) => b.line).join("\n"));
     const msgID = `${this.opts.sim}/${this.writerId}/${first}`;
-    const expected = this.fence;
     const h = headers();
     h.set(HEADER_SEQ, `${first}-${last}`);
     const deadline = Date.now() + this.opts.retryForMs;
@@ -624,6 +687,7 @@ export class JetStreamEventStore implements DeferredEventStore {
 
     const stored = (streamSeq: number): void => {
       this.fence = streamSeq;
+      this.expectLast = streamSeq;
       this.durable = last;
       if (this.snapPending && this.snapPending.seq <= last) this.writeSnapshot(streamSeq);
       let k = 0;
@@ -631,8 +695,8 @@ export class JetStreamEventStore implements DeferredEventStore {
       for (const w of this.waiters.splice(0, k)) w.resolve();
       this.commit();
     };
-    const attempt = (n: number): void => {
-      this.js.publish(this.subject, body, { msgID, headers: h, expect: { lastSubjectSequence: expected }, timeout: this.opts.publishTimeoutMs }).then(
+    const attempt = (n: number, expected: number): void => {
+      this.js.publish(subject, body, { msgID, headers: h, expect: { lastSequence: expected }, timeout: this.opts.publishTimeoutMs }).then(
         (ack) => {
           if (ack.duplicate && n === 0) {
             this.fail(new ForkSuspectedError(`hsmsim: the first publish of ${msgID} was acknowledged as a duplicate (stream seq ${ack.seq}): another writer?`));
@@ -643,22 +707,25 @@ export class JetStreamEventStore implements DeferredEventStore {
         (e: unknown) => {
           const err = e as Error & { code?: number };
           if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
-            if (n === 0) {
-              this.fail(new FenceLostError(this.subject, expected, { cause: err }));
-              return;
-            }
-            // On a retry, 10071 is ambiguous: an earlier attempt may have landed without the de-dup catching this one.
-            this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject }).then(
-              (m) => {
-                if (m && m.header?.get("Nats-Msg-Id") === msgID) stored(m.seq);
-                else this.fail(new FenceLostError(this.subject, expected, { cause: err }));
+            // The stream moved: other simulators (go on expecting its new end), another writer of this simulator
+            // (stop), or, on a retry, our own earlier attempt (stored).
+            this.conflict(msgID, err).then(
+              (r) => {
+                if (r.ours !== undefined) stored(r.ours);
+                else if (r.streamLast === undefined) this.fail(new FenceLostError(this.subject, this.fence, { cause: err }));
+                else if (r.streamLast === expected) retry(n, err); // no news (a leader's view lagging?): back off
+                else if (Date.now() < deadline && !this.closed) {
+                  this.stats.conflicts++;
+                  this.expectLast = r.streamLast;
+                  attempt(n + 1, r.streamLast);
+                } else retry(n, err); // past the deadline: fails there
               },
               (e2: unknown) => retry(n, e2 as Error),
             );
             return;
           }
           if (err instanceof JetStreamApiError) {
-            this.fail(new StoreWriteError(`hsmsim: JetStream refused records ${first}-${last} of ${this.subject}: ${err.message}`, { cause: err }));
+            this.fail(new StoreWriteError(`hsmsim: JetStream refused records ${first}-${last} of ${subject}: ${err.message}`, { cause: err }));
             return;
           }
           retry(n, err);
@@ -672,10 +739,24 @@ export class JetStreamEventStore implements DeferredEventStore {
         return;
       }
       this.stats.retries++;
-      if (n === 0) this.opts.onWarning(`hsmsim: publishing records ${first}-${last} to ${this.subject}: ${err.name}: ${err.message}; retrying`);
-      setTimeout(() => attempt(n + 1), Math.min(50 * 2 ** n, 500));
+      if (n === 0) this.opts.onWarning(`hsmsim: publishing records ${first}-${last} to ${subject}: ${err.name}: ${err.message}; retrying`);
+      setTimeout(() => attempt(n + 1, this.expectLast), Math.min(50 * 2 ** n, 500));
     };
-    attempt(0);
+    attempt(0, this.expectLast);
+  }
+
+  /**
+   * After a refused expectation: read the stream's last sequence N (the error names it) and then this simulator's
+   * last message. Ours (this msgID): the batch is stored there. This writer's last known message: only other
+   * simulators moved the stream, so expect N. Anything else: another writer of this simulator (undefined, undefined).
+   */
+  private async conflict(msgID: string, err: Error): Promise<{ ours?: number; streamLast?: number }> {
+    const named = /wrong last sequence: (\d+)/.exec(err.message)?.[1];
+    const streamLast = named !== undefined ? Number(named) : (await this.jsm.streams.info(this.stream)).state.last_seq;
+    const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subjects.eventsAny });
+    if (m && m.header?.get(HEADER_MSG_ID) === msgID) return { ours: m.seq };
+    if ((m?.seq ?? 0) === this.fence) return { streamLast: Math.max(streamLast, this.fence) };
+    return {};
   }
 
   private fail(e: Error): void {

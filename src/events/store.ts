@@ -9,9 +9,10 @@ export interface EventStore {
   /**
    * Append one record; `record.seq` is one more than the last. Returns once the record is held, as it is now: a store
    * keeps its encoding (or a copy), never the objects, which the caller may still change (the dispatcher hands the
-   * recorded output to its caller unfrozen).
+   * recorded output to its caller unfrozen). `token`: the token the call acted on (events/token-subjects.ts
+   * `tokenOfCall`), a routing hint for a store with subjects per token (JetStream); the others ignore it.
    */
-  append(record: CallRecord): void;
+  append(record: CallRecord, token?: string): void;
   /** Records in order, from sequence `from` (1-based, inclusive). */
   read(from?: number): Iterable<CallRecord>;
   /** The last sequence held (0 when empty). */

@@ -147,7 +147,7 @@ function issueHandle(state: SimState, a: AppState, handle: number, object: strin
  * One stored attribute into an object: raw bytes as they are; a sealed value opened under the simulator key, or, when
  * it does not open (a replay without the key), kept sealed with SEALED_VALUE in its place.
  */
-function setStored(o: ObjectState, x: StoredAttribute, env: EvolveEnv): void {
+export function setStored(o: ObjectState, x: StoredAttribute, env: EvolveEnv): void {
   if ("value" in x) {
     o.attrs.set(x.type, hexToBytes(x.value));
     o.sealed?.delete(x.type);

@@ -7,7 +7,7 @@
  */
 import { bytesToHex } from "../crypto/encoding.js";
 import type { ReadModel } from "../projections/read-model.js";
-import type { ObjectState, SimState } from "./state.js";
+import type { ObjectState, SimState, TokenState } from "./state.js";
 
 const sorted = <K extends string | number, V>(m: Map<K, V>) =>
   [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -29,25 +29,32 @@ function object(o: ObjectState) {
   };
 }
 
+/**
+ * One token's picture. Without `sessions`, its persistent state only (what a token replayed alone from its subject
+ * rebuilds, model/token-fold.ts): the open-session counts belong to applications.
+ */
+export function tokenPicture(t: TokenState, sessions = false) {
+  return {
+    id: t.id,
+    initialized: t.initialized,
+    serial: t.serial,
+    label: t.label,
+    soPin: t.soPin,
+    userPin: t.userPin,
+    failures: t.failures,
+    nextObject: t.nextObject,
+    generation: t.generation,
+    ...(sessions ? { sessions: t.sessions, rwSessions: t.rwSessions } : {}),
+    objects: sorted(t.objects).map(([, o]) => object(o)),
+  };
+}
+
 export function snapshotState(state: SimState, read: ReadModel) {
   return {
     applied: state.applied,
     nextApp: state.nextApp,
     tokenOrder: state.tokenOrder,
-    tokens: sorted(state.tokens).map(([, t]) => ({
-      id: t.id,
-      initialized: t.initialized,
-      serial: t.serial,
-      label: t.label,
-      soPin: t.soPin,
-      userPin: t.userPin,
-      failures: t.failures,
-      nextObject: t.nextObject,
-      generation: t.generation,
-      sessions: t.sessions,
-      rwSessions: t.rwSessions,
-      objects: sorted(t.objects).map(([, o]) => object(o)),
-    })),
+    tokens: sorted(state.tokens).map(([, t]) => tokenPicture(t, true)),
     apps: sorted(state.apps).map(([, a]) => ({
       id: a.id,
       slotOrder: a.slotOrder,

@@ -8,7 +8,8 @@
  *
  * | subject                      | kind                               | body                                       |
  * |------------------------------|------------------------------------|--------------------------------------------|
- * | `<prefix>.<sim>.events`      | JetStream (stream `HSMSIM` default, subjects `<prefix>.*.events`) | EventBatch lines |
+ * | `<prefix>.<sim>.events.sim`  | JetStream (stream `HSMSIM` default, subjects `<prefix>.*.events.>`) | EventBatch lines |
+ * | `<prefix>.<sim>.events.tok.<token>` | JetStream, the same stream: the records of one token (below) | EventBatch lines |
  * | `<prefix>.<sim>.call`        | request/reply, queue group "hsmsim" | CallRequest → CallReply                   |
  * | `<prefix>.<sim>.info`        | request/reply, queue group "hsmsim" | (empty) → ServiceInfo                     |
  * | `<prefix>.<sim>.readmodel`   | request/reply, queue group "hsmsim" | (empty) → ReadModelImage                  |
@@ -21,8 +22,12 @@
  * Event messages. One message is one group commit: the chain envelopes (chain.ts `encodeEntry`) of consecutive call
  * records, one per line, the same bytes as a file store's events.log lines, so the hash chain runs through the stream.
  * Headers: `Nats-Msg-Id: <sim>/<writerId>/<firstSeq>` (unique per writer incarnation, see nats-design §2) and
- * `Hsm-Seq: <first>-<last>`. One simulator, one subject: one record sequence and one hash chain (see the design note
- * §7.1 for why not one subject per PKCS#11 token).
+ * `Hsm-Seq: <first>-<last>`. Subjects per token (design note §11, events/token-subjects.ts): a record whose facts change
+ * one token's persistent state, or whose call acted on one token, goes to `<prefix>.<sim>.events.tok.<token id>`,
+ * every other record to `<prefix>.<sim>.events.sim`; one record sequence and one hash chain run through all of a simulator's subjects in
+ * stream order, so the whole log is read with the filter `<prefix>.<sim>.events.>` (`Subjects.events`), and one
+ * token's persistent state with its own subject alone (events/token-replay.ts). A simulator whose log is in the
+ * single-subject layout of earlier versions (`<prefix>.<sim>.events`) is refused with a clear error.
  *
  * Calls. The body of a request or reply is JSON with byte strings (Uint8Array, Buffer) encoded as `{"$b":"<base64>"}`
  * (`encodeWire`/`decodeWire`). A reply carries the sequence of the call's record (`seq`): it is sent only once that
@@ -72,7 +77,16 @@ export function checkToken(what: string, v: string): string {
 }
 
 export interface Subjects {
+  /** The filter of the simulator's whole log (all its event subjects), read in stream order. */
   events: string;
+  /** Records of calls on no token (C_Initialize, C_Finalize, slot lists…), or changing several tokens. */
+  eventsSim: string;
+  /** Records that change this token's persistent state or act on it (token ids: `slot<n>`, `tok<n>`). */
+  eventsToken(token: string): string;
+  /** The single-subject layout's subject (logs written before subjects per token): refused, never written. */
+  eventsLegacy: string;
+  /** Every event subject of the simulator in either layout: for `last_by_subj` (not a consumer filter on 2.9). */
+  eventsAny: string;
   call: string;
   info: string;
   readModel: string;
@@ -89,7 +103,11 @@ export function subjects(sim: string, prefix: string = DEFAULT_PREFIX): Subjects
   checkToken("prefix", prefix);
   const base = `${prefix}.${sim}`;
   return {
-    events: `${base}.events`,
+    events: `${base}.events.>`,
+    eventsSim: `${base}.events.sim`,
+    eventsToken: (token) => `${base}.events.tok.${checkToken("token", token)}`,
+    eventsLegacy: `${base}.events`,
+    eventsAny: `${base}.>`,
     call: `${base}.call`,
     info: `${base}.info`,
     readModel: `${base}.readmodel`,
@@ -101,8 +119,13 @@ export function subjects(sim: string, prefix: string = DEFAULT_PREFIX): Subjects
   };
 }
 
-/** The stream's subject filter: every simulator's events under `prefix`. */
+/** The stream's subjects: every simulator's event subjects under `prefix`. */
 export function streamSubjects(prefix: string = DEFAULT_PREFIX): string {
+  return `${checkToken("prefix", prefix)}.*.events.>`;
+}
+
+/** The stream subject of the single-subject layout (before subjects per token). */
+export function legacyStreamSubjects(prefix: string = DEFAULT_PREFIX): string {
   return `${checkToken("prefix", prefix)}.*.events`;
 }
 

@@ -204,5 +204,5 @@ describe("tampering with a served simulator's log or checkpoints is caught", () 
 
 /** A subject of `sim`'s log under `prefix`, for a forged copy (every event subject is read back by the same filter). */
 function forgedSubject(sim: string, prefix: string): string {
-  return subjects(sim, prefix).events;
+  return subjects(sim, prefix).eventsSim;
 }

@@ -6,39 +6,23 @@
  * simulator rebuilt from the stream in the state it had.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { FenceLostError, JetStreamEventStore, readSubject, StreamCorruptError } from "../../src/events/jetstream-store.js";
 import { encodeEntry, entryProblem, GENESIS } from "../../src/events/chain.js";
 import { StoreWriteError } from "../../src/events/file-store.js";
 import { subjects } from "../../src/remote/protocol.js";
 import { CK } from "../../src/pkcs11/constants.js";
-import { startNatsServer, type NatsServer } from "../support/nats-server.js";
+import { natsPerFile } from "../support/nats-server.js";
 import { record } from "../support/file-store-helpers.js";
 import { caller, snapshot, SO_PIN, testSimulator, USER_PIN } from "../support/sim.js";
 
-let server: NatsServer;
-let nc: NatsConnection;
-let n = 0;
-/** A fresh stream per test: name and prefix unique, so tests do not see each other's messages. */
-const fresh = () => {
-  n++;
-  return { stream: `T${n}`, prefix: `t${n}` };
-};
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.stop();
-});
+const nats = natsPerFile("T");
+const fresh = nats.fresh;
 
 describe("JetStream event store", () => {
   it("appends, answers flush once stored, and a reopened store reads the same records with an intact chain", async () => {
     const o = fresh();
-    const s = await JetStreamEventStore.open({ nc, sim: "a", ...o });
+    const s = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     expect(s.lastSeq).toBe(0);
     for (let i = 1; i <= 50; i++) s.append(record(i));
     expect(s.lastSeq).toBe(50);
@@ -50,7 +34,7 @@ describe("JetStream event store", () => {
     const head = s.headHash;
     await s.close();
 
-    const r = await JetStreamEventStore.open({ nc, sim: "a", ...o });
+    const r = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     expect(r.lastSeq).toBe(50);
     expect(r.headHash).toBe(head);
     expect([...r.read()].map((x) => x.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
@@ -58,7 +42,7 @@ describe("JetStream event store", () => {
     // The messages hold chain envelopes: verify them independently of the store.
     let prev = GENESIS;
     let seq = 0;
-    await readSubject(jetstream(nc), o.stream, subjects("a", o.prefix).events, (m) => {
+    await readSubject(jetstream(nats.nc), o.stream, subjects("a", o.prefix).events, (m) => {
       for (const e of m.envelopes) {
         expect(entryProblem(e, ++seq, prev)).toBeUndefined();
         prev = e.hash;
@@ -71,15 +55,15 @@ describe("JetStream event store", () => {
 
   it("keeps each simulator on its own subject: one replays alone", async () => {
     const o = fresh();
-    const a = await JetStreamEventStore.open({ nc, sim: "a", ...o });
-    const b = await JetStreamEventStore.open({ nc, sim: "b", ...o });
+    const a = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
+    const b = await JetStreamEventStore.open({ nc: nats.nc, sim: "b", ...o });
     for (let i = 1; i <= 10; i++) {
       a.append(record(i));
       if (i <= 3) b.append(record(i));
       await Promise.all([a.flush(i), b.flush(Math.min(i, 3))]);
     }
-    const a2 = await JetStreamEventStore.open({ nc, sim: "a", ...o });
-    const b2 = await JetStreamEventStore.open({ nc, sim: "b", ...o });
+    const a2 = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
+    const b2 = await JetStreamEventStore.open({ nc: nats.nc, sim: "b", ...o });
     expect(a2.lastSeq).toBe(10);
     expect(b2.lastSeq).toBe(3);
     expect(a2.stats.loadedMessages).toBe(10);
@@ -88,26 +72,26 @@ describe("JetStream event store", () => {
 
   it("de-duplicates a message published again with the same ID", async () => {
     const o = fresh();
-    const s = await JetStreamEventStore.open({ nc, sim: "a", ...o });
+    const s = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     s.append(record(1));
     await s.flush(1);
-    const js = jetstream(nc);
-    const subject = subjects("a", o.prefix).events;
+    const js = jetstream(nats.nc);
+    const subject = subjects("a", o.prefix).eventsSim;
     const body = encodeEntry(GENESIS, record(1)).line;
     const msgID = `a/${s.writerId}/1`;
     const ack = await js.publish(subject, body, { msgID });
     expect(ack.duplicate).toBe(true);
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(nats.nc);
     expect((await jsm.streams.info(o.stream)).state.messages).toBe(1);
   });
 
   it("refuses a second writer for the same simulator (FenceLostError) and never forks the log", async () => {
     const o = fresh();
-    const first = await JetStreamEventStore.open({ nc, sim: "a", ...o });
+    const first = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     first.append(record(1));
     await first.flush(1);
     // The second writer opens on the same log (seq 1), then the first moves on: the second's view is stale.
-    const second = await JetStreamEventStore.open({ nc, sim: "a", ...o });
+    const second = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     first.append(record(2));
     await first.flush(2);
     second.append(record(2));
@@ -117,21 +101,21 @@ describe("JetStream event store", () => {
     );
     expect(err).toBeInstanceOf(StoreWriteError);
     expect(second.failure).toBeInstanceOf(FenceLostError);
-    expect(second.failure!.message).toMatch(/another writer appended to t\d+\.a\.events/);
+    expect(second.failure!.message).toMatch(/another writer appended to t\d+\.a\.events\.>/);
     // It takes nothing more.
     expect(() => second.append(record(3))).toThrow(StoreWriteError);
     // The first writer keeps going; the log holds its records only, chained.
     first.append(record(3));
     await first.flush(3);
-    const r = await JetStreamEventStore.open({ nc, sim: "a", ...o });
+    const r = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     expect(r.lastSeq).toBe(3);
     expect(r.headHash).toBe(first.headHash);
   });
 
   it("a simulator on the store answers CKR_DEVICE_ERROR once the store failed, and applies nothing", async () => {
     const o = fresh();
-    const first = await JetStreamEventStore.open({ nc, sim: "a", ...o });
-    const second = await JetStreamEventStore.open({ nc, sim: "a", ...o });
+    const first = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
+    const second = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     const sim = testSimulator({ store: second });
     const app = caller(sim.application());
     // The other writer moves the subject first: the simulator's first commit is refused.
@@ -148,22 +132,22 @@ describe("JetStream event store", () => {
 
   it("refuses a stream whose content does not chain", async () => {
     const o = fresh();
-    const s = await JetStreamEventStore.open({ nc, sim: "a", ...o });
+    const s = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     s.append(record(1));
     await s.flush(1);
     // A foreign writer appends a line that claims seq 2 but links to the wrong previous hash.
-    await jetstream(nc).publish(subjects("a", o.prefix).events, encodeEntry(GENESIS, record(2)).line);
-    await expect(JetStreamEventStore.open({ nc, sim: "a", ...o })).rejects.toBeInstanceOf(StreamCorruptError);
+    await jetstream(nats.nc).publish(subjects("a", o.prefix).eventsSim, encodeEntry(GENESIS, record(2)).line);
+    await expect(JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o })).rejects.toBeInstanceOf(StreamCorruptError);
     // An edited record under its old hash, on another simulator's subject.
     const line = encodeEntry(GENESIS, record(1)).line.replace('"rv":0', '"rv":5');
     expect(line).toContain('"rv":5');
-    await jetstream(nc).publish(subjects("b", o.prefix).events, line);
-    await expect(JetStreamEventStore.open({ nc, sim: "b", ...o })).rejects.toThrow(/corrupt at record seq 1 .*hash does not match/);
+    await jetstream(nats.nc).publish(subjects("b", o.prefix).eventsSim, line);
+    await expect(JetStreamEventStore.open({ nc: nats.nc, sim: "b", ...o })).rejects.toThrow(/corrupt at record seq 1 .*hash does not match/);
   });
 
   it("restores a snapshot and replays only the tail after it; the state is the full replay's", async () => {
     const o = fresh();
-    const open = (extra: object = {}) => JetStreamEventStore.open({ nc, sim: "a", ...o, snapshots: true, snapshotEvery: 20, ...extra });
+    const open = (extra: object = {}) => JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o, snapshots: true, snapshotEvery: 20, ...extra });
     const store = await open();
     const sim = testSimulator({ store });
     const app = caller(sim.application());
@@ -193,14 +177,14 @@ describe("JetStream event store", () => {
     app2("C_Initialize", {});
     app2("C_OpenSession", { slotID: 0, flags: CK.CKF_SERIAL_SESSION });
     await reopened.flush(restored.lastSeq);
-    const full = testSimulator({ store: await JetStreamEventStore.open({ nc, sim: "a", ...o }) });
+    const full = testSimulator({ store: await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o }) });
     expect(full.lastSeq).toBe(restored.lastSeq);
     expect(snapshot(full)).toEqual(snapshot(restored));
   });
 
   it("rebuilds a simulator from the stream in the state it had", async () => {
     const o = fresh();
-    const store = await JetStreamEventStore.open({ nc, sim: "a", ...o });
+    const store = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     const sim = testSimulator({ store });
     const app = caller(sim.application());
     app("C_Initialize", {});
@@ -209,7 +193,7 @@ describe("JetStream event store", () => {
     app("C_Login", { hSession: h, userType: CK.CKU_SO, pin: SO_PIN });
     app("C_InitPIN", { hSession: h, pin: USER_PIN });
     await store.flush(sim.lastSeq);
-    const rebuilt = testSimulator({ store: await JetStreamEventStore.open({ nc, sim: "a", ...o }) });
+    const rebuilt = testSimulator({ store: await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o }) });
     expect(rebuilt.lastSeq).toBe(sim.lastSeq);
     expect(snapshot(rebuilt)).toEqual(snapshot(sim));
   });

@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { afterAll, beforeAll } from "vitest";
 
 export const NATS_SERVER = process.env.NATS_SERVER ?? "/usr/sbin/nats-server";
 
@@ -249,4 +250,35 @@ export async function waitForJetStream(servers: string | string[], timeoutMs = 2
   } finally {
     await nc.close();
   }
+}
+
+/**
+ * One private server for a test file, started before its tests and stopped after them, with a connection to it; and
+ * `fresh()`: a stream name and subject prefix unique in the file (`<P><n>`, `<p><n>`), so tests do not see each
+ * other's messages. Call at the top of the file (it registers vitest's beforeAll / afterAll).
+ */
+export function natsPerFile(letter = "T"): { readonly server: NatsServer; readonly nc: NatsConnection; fresh(): { stream: string; prefix: string } } {
+  let server: NatsServer | undefined;
+  let nc: NatsConnection | undefined;
+  let n = 0;
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connect({ servers: server.url });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+  return {
+    get server() {
+      return server!;
+    },
+    get nc() {
+      return nc!;
+    },
+    fresh: () => {
+      n++;
+      return { stream: `${letter.toUpperCase()}${n}`, prefix: `${letter.toLowerCase()}${n}` };
+    },
+  };
 }

@@ -9,8 +9,12 @@ import { decodeWire, encodeWire, parseSimUrl, streamSubjects, subjects } from ".
 describe("remote protocol", () => {
   it("names every subject of a simulator under its prefix", () => {
     const s = subjects("demo", "hsm");
-    expect([s.events, s.call, s.info, s.readModel, s.heartbeat(7), s.heartbeats, s.health, s.leaseKey, s.healthKey]).toEqual([
+    expect([s.events, s.eventsSim, s.eventsToken("slot0"), s.eventsLegacy, s.eventsAny, s.call, s.info, s.readModel, s.heartbeat(7), s.heartbeats, s.health, s.leaseKey, s.healthKey]).toEqual([
+      "hsm.demo.events.>",
+      "hsm.demo.events.sim",
+      "hsm.demo.events.tok.slot0",
       "hsm.demo.events",
+      "hsm.demo.>",
       "hsm.demo.call",
       "hsm.demo.info",
       "hsm.demo.readmodel",
@@ -20,7 +24,8 @@ describe("remote protocol", () => {
       "sim.demo",
       "svc.demo",
     ]);
-    expect(streamSubjects()).toBe("hsmsim.*.events");
+    expect(streamSubjects()).toBe("hsmsim.*.events.>");
+    expect(() => s.eventsToken("tok.1")).toThrow(TypeError);
     // A name that would change the subject's shape is refused.
     for (const bad of ["a.b", "*", ">", "a b", "", "x".repeat(65)]) expect(() => subjects(bad)).toThrow(TypeError);
   });
