@@ -3,31 +3,23 @@
  * a 1.3 MiB value is written in chunks and read back whole; a new generation replaces it and the old chunks go; a
  * reader never sees half a value; a missing chunk is an error, not a short value.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Kvm, type KV } from "@nats-io/kv";
 import { getBlob, KV_CHUNK, putBlob } from "../../src/events/kv-blob.js";
-import { startNatsServer, type NatsServer } from "../support/nats-server.js";
+import { natsPerFile } from "../support/nats-server.js";
 
-let server: NatsServer;
-let nc: NatsConnection;
+const nats = natsPerFile("B");
 let kv: KV;
 
 beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-  kv = await new Kvm(nc).create("blob-test", { history: 1 });
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.stop();
+  kv = await new Kvm(nats.nc).create("blob-test", { history: 1 });
 });
 
 const bytes = (n: number, seed: number) => new Uint8Array(n).map((_, i) => (i * 7 + seed) & 0xff);
 
 describe("KV blobs", () => {
   it("over the server's max payload: written in chunks, read back whole, replaced by the next generation", async () => {
-    expect(nc.info!.max_payload).toBeLessThan(1_300_000);
+    expect(nats.nc.info!.max_payload).toBeLessThan(1_300_000);
     const big = bytes(1_300_000, 1);
     await expect(kv.put("too-big", big)).rejects.toThrow();
     await putBlob(kv, "state", 1, big, { note: "first" });

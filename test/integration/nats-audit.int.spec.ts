@@ -7,8 +7,7 @@
  */
 import fs from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
+import { beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { ed25519 } from "@noble/curves/ed25519.js";
@@ -19,7 +18,7 @@ import { ensureStream, readSubject } from "../../src/events/jetstream-store.js";
 import { checkpointKeyBase } from "../../src/events/jetstream-checkpoints.js";
 import { checkpointLine, signCheckpoint } from "../../src/events/checkpoint.js";
 import type { Call, CallArgs, CallOut, FnName } from "../../src/events/calls.js";
-import { startNatsServer, type NatsServer } from "../support/nats-server.js";
+import { natsPerFile } from "../support/nats-server.js";
 import { startServe, type ServeProcess } from "../support/serve-process.js";
 import { cliInProcess } from "../support/cli-in-process.js";
 import { SO_PIN, USER_PIN } from "../support/sim.js";
@@ -28,17 +27,7 @@ const { cli, tempDir } = cliInProcess();
 const RW = CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION;
 const EVERY = 5;
 
-let server: NatsServer;
-let nc: NatsConnection;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await natsConnect({ servers: server.url });
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.stop();
-});
+const nats = natsPerFile("A");
 
 interface Served {
   sim: string;
@@ -50,9 +39,9 @@ interface Served {
 /** Serve `sim`, run a session's worth of calls through a remote client, stop the service cleanly. */
 async function servedAndStopped(sim: string): Promise<Served> {
   const auditDir = join(tempDir("hsmsim-audit-dir-"), "audit");
-  const svc: ServeProcess & { keyFile: string } = await startServe(server.url, sim, { extra: ["--checkpoint-every", String(EVERY), "--audit-dir", auditDir] });
+  const svc: ServeProcess & { keyFile: string } = await startServe(nats.server.url, sim, { extra: ["--checkpoint-every", String(EVERY), "--audit-dir", auditDir] });
   try {
-    const c = await connect(`${server.url}/${sim}`, { timeoutMs: 5000 });
+    const c = await connect(`${nats.server.url}/${sim}`, { timeoutMs: 5000 });
     const a = c.application();
     const call = async <F extends FnName>(fn: F, args: CallArgs[F]) => {
       const r = await a.call({ fn, args } as Extract<Call, { fn: F }>);
@@ -78,7 +67,7 @@ async function servedAndStopped(sim: string): Promise<Served> {
   }
   const pub = join(auditDir, "audit.pub");
   expect(svc.stderr()).toContain(`audit public key ${fs.readFileSync(pub, "utf8").trim()}`);
-  const shown = await cli("audit", "show", "--nats", server.url, "--name", sim, "--json");
+  const shown = await cli("audit", "show", "--nats", nats.server.url, "--name", sim, "--json");
   expect(shown.code, shown.err).toBe(0);
   return { sim, keyFile: svc.keyFile, pub, records: shown.out.split("\n").length };
 }
@@ -90,7 +79,7 @@ describe("audit and replay of a simulator served on NATS", () => {
   }, 90_000);
 
   it("audit verify: the chain and every signed checkpoint, under the public key given", async () => {
-    const r = await cli("audit", "verify", "--nats", server.url, "--name", s.sim, "--pubkey", s.pub, "--json");
+    const r = await cli("audit", "verify", "--nats", nats.server.url, "--name", s.sim, "--pubkey", s.pub, "--json");
     expect(r.code, r.err).toBe(0);
     const v = JSON.parse(r.out) as { ok: boolean; checked: number; checkpoints: { verified: number; lastSeq: number } };
     expect(v.ok).toBe(true);
@@ -101,46 +90,46 @@ describe("audit and replay of a simulator served on NATS", () => {
     expect(v.checkpoints.lastSeq).toBe(s.records);
     // Another key: the signatures do not verify.
     const other = Buffer.from(ed25519.getPublicKey(new Uint8Array(32).fill(7))).toString("hex");
-    const bad = await cli("audit", "verify", "--nats", server.url, "--name", s.sim, "--pubkey", other);
+    const bad = await cli("audit", "verify", "--nats", nats.server.url, "--name", s.sim, "--pubkey", other);
     expect(bad.code).toBe(1);
     expect(bad.out).toMatch(/signature does not verify/);
   });
 
   it("audit show lists the recorded calls, filtered, and no PIN", async () => {
-    const all = await cli("audit", "show", "--nats", server.url, "--name", s.sim, "--json");
+    const all = await cli("audit", "show", "--nats", nats.server.url, "--name", s.sim, "--json");
     expect(all.code, all.err).toBe(0);
     const rows = all.out.split("\n").map((l) => JSON.parse(l) as { fn: string; rv: string });
     expect(rows).toHaveLength(s.records);
-    const logins = await cli("audit", "show", "--nats", server.url, "--name", s.sim, "--fn", "C_Login", "--rv", "CKR_PIN_INCORRECT", "--json");
+    const logins = await cli("audit", "show", "--nats", nats.server.url, "--name", s.sim, "--fn", "C_Login", "--rv", "CKR_PIN_INCORRECT", "--json");
     expect(logins.out.split("\n")).toHaveLength(1);
     for (const secret of [SO_PIN, USER_PIN, "wrong", "what the auditor may not read"]) expect(all.out).not.toContain(secret);
   });
 
   it("replay --until rebuilds an earlier state; replay --check re-executes the log with no divergence", async () => {
-    const at = await cli("replay", "--nats", server.url, "--name", s.sim, "--key-file", s.keyFile, "--until", "4", "--json");
+    const at = await cli("replay", "--nats", nats.server.url, "--name", s.sim, "--key-file", s.keyFile, "--until", "4", "--json");
     expect(at.code, at.err).toBe(0);
     const view = JSON.parse(at.out) as { at: { seq: number }; tokens: { label: string }[] };
     expect(view.at.seq).toBe(4);
     expect(JSON.stringify(view.tokens)).toContain("audited");
-    const check = await cli("replay", "--check", "--nats", server.url, "--name", s.sim, "--key-file", s.keyFile, "--json");
+    const check = await cli("replay", "--check", "--nats", nats.server.url, "--name", s.sim, "--key-file", s.keyFile, "--json");
     expect(check.code, check.err + check.out).toBe(0);
     expect((JSON.parse(check.out) as { records: number; divergences: unknown[] }).divergences).toEqual([]);
     // Without the settings file, replay says what it needs.
-    const none = await cli("replay", "--nats", server.url, "--name", s.sim);
+    const none = await cli("replay", "--nats", nats.server.url, "--name", s.sim);
     expect(none.code).toBe(2);
     expect(none.err).toMatch(/simulator\.json|settings/);
   });
 
   it("export writes a file store an auditor verifies offline", async () => {
     const dir = join(tempDir("hsmsim-export-"), "copy");
-    const r = await cli("export", "--nats", server.url, "--name", s.sim, "--to", dir, "--json");
+    const r = await cli("export", "--nats", nats.server.url, "--name", s.sim, "--to", dir, "--json");
     expect(r.code, r.err).toBe(0);
     expect(JSON.parse(r.out)).toMatchObject({ records: s.records });
     const v = await cli("audit", "verify", "--store", dir, "--pubkey", s.pub, "--json");
     expect(v.code, v.err).toBe(0);
     expect(JSON.parse(v.out)).toMatchObject({ ok: true, checked: s.records });
-    expect((await cli("export", "--nats", server.url, "--name", s.sim, "--to", dir)).code).toBe(2);
-    expect((await cli("audit", "verify", "--nats", server.url, "--store", dir)).code).toBe(2);
+    expect((await cli("export", "--nats", nats.server.url, "--name", s.sim, "--to", dir)).code).toBe(2);
+    expect((await cli("audit", "verify", "--nats", nats.server.url, "--store", dir)).code).toBe(2);
   });
 });
 
@@ -151,22 +140,22 @@ describe("tampering with a served simulator's log or checkpoints is caught", () 
    * checkpoint copied beside it (signatures can be copied, not made).
    */
   async function forged(s: Served, prefix: string, keep: (i: number, n: number) => boolean): Promise<string> {
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(nats.nc);
     expect((await jsm.streams.info(DEFAULT_STREAM)).config.deny_delete).toBe(true);
     const stream = prefix.toUpperCase();
     await ensureStream(jsm, stream, prefix);
-    const js = jetstream(nc);
+    const js = jetstream(nats.nc);
     const msgs: Uint8Array[] = [];
     await readSubject(js, DEFAULT_STREAM, subjects(s.sim).events, (m) => void msgs.push(m.data));
     for (const [i, d] of msgs.entries()) if (keep(i, msgs.length)) await js.publish(forgedSubject(s.sim, prefix), d);
-    const kv = await new Kvm(nc).open(AUDIT_BUCKET);
+    const kv = await new Kvm(nats.nc).open(AUDIT_BUCKET);
     const from = checkpointKeyBase(DEFAULT_PREFIX, s.sim);
     for await (const k of await kv.keys(`${from}*`)) await kv.put(checkpointKeyBase(prefix, s.sim) + k.slice(from.length), (await kv.get(k))!.string());
     return stream;
   }
 
   async function verify(s: Served, stream = DEFAULT_STREAM, prefix = DEFAULT_PREFIX) {
-    const r = await cli("audit", "verify", "--nats", server.url, "--name", s.sim, "--stream", stream, "--prefix", prefix, "--pubkey", s.pub, "--json");
+    const r = await cli("audit", "verify", "--nats", nats.server.url, "--name", s.sim, "--stream", stream, "--prefix", prefix, "--pubkey", s.pub, "--json");
     return { code: r.code, v: JSON.parse(r.out) as { ok: boolean; checked: number; firstBad?: { seq: number; problem: string } } };
   }
 
@@ -178,7 +167,7 @@ describe("tampering with a served simulator's log or checkpoints is caught", () 
     expect((await verify(s, await forged(s, "copied", () => true), "copied")).v).toMatchObject({ ok: true, checked: s.records });
 
     // A checkpoint signed by another key, for the log's own head: the signature gives it away.
-    const kv = await new Kvm(nc).open(AUDIT_BUCKET);
+    const kv = await new Kvm(nats.nc).open(AUDIT_BUCKET);
     const key = checkpointKeyBase(DEFAULT_PREFIX, s.sim) + EVERY;
     const original = (await kv.get(key))!.string();
     const real = JSON.parse(original) as { head: string; time: string };
