@@ -8,7 +8,7 @@
  * the number of calls before it. Measured with the bench's 64-byte SHA-256 loop (C_DigestInit + C_Digest, the
  * pkcs11js drop-in, 2-vCPU VM): keeping the objects costs ~17 µs per loop, a third of it in GC; keeping nothing at all
  * ~7.7 µs; keeping the encoded bytes ~9 µs. Chunks are ArrayBuffers, outside the JS heap's object graph: the GC
- * never walks into them, and they are not copied as they age. The encoding (JSON.stringify + encodeInto, ~1 µs for a
+ * never walks into them, and they are not copied as they age. The encoding (JSON.stringify + Buffer#write, ~1 µs for a
  * small record) also takes the record's value at the moment it is stored: a caller that later changes an object it
  * was handed cannot rewrite the log.
  *
@@ -24,14 +24,12 @@ const CHUNK = 4 << 20;
 /** Index entries per index page: pages are added, never grown by copying, so an append never copies the index. */
 const PAGE = 1 << 16;
 
-const utf8 = new TextEncoder();
-const fromUtf8 = new TextDecoder();
 
 export class MemoryEventStore implements EventStore {
   private readonly freeze: boolean;
-  private readonly chunks: Uint8Array[] = [];
+  private readonly chunks: Buffer[] = [];
   /** The chunk being filled and how much of it is used. */
-  private chunk = new Uint8Array(0);
+  private chunk = Buffer.alloc(0);
   private used = 0;
   /** Per record (seq - 1): its chunk number, its offset in it and its length, in pages of PAGE entries. */
   private readonly where: Uint32Array[] = [];
@@ -71,11 +69,13 @@ export class MemoryEventStore implements EventStore {
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
     const worst = line.length * 3;
     if (this.used + worst > this.chunk.length) {
-      this.chunk = new Uint8Array(Math.max(this.chunkBytes, worst));
+      // allocUnsafeSlow: a chunk of its own (not a slice of node's shared pool), written before it is read.
+      this.chunk = Buffer.allocUnsafeSlow(Math.max(this.chunkBytes, worst));
       this.chunks.push(this.chunk);
       this.used = 0;
     }
-    const { written } = utf8.encodeInto(line, this.chunk.subarray(this.used));
+    // Buffer#write, not TextEncoder#encodeInto: 0.23 µs against 2.3 µs for a 1.4 KB record here.
+    const written = this.chunk.write(line, this.used, "utf8");
     const i = this.count;
     const per = this.pageEntries;
     const page = i % per === 0 ? this.where[this.where.push(new Uint32Array(3 * per)) - 1]! : this.where[(i / per) | 0]!;
@@ -94,7 +94,7 @@ export class MemoryEventStore implements EventStore {
     const page = this.where[(i / per) | 0]!;
     const at = 3 * (i % per);
     const start = page[at + 1]!;
-    return fromUtf8.decode(this.chunks[page[at]!]!.subarray(start, start + page[at + 2]!));
+    return this.chunks[page[at]!]!.toString("utf8", start, start + page[at + 2]!);
   }
 
   *read(from = 1): Iterable<CallRecord> {
