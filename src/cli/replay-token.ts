@@ -2,12 +2,12 @@
  * `hsmsim replay --nats URL[,URL..] [--name N] --token ID [--stream S] [--prefix P] [--key-file F | --profile P]
  * [--json]`: one token of a served simulator replayed alone from its own JetStream subject
  * (`<prefix>.<N>.events.tok.<ID>`, events/token-replay.ts; design note §11.4), no other subject read. Prints the
- * token's persistent state: initialised, label, serial, the flags that follow from it, the PIN failure counters, the token objects (no secret
- * value, as `hsmsim replay --store` shows them). The profile (PIN retries, softhsm2's generation counter) comes from
- * (sessions and logins are application state, not rebuilt: see the design note). The profile comes from
- * the service's settings file (`--key-file`, default `hsmsim-<N>.json`, read, never created) or `--profile`.
- * Credentials and TLS as for `hsmsim serve`: the HSMSIM_NATS_* environment. Exit 0, 1 when the subject does not
- * replay (corrupt, the single-subject layout) or NATS cannot be reached, 2 on usage.
+ * token's persistent state: initialised, label, serial, the flags that follow from it, the PIN failure counters, the
+ * token objects (no secret value, as `hsmsim replay --store` shows them). Sessions and logins are application state,
+ * not rebuilt. The profile (PIN retries, softhsm2's generation counter) comes from the service's settings file
+ * (`--key-file`, default `hsmsim-<N>.json`, read, never created) or `--profile`. Credentials and TLS as for
+ * `hsmsim serve`: the HSMSIM_NATS_* environment. Exit 0, 1 when the subject does not replay (corrupt, the
+ * single-subject layout) or NATS cannot be reached, 2 on usage.
  */
 import fs from "node:fs";
 import { connect as natsConnect } from "@nats-io/transport-node";
