@@ -7,7 +7,7 @@
  * token's subject, while other simulators sharing the stream do not stop it; logs of the single-subject layout are
  * refused clearly.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { FenceLostError, JetStreamEventStore, LegacyLayoutError, readSubject, StreamCorruptError } from "../../src/events/jetstream-store.js";
 import { replayToken } from "../../src/events/token-replay.js";
