@@ -283,7 +283,7 @@ export class Simulator {
   private apply(record: CallRecord, append = false): void {
     if (record.seq !== this.seq + 1) throw new RangeError(`"record.seq" expected ${this.seq + 1}, got ${record.seq}`);
     // The log first, as in dispatch: a store that takes a snapshot at the start of an append sees the last record's state.
-    if (append) this.store.append(record);
+    if (append) this.store.append(record, tokenOfCall(this.state, record.app, record.args));
     for (const f of record.facts) evolve(this.state, f as Fact, this.env);
     this.read.apply(record);
     this.seq = record.seq;

@@ -2,12 +2,12 @@
  * `hsmsim replay --nats URL[,URL..] [--name N] --token ID [--stream S] [--prefix P] [--key-file F | --profile P]
  * [--json]`: one token of a served simulator replayed alone from its own JetStream subject
  * (`<prefix>.<N>.events.tok.<ID>`, events/token-replay.ts; design note §11.4), no other subject read. Prints the
- * token's persistent state: initialised, label, serial, the flags that follow from it (not those of logins or
- * sessions: application state, not in the token's subject), the PIN failure counters, the token objects (no secret
- * value, as `hsmsim replay --store` shows them). The profile (PIN retries, softhsm2's generation counter) comes from
- * the service's settings file (`--key-file`, default `hsmsim-<N>.json`, read, never created) or `--profile`.
- * Credentials and TLS as for `hsmsim serve`: the HSMSIM_NATS_* environment. Exit 0, 1 when the subject does not
- * replay (corrupt, the single-subject layout) or NATS cannot be reached, 2 on usage.
+ * token's persistent state: initialised, label, serial, the flags that follow from it, the PIN failure counters, the
+ * token objects (no secret value, as `hsmsim replay --store` shows them). Sessions and logins are application state,
+ * not rebuilt. The profile (PIN retries, softhsm2's generation counter) comes from the service's settings file
+ * (`--key-file`, default `hsmsim-<N>.json`, read, never created) or `--profile`. Credentials and TLS as for
+ * `hsmsim serve`: the HSMSIM_NATS_* environment. Exit 0, 1 when the subject does not replay (corrupt, the
+ * single-subject layout) or NATS cannot be reached, 2 on usage.
  */
 import fs from "node:fs";
 import { connect as natsConnect } from "@nats-io/transport-node";
@@ -33,7 +33,7 @@ export const REPLAY_TOKEN_FLAGS = {
 export const REPLAY_TOKEN_USAGE = `  replay --nats URL[,URL..] [--name N] --token ID [--stream S] [--prefix P] [--key-file F | --profile P] [--json]
            replay one token of served simulator N alone from its own JetStream subject (<prefix>.N.events.tok.ID;
            ID as in the model: slot0.. or tok1..) and print its persistent state: label, serial, flags, PIN
-           failures, token objects (no secret values); logins and sessions belong to applications, not shown`;
+           failures, token objects (no secret values); sessions and logins belong to applications, not shown`;
 
 function option(name: string, v: string | true | undefined, fallback: string): string {
   if (v === undefined) return fallback;
@@ -109,7 +109,7 @@ export async function replayTokenCommand(o: Parsed, print: (line: string) => voi
     return 0;
   }
   print(`  label "${view.label}", serial ${t.serial}`);
-  print(`  flags 0x${flags.toString(16)}: ${view.flagNames.join(" | ")} (logins and sessions are application state: not in this subject)`);
+  print(`  flags 0x${flags.toString(16)}: ${view.flagNames.join(" | ")} (sessions and logins are application state: not rebuilt from the token's subject)`);
   print(`  PIN failures: SO ${t.failures.so}, user ${t.failures.user}`);
   printObjects(view.objects, print);
   return 0;

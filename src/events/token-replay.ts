@@ -7,9 +7,9 @@
  * them), the token objects with their attributes, SoftHSM's generation counter.
  *
  * "Alone" means: no other subject is read, not `.sim` and not another token's. What that cannot give, because it is
- * not the token's: who is logged in and which sessions are open (application state; SoftHSM keeps it per process),
- * so the open-session counts and the flags that depend on a login are not in the result. For those, replay the whole
- * log (`<prefix>.<sim>.events.>`), or ask a projection.
+ * not the token's: who is logged in and which sessions are open (application state; SoftHSM keeps it per process;
+ * their ends by C_Finalize are on `.sim`), so the open-session counts are not in the result. For those, replay the
+ * whole log (`<prefix>.<sim>.events.>`), or ask a projection.
  *
  * Checks: every line's own hash holds (the chain's `hash` over seq, prev and the record's canonical text), the record
  * seqs rise, and no record changes another token (routing rule 1). The links between records (`prev`) point

@@ -1,8 +1,8 @@
 /**
  * `hsmsim serve`: one simulator as a NATS service (issue 4). Design: docs/notes/nats-design.md §7.
  *
- * - Start: take the writer lease (lease.ts), open the JetStream event store on `<prefix>.<sim>.events` (a full
- *   replay of the simulator's subject, verifying the hash chain), and build the Simulator on it (it replays the
+ * - Start: take the writer lease (lease.ts), open the JetStream event store on `<prefix>.<sim>.events.>` (a full
+ *   replay of the simulator's subjects, verifying the hash chain), and build the Simulator on it (it replays the
  *   records as it does for any store that holds some).
  * - Calls: a queue subscription on `<prefix>.<sim>.call` (queue group "hsmsim"). Each request is dispatched at once,
  *   synchronously and in arrival order (validate → decide → append → evolve → read model: the Simulator's one

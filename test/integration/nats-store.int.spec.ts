@@ -1,11 +1,11 @@
 /**
  * The JetStream event store (src/events/jetstream-store.ts) on a real nats-server (test/support/nats-server.ts):
  * append and read back, the hash chain through the stream, group commit of concurrent appends, de-duplication by
- * message ID, one subject per simulator so one simulator replays alone, a second writer refused by the fence
- * (FenceLostError, the log not forked), the store's failure answered CKR_DEVICE_ERROR with nothing applied, and a
+ * message ID, simulators sharing a stream each on their own subjects (one replays alone; subjects per token within a
+ * simulator: nats-token-subjects.int.spec.ts), a second writer refused by the fence (FenceLostError, the log not forked), the store's failure answered CKR_DEVICE_ERROR with nothing applied, and a
  * simulator rebuilt from the stream in the state it had.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { FenceLostError, JetStreamEventStore, readSubject, StreamCorruptError } from "../../src/events/jetstream-store.js";
 import { encodeEntry, entryProblem, GENESIS } from "../../src/events/chain.js";
@@ -53,7 +53,7 @@ describe("JetStream event store", () => {
     await r.close();
   });
 
-  it("keeps each simulator on its own subject: one replays alone", async () => {
+  it("keeps each simulator on its own subjects: one replays alone", async () => {
     const o = fresh();
     const a = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
     const b = await JetStreamEventStore.open({ nc: nats.nc, sim: "b", ...o });

@@ -7,7 +7,7 @@
  * token's subject, while other simulators sharing the stream do not stop it; logs of the single-subject layout are
  * refused clearly.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { FenceLostError, JetStreamEventStore, LegacyLayoutError, readSubject, StreamCorruptError } from "../../src/events/jetstream-store.js";
 import { replayToken } from "../../src/events/token-replay.js";
@@ -23,6 +23,7 @@ import { record } from "../support/file-store-helpers.js";
 import { dataTemplate } from "../support/gwt.js";
 import { main } from "../../src/cli/main.js";
 import { SimulatorService } from "../../src/service/service.js";
+import { Simulator } from "../../src/actors/simulator.js";
 import { connect as connectSim } from "../../src/remote/client.js";
 import { rvName } from "../../src/pkcs11/constants.js";
 import { bytes, caller, snapshot, SO_PIN, testSimulator, TEST_KEY, USER_PIN } from "../support/sim.js";
@@ -31,6 +32,21 @@ const nats = natsPerFile("K");
 const fresh = nats.fresh;
 
 const RW = CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION;
+
+/** Every record under `filter`, in stream order, with the subject of the message that holds it. */
+async function readAll(stream: string, filter: string): Promise<{ seq: number; subject: string; record: CallRecord }[]> {
+  const out: { seq: number; subject: string; record: CallRecord }[] = [];
+  const c = await jetstream(nats.nc).consumers.get(stream, { filter_subjects: filter });
+  for await (const m of await c.consume({ max_messages: 1000 })) {
+    for (const line of new TextDecoder().decode(m.data).split("\n")) {
+      const e = JSON.parse(line) as { seq: number; record: CallRecord };
+      out.push({ seq: e.seq, subject: m.subject, record: e.record });
+    }
+    if (m.info.pending === 0) break;
+  }
+  await c.delete().catch(() => undefined);
+  return out;
+}
 
 /**
  * Two applications working on two tokens at once: initialisation, PINs, wrong PINs (counters), token objects created,
@@ -98,16 +114,7 @@ describe.each<ProfileName>(["default", "softhsm2"])("subjects per token (profile
     expect(Object.keys(info.state.subjects ?? {}).sort()).toEqual([s.eventsSim, ...tokens.map((t) => s.eventsToken(t))].sort());
 
     // Every record is on the subject of its token (or .sim), and the whole log reads back 1..N in stream order.
-    const seen: { seq: number; subject: string; record: CallRecord }[] = [];
-    const js = jetstream(nats.nc);
-    const c = await js.consumers.get(o.stream, { filter_subjects: s.events });
-    for await (const m of await c.consume({ max_messages: 1000 })) {
-      for (const line of new TextDecoder().decode(m.data).split("\n")) {
-        const e = JSON.parse(line) as { seq: number; record: CallRecord };
-        seen.push({ seq: e.seq, subject: m.subject, record: e.record });
-      }
-      if (m.info.pending === 0) break;
-    }
+    const seen = await readAll(o.stream, s.events);
     expect(seen.map((x) => x.seq)).toEqual(Array.from({ length: sim.lastSeq }, (_, i) => i + 1));
     // Rule 1: a record that changes a token's persistent state is on that token's subject. Rule 2: calls on a token's
     // session or slot are on its subject too; calls on no token on .sim.
@@ -129,6 +136,12 @@ describe.each<ProfileName>(["default", "softhsm2"])("subjects per token (profile
     const rebuilt = testSimulator({ store: await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o }), ...simOpts });
     expect(rebuilt.lastSeq).toBe(sim.lastSeq);
     expect(snapshot(rebuilt)).toEqual(snapshot(sim));
+    // Rule 2 is recomputed from the whole log: replaying the records into another simulator's store routes them alike.
+    const copy = await JetStreamEventStore.open({ nc: nats.nc, sim: "copy", ...o });
+    Simulator.replay(sim.store.read(), { ...simOpts, simulatorKey: TEST_KEY, store: copy });
+    await copy.flush(sim.lastSeq);
+    const copied = await readAll(o.stream, subjects("copy", o.prefix).events);
+    expect(copied.map((x) => x.subject.replace(".copy.", ".a."))).toEqual(seen.map((x) => x.subject));
   });
 
   it("replays one token alone from its subject: its part of the full rebuild", async () => {
