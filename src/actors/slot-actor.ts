@@ -10,6 +10,7 @@
  */
 import { createActor, type Actor, type Snapshot } from "xstate";
 import { slotMachine, type SlotCommand, type SlotDecision, type SlotFactEvent } from "../machines/slot.js";
+import { decideSlot, initialSlotSnapshot, restoreSlotSnapshot, slotAfterFact, type SlotSnapshot } from "./slot-chart-runtime.js";
 import { operationRule, reauthPending, sessionMachine, type SessionFactEvent, type SessionRequest } from "../machines/session.js";
 import type { CkrName } from "../pkcs11/constants.js";
 import type { Login } from "../events/types.js";
@@ -23,41 +24,34 @@ export interface SlotActorImage {
 }
 
 export class SlotActor {
-  private readonly actor: Actor<typeof slotMachine>;
-  private last: SlotDecision | undefined;
+  /** The slot chart's state (slot-chart-runtime.ts runs it: facts memoised, commands on a shared live actor). */
+  private slot: SlotSnapshot;
   private readonly children = new Map<number, SessionActor>();
 
   constructor(logoutRequiresLogin: boolean, image?: SlotActorImage) {
-    this.actor = createActor(slotMachine, image ? { snapshot: image.slot, input: { logoutRequiresLogin } } : { input: { logoutRequiresLogin } });
-    this.actor.on("decision", (d) => {
-      this.last = d;
-    });
-    this.actor.start();
+    this.slot = image ? restoreSlotSnapshot(image.slot, logoutRequiresLogin) : initialSlotSnapshot(logoutRequiresLogin);
     for (const [handle, snapshot] of image?.sessions ?? []) this.children.set(handle, createActor(sessionMachine, { snapshot }).start());
   }
 
   /** The charts as data, for a state snapshot; `new SlotActor(logoutRequiresLogin, image)` restores them. */
   persist(): SlotActorImage {
     return {
-      slot: this.actor.getPersistedSnapshot(),
+      slot: slotMachine.getPersistedSnapshot(this.slot),
       sessions: [...this.children].map(([handle, child]) => [handle, child.getPersistedSnapshot()]),
     };
   }
 
   /** Ask the chart; it answers with a decision and changes nothing. */
   decide(cmd: SlotCommand): SlotDecision {
-    this.last = undefined;
-    this.actor.send(cmd);
-    if (!this.last) throw new Error(`slot chart gave no decision for ${cmd.type}`);
-    return this.last;
+    return decideSlot(this.slot, cmd);
   }
 
   apply(fact: SlotFactEvent): void {
-    this.actor.send(fact);
+    this.slot = slotAfterFact(this.slot, fact);
   }
 
   get login(): Login {
-    return this.actor.getSnapshot().value as Login;
+    return this.slot.value as Login;
   }
 
   /** What a session's chart says to an operation request (a session without an actor is idle). */
@@ -101,6 +95,5 @@ export class SlotActor {
 
   stop(): void {
     this.stopSessions();
-    this.actor.stop();
   }
 }
