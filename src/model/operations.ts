@@ -134,17 +134,21 @@ function settle(op: DigestOp, state: unknown): void {
 /** A digest started by a recorded DigestStarted; `defer`: its state is computed when first read (see above). */
 export function startDigest(mechanism: number, defer: boolean, env: Env): DigestOp {
   if (!defer) return { kind: "digest", mechanism, state: digestStream(mechanism).init(), updated: false };
-  const op: DigestOp = { kind: "digest", mechanism, state: null, updated: false };
-  DEFERRED.set(op, { inputs: [], env });
-  Object.defineProperty(op, "state", {
-    get: () => fold(op),
-    set: (v: unknown) => {
+  // The accessor is written in the literal (not added by defineProperty, which would turn every deferred digest into
+  // a slow dictionary-mode object): same keys, same order as the eager object.
+  const op: DigestOp = {
+    kind: "digest",
+    mechanism,
+    get state(): unknown {
+      return fold(op);
+    },
+    set state(v: unknown) {
       DEFERRED.delete(op);
       settle(op, v);
     },
-    enumerable: true,
-    configurable: true,
-  });
+    updated: false,
+  };
+  DEFERRED.set(op, { inputs: [], env });
   return op;
 }
 
