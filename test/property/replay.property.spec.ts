@@ -8,6 +8,7 @@ import fc from "fast-check";
 import { Simulator } from "../../src/actors/simulator.js";
 import { MemoryEventStore } from "../../src/events/memory-store.js";
 import type { ProfileName } from "../../src/pkcs11/profiles.js";
+import { CK } from "../../src/pkcs11/constants.js";
 import { runSteps, Seen, stepsArb } from "../support/arbitraries.js";
 import { seededRandom, snapshot, testSimulator, TEST_KEY } from "../support/sim.js";
 
@@ -53,6 +54,24 @@ describe.each<ProfileName>(["default", "softhsm2"])("replay (profile %s)", (prof
       }),
       { numRuns: 150 },
     );
+  });
+
+  it("a digest replayed without the simulator key has no state (its inputs stay sealed): its next step answers CKR_GENERAL_ERROR", () => {
+    const live = testSimulator({ profile });
+    const app = live.application();
+    const rw = CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION;
+    app.call({ fn: "C_Initialize", args: {} });
+    app.call({ fn: "C_InitToken", args: { slotID: 0, pin: "12345678", label: "t" } });
+    const h = (app.call({ fn: "C_OpenSession", args: { slotID: 0, flags: rw } }).out as { hSession: number }).hSession;
+    app.call({ fn: "C_DigestInit", args: { hSession: h, mechanism: { mechanism: CK.CKM_SHA256 } } });
+    expect(app.call({ fn: "C_DigestUpdate", args: { hSession: h, data: new Uint8Array(5).fill(1) } }).rv).toBe(CK.CKR_OK);
+    for (const key of [TEST_KEY, new Uint8Array(32).fill(9)]) {
+      const replayed = Simulator.replay(live.store.read(), { profile, simulatorKey: key });
+      const again = replayed.application();
+      again.appId = app.appId;
+      const rv = again.call({ fn: "C_DigestFinal", args: { hSession: h, outLen: 32 } }).rv;
+      expect(rv).toBe(key === TEST_KEY ? CK.CKR_OK : CK.CKR_GENERAL_ERROR);
+    }
   });
 
   it("refuses a log that skips a record", () => {
