@@ -15,8 +15,8 @@
 import { pooledRandomSource } from "../crypto/random.js";
 import { generateRsa, generateRsaFrom } from "../crypto/rsa.js";
 import type { Call, CallOut, FnName } from "../events/calls.js";
-import type { Answer, CallRecord, Fact } from "../events/types.js";
-import type { EventStore } from "../events/store.js";
+import type { Answer, CallRecord } from "../events/types.js";
+import type { EventStore, ReplayItem } from "../events/store.js";
 import { tokenOfCall } from "../events/token-subjects.js";
 import { MemoryEventStore } from "../events/memory-store.js";
 import { invalidArgument, isKnownFunction, recordOut, redactArgs } from "../events/call-schema.js";
@@ -124,6 +124,8 @@ export class Simulator {
   private readonly random: (n: number) => Uint8Array;
   private readonly shell: Shell;
   private readonly env: EvolveEnv;
+  /** `env` for recorded facts (replay, ingest): digest steps are folded in when the digest is next read (evolve.ts). */
+  private readonly replayEnv: EvolveEnv;
   /** Values sealed while deciding the current call (see `env.unseal`); emptied after each call. */
   private justSealed: Map<string, Uint8Array>;
   private readonly listeners = new Set<Listener>();
@@ -178,6 +180,7 @@ export class Simulator {
         return plain ? plain.slice() : unseal(keys.seal, sealed);
       },
     };
+    this.replayEnv = { unseal: this.env.unseal, deferDigests: true };
     // A store that already holds records (a file store reopened) is the simulator's past: rebuild the state from it
     // before serving, so that the next call is decided on the state the log describes. A store with snapshots hands
     // over the newest one that opens (src/events/snapshot.ts), and only the records after it are replayed.
@@ -188,7 +191,9 @@ export class Simulator {
       this.read = restored.read;
       this.seq = restored.seq;
     }
-    for (const r of this.store.read(this.seq + 1)) this.apply(r);
+    // Only the sequence and facts of each record are needed: a store that can hand over just those (the file store
+    // decodes only the facts of each line) is read that way.
+    for (const r of this.store.readFacts?.(this.seq + 1) ?? this.store.read(this.seq + 1)) this.apply(r);
     if (this.seq !== this.store.lastSeq) {
       throw new RangeError(`"store" read ${this.seq} records but its lastSeq is ${this.store.lastSeq}`);
     }
@@ -280,11 +285,11 @@ export class Simulator {
   }
 
   /** Fold one recorded call into the write and read models; `append` it to the store unless it came from there. */
-  private apply(record: CallRecord, append = false): void {
+  private apply(record: ReplayItem, append = false): void {
     if (record.seq !== this.seq + 1) throw new RangeError(`"record.seq" expected ${this.seq + 1}, got ${record.seq}`);
     // The log first, as in dispatch: a store that takes a snapshot at the start of an append sees the last record's state.
-    if (append) this.store.append(record, tokenOfCall(this.state, record.app, record.args));
-    for (const f of record.facts) evolve(this.state, f as Fact, this.env);
+    if (append) this.store.append(record as CallRecord, tokenOfCall(this.state, (record as CallRecord).app, (record as CallRecord).args));
+    for (const f of record.facts) evolve(this.state, f, this.replayEnv);
     this.read.apply(record);
     this.seq = record.seq;
   }

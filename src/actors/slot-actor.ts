@@ -9,8 +9,9 @@
  * It is started when the session first runs an operation and stopped when the session closes; until then the
  * session is its record (model/state.ts) and its chart is, by definition, idle.
  */
-import { createActor, type Actor, type Snapshot } from "xstate";
+import type { Snapshot } from "xstate";
 import { slotMachine, type SlotCommand, type SlotDecision, type SlotFactEvent } from "../machines/slot.js";
+import { decideSlot, initialSlotSnapshot, restoreSlotSnapshot, slotAfterFact, type SlotSnapshot } from "./slot-chart-runtime.js";
 import { operationRule, reauthPending, type SessionFactEvent, type SessionRequest } from "../machines/session.js";
 import { chartStep, persistSession, restoreSession, SESSION_IDLE, type SessionSnapshot } from "./session-chart.js";
 import type { CkrName } from "../pkcs11/constants.js";
@@ -23,42 +24,35 @@ export interface SlotActorImage {
 }
 
 export class SlotActor {
-  private readonly actor: Actor<typeof slotMachine>;
-  private last: SlotDecision | undefined;
+  /** The slot chart's state (slot-chart-runtime.ts runs it: facts memoised, commands on a shared live actor). */
+  private slot: SlotSnapshot;
   /** The session actors: each one's current chart snapshot. */
   private readonly children = new Map<number, SessionSnapshot>();
 
   constructor(logoutRequiresLogin: boolean, image?: SlotActorImage) {
-    this.actor = createActor(slotMachine, image ? { snapshot: image.slot, input: { logoutRequiresLogin } } : { input: { logoutRequiresLogin } });
-    this.actor.on("decision", (d) => {
-      this.last = d;
-    });
-    this.actor.start();
+    this.slot = image ? restoreSlotSnapshot(image.slot, logoutRequiresLogin) : initialSlotSnapshot(logoutRequiresLogin);
     for (const [handle, snapshot] of image?.sessions ?? []) this.children.set(handle, restoreSession(snapshot));
   }
 
   /** The charts as data, for a state snapshot; `new SlotActor(logoutRequiresLogin, image)` restores them. */
   persist(): SlotActorImage {
     return {
-      slot: this.actor.getPersistedSnapshot(),
+      slot: slotMachine.getPersistedSnapshot(this.slot),
       sessions: [...this.children].map(([handle, child]) => [handle, persistSession(child)]),
     };
   }
 
   /** Ask the chart; it answers with a decision and changes nothing. */
   decide(cmd: SlotCommand): SlotDecision {
-    this.last = undefined;
-    this.actor.send(cmd);
-    if (!this.last) throw new Error(`slot chart gave no decision for ${cmd.type}`);
-    return this.last;
+    return decideSlot(this.slot, cmd);
   }
 
   apply(fact: SlotFactEvent): void {
-    this.actor.send(fact);
+    this.slot = slotAfterFact(this.slot, fact);
   }
 
   get login(): Login {
-    return this.actor.getSnapshot().value as Login;
+    return this.slot.value as Login;
   }
 
   /** What a session's chart says to an operation request (a session without an actor is idle). */
@@ -93,6 +87,5 @@ export class SlotActor {
 
   stop(): void {
     this.stopSessions();
-    this.actor.stop();
   }
 }

@@ -48,6 +48,18 @@
  * key, another store's, damaged or stale ones are passed over with a warning, down to a full replay) and replays only
  * the records after it. Without snapshots, opening verifies the whole log: every line parses and chains (chain.ts).
  *
+ * Replay (`readFacts`). A simulator rebuilt from the log needs only each record's sequence and facts, so that is all
+ * `readFacts` decodes: the file is read in 1 MiB chunks, each line's facts array is cut out of its bytes (the layout
+ * encodeEntry writes is fixed up to the record, whose canonical keys are sorted, so the args object is skipped by
+ * bracket counting and the facts array ends at the first `],"fn":"` after it; see factsOfLine) and only that text is
+ * parsed; a record without facts is not parsed at all. A line in any other layout is parsed whole. The lines were
+ * verified when the store opened (or are covered by the snapshot the store opened from), as `read` trusts them too.
+ * Parsing whole lines was most of a record's read cost (args, outputs and envelope are about half its bytes and
+ * most of its JSON structure). The on-disk format stays one JSON line per entry, so `hsmsim audit verify`, `audit
+ * show`, the secret scans and logs written before are untouched; a binary framing or a facts-first layout would
+ * save the cut but change the format every reader and the chain hash's fast path rely on (docs/notes/replay-speed.md
+ * weighs them).
+ *
  * A torn last line (a write cut short: no newline at the end, or a last line that is not JSON) is cut with a warning:
  * its append never returned, so it was never acknowledged. Anything else wrong (a line before the last that is not JSON, or any line that parses but does
  * not chain) is corruption or tampering and is never cut: `StoreCorruptError` names the first bad sequence and the
@@ -70,8 +82,8 @@ import { randomBytes as nodeRandomBytes, randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import type { EventStore, SnapshotCandidate, SnapshotHost } from "./store.js";
-import type { CallRecord } from "./types.js";
+import type { EventStore, ReplayItem, SnapshotCandidate, SnapshotHost } from "./store.js";
+import type { CallRecord, Fact } from "./types.js";
 import { encodeEntry, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { bytesToHex, hexToBytes } from "../crypto/encoding.js";
 import { checkpointLine, CHECKPOINTS, loadAuditKey, readCheckpoints, readText, signCheckpoint, type AuditKey } from "./checkpoint.js";
@@ -360,6 +372,35 @@ export class FileEventStore implements EventStore {
       if (e.seq !== seq) throw new StoreCorruptError(this.file, seq, l.start, `envelope seq is ${e.seq} (the log changed under the store)`);
       yield e.record;
     }
+  }
+
+  /**
+   * Records from `from` as replay needs them: the sequence and the facts (see "Replay" above). Each line's facts are cut
+   * out of its bytes and parsed alone; a line not laid out as encodeEntry writes it is parsed whole.
+   */
+  *readFacts(from = 1): Iterable<ReplayItem> {
+    const start = Math.max(1, Math.floor(from));
+    if (start > this.last) return;
+    let { seq, offset } = this.locate(start);
+    const walk = FileEventStore.onWalk?.("read", this.last - start + 1);
+    try {
+      for (const l of byteLines(() => this.openFd(), offset, () => this.size)) {
+        seq++;
+        if (!l.complete) throw new StoreCorruptError(this.file, seq, l.start, "a record without its newline inside the log (the log changed under the store)");
+        if (seq < start) continue;
+        walk?.update(seq - start + 1);
+        yield { seq, facts: factsOfLine(l.buf, l.from, l.to, seq) ?? this.factsParsedWhole(l, seq) };
+      }
+    } finally {
+      walk?.finish();
+    }
+  }
+
+  /** A line's facts from the whole envelope parsed (a line in another layout than encodeEntry's). */
+  private factsParsedWhole(l: ByteLine, seq: number): readonly Fact[] {
+    const e = JSON.parse(l.buf.toString("utf8", l.from, l.to)) as Envelope;
+    if (e.seq !== seq) throw new StoreCorruptError(this.file, seq, l.start, `envelope seq is ${e.seq} (the log changed under the store)`);
+    return e.record.facts;
   }
 
   /** fdatasync now (group and none modes; fsync mode is always synced). */
@@ -834,6 +875,89 @@ export function lastSeqOfLog(file: string): number {
   }
 }
 
+// ---- the facts of a line ------------------------------------------------------------------------------------------
+
+const ascii = (t: string) => Buffer.from(t, "latin1");
+const SEQ_KEY = ascii(`{"seq":`);
+const PREV_KEY = ascii(`,"prev":"`);
+const HASH_KEY = ascii(`","hash":"`);
+const RECORD_APP_KEY = ascii(`","record":{"app":`);
+const ARGS_KEY = ascii(`,"args":`);
+const FACTS_KEY = ascii(`,"facts":`);
+/** What follows the facts array in a canonical record (keys sorted: app, args, facts, fn, …). */
+const FACTS_END = ascii(`],"fn":"`);
+const NO_FACTS: readonly Fact[] = Object.freeze([]);
+
+/** Whether b[i…] holds `t`. */
+function holds(b: Buffer, i: number, t: Buffer): boolean {
+  for (let k = 0; k < t.length; k++) if (b[i + k] !== t[k]) return false;
+  return true;
+}
+
+/** The index after the decimal digits at b[i…] (i itself when there are none). */
+function digitsEnd(b: Buffer, i: number, end: number): number {
+  while (i < end && b[i]! >= 48 && b[i]! <= 57) i++;
+  return i;
+}
+
+/**
+ * The index after the JSON object or array that starts at b[i] (a `{` or `[`), or -1 when it does not end before
+ * `end`. Strings are skipped whole, escapes included, so brackets inside them do not count.
+ */
+function skipContainer(b: Buffer, i: number, end: number): number {
+  let depth = 0;
+  while (i < end) {
+    const c = b[i]!;
+    if (c === 34 /* " */) {
+      for (i++; i < end && b[i] !== 34; i++) if (b[i] === 92 /* \ */) i++;
+    } else if (c === 123 /* { */ || c === 91 /* [ */) depth++;
+    else if (c === 125 /* } */ || c === 93 /* ] */) {
+      if (--depth === 0) return i + 1;
+    }
+    i++;
+  }
+  return -1;
+}
+
+/**
+ * The facts of the line b[s, e) at sequence `seq`, decoded without parsing the rest of the line; undefined when the
+ * line is not laid out as encodeEntry writes it (the caller then parses it whole).
+ *
+ * The layout: `{"seq":N,"prev":"<64>","hash":"<64>","record":` and the record's canonical JSON, whose keys are sorted,
+ * so it reads `{"app":N,"args":{…},"facts":[…],"fn":"…",…}`. The args object is skipped by bracket counting (strings
+ * skipped whole). The facts array then ends at the first `],"fn":"` after it: no string can hold that text (a `"`
+ * inside a JSON string is escaped, so `,"` never occurs in one), and a `]` followed by a key "fn" inside the facts
+ * would close an inner array, leaving the cut text unbalanced: JSON.parse then throws and the line is parsed whole.
+ * A cut that parses is therefore exactly the record's facts array.
+ */
+export function factsOfLine(b: Buffer, s: number, e: number, seq: number): readonly Fact[] | undefined {
+  if (!holds(b, s, SEQ_KEY)) return undefined;
+  let i = s + SEQ_KEY.length;
+  let n = 0;
+  const seqEnd = digitsEnd(b, i, e);
+  for (let k = i; k < seqEnd; k++) n = n * 10 + b[k]! - 48;
+  if (seqEnd === i || n !== seq || !holds(b, seqEnd, PREV_KEY)) return undefined;
+  i = seqEnd + PREV_KEY.length + 64;
+  if (!holds(b, i, HASH_KEY)) return undefined;
+  i += HASH_KEY.length + 64;
+  if (!holds(b, i, RECORD_APP_KEY)) return undefined;
+  i = digitsEnd(b, i + RECORD_APP_KEY.length, e);
+  if (!holds(b, i, ARGS_KEY) || b[i + ARGS_KEY.length] !== 123 /* { */) return undefined;
+  i = skipContainer(b, i + ARGS_KEY.length, e);
+  if (i < 0 || !holds(b, i, FACTS_KEY)) return undefined;
+  i += FACTS_KEY.length;
+  if (b[i] !== 91 /* [ */) return undefined;
+  if (b[i + 1] === 93 /* ] */) return NO_FACTS;
+  const close = b.indexOf(FACTS_END, i);
+  if (close < 0 || close >= e) return undefined;
+  try {
+    const facts: unknown = JSON.parse(b.toString("utf8", i, close + 1));
+    return Array.isArray(facts) ? (facts as Fact[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 // ---- reading lines -----------------------------------------------------------------------------------------------
 
 interface Line {
@@ -847,20 +971,44 @@ interface Line {
 
 /** The lines of the file from byte `from` to `end()` (re-read at each refill, so lines appended meanwhile count). */
 function* lines(fd: () => number, from: number, end: () => number): Generator<Line> {
+  for (const l of byteLines(fd, from, end)) yield { text: l.buf.toString("utf8", l.from, l.to), start: l.start, next: l.next, complete: l.complete };
+}
+
+/** A line as bytes: buf[from, to) without its newline; start / next / complete as in Line. */
+interface ByteLine {
+  buf: Buffer;
+  from: number;
+  to: number;
+  start: number;
+  next: number;
+  complete: boolean;
+}
+
+/**
+ * The lines of the file from byte `from` to `end()` as bytes, read in CHUNK-sized reads (`end` is re-read at each
+ * refill, so lines appended meanwhile count). One object is yielded again and again, changed: use it before the next.
+ */
+function* byteLines(fd: () => number, from: number, end: () => number): Generator<ByteLine> {
   let buf = Buffer.alloc(0);
   let base = from; // file offset of buf[0]
   let off = 0; // first unconsumed byte of buf
+  const l: ByteLine = { buf, from: 0, to: 0, start: 0, next: 0, complete: true };
   for (;;) {
     const nl = buf.indexOf(10, off);
     if (nl >= 0) {
-      yield { text: buf.toString("utf8", off, nl), start: base + off, next: base + nl + 1, complete: true };
+      l.buf = buf;
+      l.from = off;
+      l.to = nl;
+      l.start = base + off;
+      l.next = base + nl + 1;
+      yield l;
       off = nl + 1;
       continue;
     }
     const at = base + buf.length;
     const limit = end();
     if (at >= limit) {
-      if (off < buf.length) yield { text: buf.toString("utf8", off), start: base + off, next: at, complete: false };
+      if (off < buf.length) yield Object.assign(l, { buf, from: off, to: buf.length, start: base + off, next: at, complete: false });
       return;
     }
     // Refill, keeping the unfinished line.
@@ -878,7 +1026,7 @@ function* lines(fd: () => number, from: number, end: () => number): Generator<Li
     base += off;
     off = 0;
     if (got === 0) {
-      if (keep > 0) yield { text: buf.toString("utf8"), start: base, next: base + keep, complete: false };
+      if (keep > 0) yield Object.assign(l, { buf, from: 0, to: keep, start: base, next: base + keep, complete: false });
       return;
     }
   }

@@ -12,9 +12,7 @@ import type { Fact, StoredAttribute } from "../events/types.js";
 import { SEALED_VALUE } from "./key-material.js";
 import { hexToBytes } from "../crypto/encoding.js";
 import { SlotActor } from "../actors/slot-actor.js";
-import { digestStream } from "../crypto/mechanisms/lookup.js";
-import type { DigestState } from "../crypto/mechanisms/index.js";
-import { restoreOperation, startCrypto, updateCrypto } from "./operations.js";
+import { feedDigest, restoreOperation, startCrypto, startDigest, updateCrypto } from "./operations.js";
 import {
   cacheOf,
   newToken,
@@ -27,6 +25,11 @@ import {
 export interface EvolveEnv {
   /** Open a value sealed under the simulator key (data fed to a digest). */
   unseal(sealed: string): Uint8Array;
+  /**
+   * Recorded facts (a replay): a digest's state is computed when it is first read, not step by step
+   * (model/operations.ts startDigest). The dispatcher's own facts are applied eagerly: their inputs are at hand.
+   */
+  deferDigests?: boolean;
 }
 
 function newSlot(state: SimState, slotID: number, token: string | null): AppSlotState {
@@ -446,19 +449,13 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
     case "DigestStarted": {
       const a = app(state, fact.app);
       const s = a.sessions.get(fact.session)!;
-      s.op = { kind: "digest", mechanism: fact.mechanism, state: digestStream(fact.mechanism).init(), updated: false };
+      s.op = startDigest(fact.mechanism, env.deferDigests === true, env);
       slot(a, s.slotID).actor.applyToSession(s.handle, { type: "OperationStarted", kind: "digest" });
       return;
     }
     case "DigestUpdated": {
       const s = app(state, fact.app).sessions.get(fact.session)!;
-      if (s.op?.kind === "digest") {
-        // Replayed without the simulator key, the data does not open: the digest goes on without a state, and its
-        // steps answer CKR_GENERAL_ERROR (functions/digest.ts).
-        const data = s.op.state === null ? undefined : tryUnseal(env, fact.sealed);
-        s.op.state = data ? digestStream(s.op.mechanism).update(s.op.state as DigestState, data) : null;
-        s.op.updated = true;
-      }
+      if (s.op?.kind === "digest") feedDigest(s.op, fact.sealed, env);
       return;
     }
     case "CryptoStarted": {

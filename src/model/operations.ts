@@ -5,14 +5,15 @@
  * deterministic, so replaying the facts rebuilds the same state byte for byte.
  */
 import type { HmacParams } from "../crypto/mechanisms/index.js";
-import { cipherPair, macStream } from "../crypto/mechanisms/lookup.js";
+import { cipherPair, digestStream, macStream } from "../crypto/mechanisms/lookup.js";
+import type { DigestState } from "../crypto/mechanisms/index.js";
 import type { Fact } from "../events/types.js";
 import { keyOf, paramsFromFact, rememberKey, runtimeParams, type PlainParams } from "../functions/crypto-op.js";
 import { parseSavedOperation } from "../functions/operation-state.js";
 import { isRsaMechanism, isRsaOp, startRsaState, updateRsaState, type RsaState } from "../functions/rsa.js";
 import { CK } from "../pkcs11/constants.js";
 import { keyValueOf } from "./key-material.js";
-import { liveObject, type AppState, type CryptoOp, type OperationState, type SimState } from "./state.js";
+import { liveObject, type AppState, type CryptoOp, type DigestOp, type OperationState, type SimState } from "./state.js";
 
 interface Env {
   unseal(sealed: string): Uint8Array;
@@ -87,6 +88,86 @@ export function updateCrypto(op: CryptoOp, data: Uint8Array, env: Env): void {
     const r = (op.kind === "encrypt" ? pair.encrypt : pair.decrypt).update(keyOf(op, env.unseal), op.state, data);
     if (!r.ok) throw new Error(`CryptoUpdated for an update that fails (${r.rv})`);
     op.state = r.state;
+  }
+  op.updated = true;
+}
+
+/**
+ * Digests rebuilt from recorded facts are lazy: DigestStarted and DigestUpdated only note what happened, and the
+ * state (the registry's init, then an update per sealed input opened) is computed the first time anything reads
+ * `op.state`: the next live step, C_GetOperationState, a state snapshot, `hsmsim replay --until`. A digest that
+ * starts and ends within the replayed log (the common case) never opens its inputs nor hashes them; opening a sealed
+ * input (XChaCha20-Poly1305 in @noble/ciphers) is the costliest step of replaying a digest.
+ *
+ * The fold is the eager steps in order, so the state read is the one eager evolution gives: init, then for each input
+ * `state = opened ? update(state, opened) : null` (an input that does not open, in a log replayed without its key,
+ * leaves the digest without a state for good; later inputs are not opened). `state` is an own enumerable accessor,
+ * in the data property's place, so JSON, structuredClone and the snapshot codec read the folded value; after the fold
+ * it is a plain data property again.
+ */
+const DEFERRED = new WeakMap<DigestOp, { inputs: string[]; env: Env }>();
+
+function fold(op: DigestOp): unknown {
+  const d = DEFERRED.get(op)!;
+  DEFERRED.delete(op);
+  const stream = digestStream(op.mechanism);
+  let state: unknown = stream.init();
+  for (const sealed of d.inputs) {
+    let data: Uint8Array | undefined;
+    if (state !== null) {
+      try {
+        data = d.env.unseal(sealed);
+      } catch {
+        data = undefined;
+      }
+    }
+    state = data ? stream.update(state as DigestState, data) : null;
+  }
+  settle(op, state);
+  return state;
+}
+
+function settle(op: DigestOp, state: unknown): void {
+  Object.defineProperty(op, "state", { value: state, writable: true, enumerable: true, configurable: true });
+}
+
+/** A digest started by a recorded DigestStarted; `defer`: its state is computed when first read (see above). */
+export function startDigest(mechanism: number, defer: boolean, env: Env): DigestOp {
+  if (!defer) return { kind: "digest", mechanism, state: digestStream(mechanism).init(), updated: false };
+  // The accessor is written in the literal (not added by defineProperty, which would turn every deferred digest into
+  // a slow dictionary-mode object): same keys, same order as the eager object.
+  const op: DigestOp = {
+    kind: "digest",
+    mechanism,
+    get state(): unknown {
+      return fold(op);
+    },
+    set state(v: unknown) {
+      DEFERRED.delete(op);
+      settle(op, v);
+    },
+    updated: false,
+  };
+  DEFERRED.set(op, { inputs: [], env });
+  return op;
+}
+
+/** Feed a recorded DigestUpdated's sealed input to a digest: noted when the digest is deferred, else applied now. */
+export function feedDigest(op: DigestOp, sealed: string, env: Env): void {
+  const d = DEFERRED.get(op);
+  if (d) d.inputs.push(sealed);
+  else {
+    let data: Uint8Array | undefined;
+    if (op.state !== null) {
+      try {
+        data = env.unseal(sealed);
+      } catch {
+        data = undefined;
+      }
+    }
+    // Replayed without the simulator key, the data does not open: the digest goes on without a state, and its
+    // steps answer CKR_GENERAL_ERROR (functions/digest.ts).
+    op.state = data ? digestStream(op.mechanism).update(op.state as DigestState, data) : null;
   }
   op.updated = true;
 }

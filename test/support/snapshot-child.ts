@@ -26,6 +26,7 @@ let from = 0;
 const watched: EventStore = new Proxy(store, {
   get(target, key) {
     if (key === "read") return (f = 1) => ((from = f), target.read(f));
+    if (key === "readFacts") return (f = 1) => ((from = f), target.readFacts(f));
     const v = Reflect.get(target, key, target) as unknown;
     return typeof v === "function" ? v.bind(target) : v;
   },

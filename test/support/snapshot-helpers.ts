@@ -53,7 +53,9 @@ export function readsOf<S extends EventStore>(store: S): { store: S; froms: numb
   const froms: number[] = [];
   const proxy = new Proxy(store, {
     get(target, key) {
+      // Replay reads through `readFacts` where the store has it, else through `read`: either is where it started.
       if (key === "read") return (from = 1) => (froms.push(from), target.read(from));
+      if (key === "readFacts" && target.readFacts) return (from = 1) => (froms.push(from), target.readFacts!(from));
       const v = Reflect.get(target, key, target) as unknown;
       return typeof v === "function" ? v.bind(target) : v;
     },

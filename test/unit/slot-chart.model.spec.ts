@@ -5,9 +5,10 @@
  * fact sheet's tables (§9, §13, §15). The oracle is deliberately a separate, naive function: the chart must agree.
  */
 import { describe, expect, it } from "vitest";
-import { createActor } from "xstate";
+import { createActor, transition } from "xstate";
 import { getShortestPaths } from "xstate/graph";
-import { slotMachine, type SlotCommand, type PinCheck } from "../../src/machines/slot.js";
+import { slotMachine, type SlotCommand, type PinCheck, type SlotDecision, type SlotFactEvent } from "../../src/machines/slot.js";
+import { decideSlot, initialSlotSnapshot, restoreSlotSnapshot, slotAfterFact } from "../../src/actors/slot-chart-runtime.js";
 
 type Fact = { type: "LoggedIn"; role: "so" | "user" } | { type: "LoggedOut" };
 
@@ -91,5 +92,67 @@ describe.each([false, true])("slot chart (logoutRequiresLogin=%s)", (logoutRequi
       }
     }
     expect(checked).toBe(paths.length * COMMANDS.length);
+  });
+});
+
+// ---- the runtime (src/actors/slot-chart-runtime.ts) ----------------------------------------------------------------
+// Fact transitions memoised on (snapshot, fact), commands answered by a shared live actor per state: both must be what
+// a live actor of the chart does, for every reachable state, every fact and every command variant, in both contexts.
+
+/** A live actor of the chart brought to a state by `path` (facts), with its emitted decisions recorded. */
+function liveActor(logoutRequiresLogin: boolean, path: SlotFactEvent[]) {
+  const decisions: SlotDecision[] = [];
+  const actor = createActor(slotMachine, { input: { logoutRequiresLogin } });
+  actor.on("decision", (d) => void decisions.push(d));
+  actor.start();
+  for (const f of path) actor.send(f);
+  return { actor, decisions };
+}
+
+/** Every fact path of length up to 3: reaches every state, from every state, by every fact. */
+const PATHS: SlotFactEvent[][] = [[]];
+for (let n = 0; n < 3; n++) for (const p of PATHS.filter((x) => x.length === n)) for (const f of FACTS) PATHS.push([...p, f]);
+
+describe.each([true, false])("slot chart runtime (logoutRequiresLogin %s)", (logoutRequiresLogin) => {
+  it("fact transitions are pure (no actions, context unchanged) and memoised to what a live actor reaches", () => {
+    for (const path of PATHS) {
+      let s = initialSlotSnapshot(logoutRequiresLogin);
+      for (const f of path) {
+        const [n, actions] = transition(slotMachine, s, f);
+        expect(actions).toEqual([]);
+        expect(n.context).toEqual(s.context);
+        s = slotAfterFact(s, f);
+        expect(s.value).toBe(n.value);
+      }
+      const live = liveActor(logoutRequiresLogin, path);
+      expect(s.value).toBe(live.actor.getSnapshot().value);
+      expect(slotMachine.getPersistedSnapshot(s)).toEqual(live.actor.getPersistedSnapshot());
+      expect(live.decisions).toEqual([]);
+    }
+  });
+
+  it("commands get the live actor's decision and change no state", () => {
+    for (const path of PATHS.filter((p) => p.length <= 2)) {
+      let s = initialSlotSnapshot(logoutRequiresLogin);
+      for (const f of path) s = slotAfterFact(s, f);
+      for (const cmd of COMMANDS) {
+        const live = liveActor(logoutRequiresLogin, path);
+        live.actor.send(cmd);
+        expect(decideSlot(s, cmd)).toEqual(live.decisions[0]);
+        expect(live.decisions).toHaveLength(1);
+        expect(live.actor.getSnapshot().value).toBe(s.value);
+      }
+    }
+  });
+
+  it("a persisted snapshot restores to the same state", () => {
+    for (const path of PATHS) {
+      let s = initialSlotSnapshot(logoutRequiresLogin);
+      for (const f of path) s = slotAfterFact(s, f);
+      const r = restoreSlotSnapshot(JSON.parse(JSON.stringify(slotMachine.getPersistedSnapshot(s))), logoutRequiresLogin);
+      expect(r.value).toBe(s.value);
+      expect(r.context).toEqual(s.context);
+      expect(slotAfterFact(r, { type: "LoggedOut" }).value).toBe("public");
+    }
   });
 });
