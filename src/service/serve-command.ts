@@ -12,6 +12,7 @@
 import { isProfileName } from "../pkcs11/profiles.js";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import { dirname, join } from "node:path";
 import { credsAuthenticator, connect as natsConnect } from "@nats-io/transport-node";
 import { natsConnectOptions } from "../remote/connect-options.js";
 import { DEFAULT_PREFIX, DEFAULT_SIM, DEFAULT_STREAM, type SimConfig } from "../remote/protocol.js";
@@ -43,7 +44,7 @@ export const SERVE_USAGE = `  serve --nats URL[,URL..] [--name N] [--stream S] [
            serve simulator N (default "default") on NATS: calls on hsmsim.N.call (queue group), events in the
            JetStream stream S (default HSMSIM), health on hsmsim.N.health; the state is rebuilt from the stream
            at start; the key and options are kept in FILE (default ./hsmsim-N.json, mode 0600); every N records
-           (default 1000, 0: none) a checkpoint signed with the audit key in DIR (default ./hsmsim-N-audit, made on
+           (default 1000, 0: none) a checkpoint signed with the audit key in DIR (default hsmsim-N-audit beside FILE, made on
            first start; audit.pub there is what verifiers need) is stored in KV hsmsim-audit`;
 
 interface Settings {
@@ -122,7 +123,8 @@ export async function serveCommand(o: Parsed): Promise<number> {
   let checkpoints: JetStreamCheckpoints | undefined;
   const every = integer("checkpoint-every", o["checkpoint-every"], 0) ?? 1000;
   if (every > 0) {
-    const auditDir = typeof o["audit-dir"] === "string" ? o["audit-dir"] : `hsmsim-${sim}-audit`;
+    // Beside the settings file by default: where the operator keeps this simulator's secrets.
+    const auditDir = typeof o["audit-dir"] === "string" ? o["audit-dir"] : join(dirname(keyFile), `hsmsim-${sim}-audit`);
     try {
       fs.mkdirSync(auditDir, { recursive: true, mode: 0o700 });
       const key = loadAuditKey(auditDir, undefined, () => new Uint8Array(randomBytes(32)), true);
