@@ -40,7 +40,7 @@
  * written is a warning, never a failed call: the stream is the truth.
  */
 import { randomUUID } from "node:crypto";
-import { headers, type NatsConnection } from "@nats-io/transport-node";
+import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import {
   DeliverPolicy,
   jetstream,
@@ -51,13 +51,15 @@ import {
   type JsMsg,
   type ConsumerMessages,
   type StreamConfig,
+  type ApiError,
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { DeferredEventStore, SnapshotCandidate, SnapshotHost } from "./store.js";
 import type { CallRecord } from "./types.js";
 import { encodeEntry, entryHash, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { StoreWriteError } from "./file-store.js";
-import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_SEQ, SNAPSHOT_BUCKET, streamSubjects, subjects } from "../remote/protocol.js";
+import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_MSG_ID, HEADER_SEQ, SNAPSHOT_BUCKET, streamSubjects, subjects } from "../remote/protocol.js";
+import { Requests } from "../remote/requests.js";
 
 /** JetStream's "wrong last sequence": the expectation (our fence) did not hold. */
 const WRONG_LAST_SEQUENCE = 10071;
@@ -312,6 +314,7 @@ export class JetStreamEventStore implements DeferredEventStore {
   private snapPending: { seq: number; head: string; body: Uint8Array } | undefined;
   private snapUpload: Promise<void> = Promise.resolve();
   private snapWarned = false;
+  private requests!: Requests;
 
   private constructor(
     private readonly js: JetStreamClient,
@@ -352,6 +355,7 @@ export class JetStreamEventStore implements DeferredEventStore {
       },
       { stream, subject, base: 0, head: GENESIS, fence: 0 },
     );
+    store.requests = new Requests(o.nc);
     if (o.snapshotEvery !== undefined) {
       if (!Number.isSafeInteger(o.snapshotEvery) || o.snapshotEvery < 0) throw new RangeError(`"snapshotEvery" expected an integer >= 0, got ${o.snapshotEvery}`);
       store.snapshotEvery = o.snapshotEvery;
@@ -618,6 +622,8 @@ export class JetStreamEventStore implements DeferredEventStore {
     const expected = this.fence;
     const h = headers();
     h.set(HEADER_SEQ, `${first}-${last}`);
+    h.set(HEADER_MSG_ID, msgID);
+    h.set("Nats-Expected-Last-Subject-Sequence", String(expected));
     const deadline = Date.now() + this.opts.retryForMs;
     this.stats.publishes++;
     this.stats.records += batch.length;
@@ -632,7 +638,7 @@ export class JetStreamEventStore implements DeferredEventStore {
       this.commit();
     };
     const attempt = (n: number): void => {
-      this.js.publish(this.subject, body, { msgID, headers: h, expect: { lastSubjectSequence: expected }, timeout: this.opts.publishTimeoutMs }).then(
+      this.publish(body, h).then(
         (ack) => {
           if (ack.duplicate && n === 0) {
             this.fail(new ForkSuspectedError(`hsmsim: the first publish of ${msgID} was acknowledged as a duplicate (stream seq ${ack.seq}): another writer?`));
@@ -678,6 +684,20 @@ export class JetStreamEventStore implements DeferredEventStore {
     attempt(0);
   }
 
+  /**
+   * `js.publish(subject, body, { msgID, expect: { lastSubjectSequence } })` (the headers carry both) on this store's
+   * own inbox (remote/requests.ts: without nats-core's Error per request): the ack, or a JetStreamApiError, or another
+   * error (a timeout, no responders, not an ack), which the caller retries.
+   */
+  private async publish(body: Uint8Array, h: MsgHdrs): Promise<{ seq: number; duplicate?: boolean }> {
+    const m = await this.requests.request(this.subject, body, this.opts.publishTimeoutMs, h);
+    if (typeof m === "string") throw new Error(m);
+    const r = JSON.parse(utf8d.decode(m.data)) as { stream?: string; seq?: number; duplicate?: boolean; error?: ApiError };
+    if (r.error) throw new JetStreamApiError(r.error);
+    if (!r.stream || typeof r.seq !== "number") throw new Error(`not a publish acknowledgement: ${utf8d.decode(m.data).slice(0, 200)}`);
+    return { seq: r.seq, duplicate: r.duplicate };
+  }
+
   private fail(e: Error): void {
     if (!this.failed) this.failed = e;
     this.inflight = false;
@@ -697,6 +717,7 @@ export class JetStreamEventStore implements DeferredEventStore {
     if (this.capture && !this.failed && !this.closed && this.last > this.snapshotSeq && !this.snapPending) this.takeSnapshot();
     await this.drain();
     this.closed = true;
+    this.requests.close();
     await this.snapUpload;
   }
 }

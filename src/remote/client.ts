@@ -22,7 +22,7 @@
  *   catch up within the timeout → CKR_DEVICE_ERROR. `lastError` on the application says which.
  */
 import { randomUUID } from "node:crypto";
-import { connect as natsConnect, createInbox, type Msg, type NatsConnection, type NodeConnectionOptions, type Subscription } from "@nats-io/transport-node";
+import { connect as natsConnect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import type { Call, CallOut, FnName } from "../events/calls.js";
 import type { Answer, CallRecord } from "../events/types.js";
@@ -36,6 +36,7 @@ import type { DecideContext, Decision } from "../functions/context.js";
 import * as slotToken from "../functions/slot-token.js";
 import * as session from "../functions/session.js";
 import { natsConnectOptions } from "./connect-options.js";
+import { NO_RESPONDERS, Requests } from "./requests.js";
 import {
   CALL_TIMEOUT_MS,
   decodeWire,
@@ -278,56 +279,6 @@ export class RemoteSimulator {
     for (const w of this.waiters.splice(0)) w.resolve();
     await this.follower?.then((f) => f.stop(), () => undefined);
     if (this.ownsConnection) await this.nc.close();
-  }
-}
-
-const NO_RESPONDERS = "NoResponders: no service answers (no responders)";
-
-/**
- * Requests and their replies on one inbox subscription of this client's own (`<inbox>.<n>`), the way nats.js
- * multiplexes `nc.request` but without its per-request costs: nats-core 3.3.1's RequestOne builds an Error, with its
- * stack trace, for every request that succeeds (its resolver rejects the already resolved promise with a fresh
- * RequestError("cancelled")), which was a tenth of a drop-in client's CPU per call. Resolves with the reply, or with
- * the reason there is none: no responders (the server's 503 status reply, sent because nats.js connects with
- * `no_responders`), a timeout, or a closed connection. Never rejects.
- */
-class Requests {
-  private sub: Subscription | undefined;
-  private readonly prefix = `${createInbox()}.`;
-  private readonly pending = new Map<string, (m: Msg | string) => void>();
-  private next = 0;
-
-  constructor(private readonly nc: NatsConnection) {}
-
-  request(subject: string, body: Uint8Array, timeoutMs: number): Promise<Msg | string> {
-    this.sub ??= this.nc.subscribe(`${this.prefix}*`, {
-      callback: (err, m) => {
-        if (err) return;
-        const settle = this.pending.get(m.subject.slice(this.prefix.length));
-        if (settle) settle(m.data.length === 0 && m.headers?.code === 503 ? NO_RESPONDERS : m);
-      },
-    });
-    const token = (this.next++).toString(36);
-    return new Promise((resolve) => {
-      const t = setTimeout(() => settle(`TimeoutError: no reply in ${timeoutMs} ms`), timeoutMs);
-      const settle = (m: Msg | string) => {
-        clearTimeout(t);
-        this.pending.delete(token);
-        resolve(m);
-      };
-      this.pending.set(token, settle);
-      try {
-        this.nc.publish(subject, body, { reply: this.prefix + token });
-      } catch (e) {
-        settle(`${(e as Error).name}: ${(e as Error).message}`);
-      }
-    });
-  }
-
-  /** Stop listening: requests still waiting are answered "closed". */
-  close(): void {
-    this.sub?.unsubscribe();
-    for (const settle of [...this.pending.values()]) settle("ClosedConnectionError: the client closed");
   }
 }
 
