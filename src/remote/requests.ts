@@ -2,7 +2,7 @@
  * Requests and their replies on one inbox subscription of the caller's own (`<inbox>.<n>`): the way nats.js
  * multiplexes `nc.request`, without its per-request costs. nats-core 3.3.1's RequestOne builds an Error, stack trace
  * and all, for every request that *succeeds* (its resolver then rejects the already settled promise with a fresh
- * RequestError("cancelled")): about a tenth of a drop-in client's CPU per call, and 60–80 µs per JetStream publish of
+ * RequestError("cancelled")): about a tenth of a drop-in client's CPU per call, and ~65 µs per JetStream publish of
  * `hsmsim serve` on this machine (nats-design.md § "open+close throughput"). Used by the remote client's calls
  * (client.ts) and the JetStream store's publishes (events/jetstream-store.ts).
  *
