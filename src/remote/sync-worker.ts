@@ -87,8 +87,8 @@ async function startFollowing(gen: number): Promise<void> {
         return;
       }
       g.follower = f;
-      // If following ever stops on an error, start a new generation at the next read (the calling thread sees none
-      // arrive and times out this one's read; the one after asks again).
+      // If following ever stops on an error, follow again in the same generation from a fresh read model: its start
+      // message replaces the calling thread's model, and the records after it follow.
       f.done.then(
         () => undefined,
         () => {
