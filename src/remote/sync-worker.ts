@@ -105,10 +105,14 @@ async function startFollowing(gen: number): Promise<void> {
   }
 }
 
-/** The service's read model (protocol.ts ReadModelImage), or undefined: the projection then starts at record 1. */
+/**
+ * The service's read model (protocol.ts ReadModelImage), or undefined: the projection then starts at record 1 (from
+ * the stream, which needs no service). Half the call timeout at most, so that a read waiting for it while the service
+ * hangs still has time for that replay.
+ */
 async function readModelImage(): Promise<ReadModelImage | undefined> {
   try {
-    const m = await remote.nc.request(remote.subjects.readModel, new Uint8Array(0), { timeout: data.timeoutMs });
+    const m = await remote.nc.request(remote.subjects.readModel, new Uint8Array(0), { timeout: Math.max(1, Math.floor(data.timeoutMs / 2)) });
     const image = decodeWire<ReadModelImage>(m.data);
     return imageReadModel(image, resolveProfile(remote.info.config.profile)) ? image : undefined;
   } catch {

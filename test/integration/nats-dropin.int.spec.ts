@@ -287,6 +287,7 @@ describe("pkcs11js drop-in over NATS (load(\"nats://host:port/<name>\"))", () =>
     };
 
     // 1. The service hangs (SIGSTOP: it holds its subscription but answers nothing): the request times out.
+    await new Promise((r) => setTimeout(r, PROJECTION_IDLE_MS + 50)); // no read meanwhile: the next call unfollows
     svc.proc.kill("SIGSTOP");
     const hung = timed(() => p.C_OpenSession(slot, RW));
     expect(hung.error?.message).toBe("CKR_DEVICE_ERROR");
@@ -294,6 +295,12 @@ describe("pkcs11js drop-in over NATS (load(\"nats://host:port/<name>\"))", () =>
     expect(hung.error?.method).toBe("C_OpenSession");
     expect(hung.ms).toBeGreaterThanOrEqual(1400);
     expect(hung.ms).toBeLessThan(1500 + 1000);
+    // A read after that pause finds the projection stopped (the hung call carried `unfollow`); the hung service gives
+    // no read model, so the projection replays the stream (JetStream still answers) and the read is answered, in time.
+    const read = timed(() => p.C_GetSessionInfo(h));
+    expect(read.error).toBeUndefined();
+    expect(read.ms).toBeLessThan(1500);
+    expect(p.C_GetSessionInfo(h).state).toBe(CK.CKS_RW_SO_FUNCTIONS);
     svc.proc.kill("SIGCONT");
 
     // 2. The service killed: no responders, answered at once.
