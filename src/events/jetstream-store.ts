@@ -59,7 +59,7 @@
  * written is a warning, never a failed call: the stream is the truth.
  */
 import { randomUUID } from "node:crypto";
-import { headers, type NatsConnection } from "@nats-io/transport-node";
+import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import {
   DeliverPolicy,
   jetstream,
@@ -70,6 +70,7 @@ import {
   type JsMsg,
   type ConsumerMessages,
   type StreamConfig,
+  type ApiError,
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { DeferredEventStore, SnapshotCandidate, SnapshotHost } from "./store.js";
@@ -78,6 +79,7 @@ import { encodeEntry, entryHash, entryProblem, GENESIS, type Envelope } from "./
 import { StoreWriteError } from "./file-store.js";
 import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_MSG_ID, HEADER_SEQ, legacyStreamSubjects, SNAPSHOT_BUCKET, streamSubjects, subjects, type Subjects } from "../remote/protocol.js";
 import { subjectToken } from "./token-subjects.js";
+import { Requests } from "../remote/requests.js";
 
 /** JetStream's "wrong last sequence": the expectation (our fence) did not hold. */
 const WRONG_LAST_SEQUENCE = 10071;
@@ -388,6 +390,7 @@ export class JetStreamEventStore implements DeferredEventStore {
   private snapPending: { seq: number; head: string; body: Uint8Array } | undefined;
   private snapUpload: Promise<void> = Promise.resolve();
   private snapWarned = false;
+  private requests!: Requests;
 
   private constructor(
     private readonly js: JetStreamClient,
@@ -433,6 +436,7 @@ export class JetStreamEventStore implements DeferredEventStore {
       },
       { stream, subjects: subjs, base: 0, head: GENESIS, fence: 0 },
     );
+    store.requests = new Requests(o.nc);
     if (o.snapshotEvery !== undefined) {
       if (!Number.isSafeInteger(o.snapshotEvery) || o.snapshotEvery < 0) throw new RangeError(`"snapshotEvery" expected an integer >= 0, got ${o.snapshotEvery}`);
       store.snapshotEvery = o.snapshotEvery;
@@ -681,6 +685,7 @@ export class JetStreamEventStore implements DeferredEventStore {
     const msgID = `${this.opts.sim}/${this.writerId}/${first}`;
     const h = headers();
     h.set(HEADER_SEQ, `${first}-${last}`);
+    h.set(HEADER_MSG_ID, msgID);
     const deadline = Date.now() + this.opts.retryForMs;
     this.stats.publishes++;
     this.stats.records += batch.length;
@@ -696,7 +701,9 @@ export class JetStreamEventStore implements DeferredEventStore {
       this.commit();
     };
     const attempt = (n: number, expected: number): void => {
-      this.js.publish(subject, body, { msgID, headers: h, expect: { lastSequence: expected }, timeout: this.opts.publishTimeoutMs }).then(
+      // The stream-wide expectation of this attempt (js.publish's `expect.lastSequence`, as a header).
+      h.set("Nats-Expected-Last-Sequence", String(expected));
+      this.publish(subject, body, h).then(
         (ack) => {
           if (ack.duplicate && n === 0) {
             this.fail(new ForkSuspectedError(`hsmsim: the first publish of ${msgID} was acknowledged as a duplicate (stream seq ${ack.seq}): another writer?`));
@@ -759,6 +766,20 @@ export class JetStreamEventStore implements DeferredEventStore {
     return {};
   }
 
+  /**
+   * `js.publish(subject, body, { msgID, expect: { lastSequence } })` (the headers carry both) on this store's own
+   * inbox (remote/requests.ts: without nats-core's Error per request): the ack, or a JetStreamApiError, or another
+   * error (a timeout, no responders, not an ack), which the caller retries.
+   */
+  private async publish(subject: string, body: Uint8Array, h: MsgHdrs): Promise<{ seq: number; duplicate?: boolean }> {
+    const m = await this.requests.request(subject, body, this.opts.publishTimeoutMs, h);
+    if (typeof m === "string") throw new Error(m);
+    const r = JSON.parse(utf8d.decode(m.data)) as { stream?: string; seq?: number; duplicate?: boolean; error?: ApiError };
+    if (r.error) throw new JetStreamApiError(r.error);
+    if (!r.stream || typeof r.seq !== "number") throw new Error(`not a publish acknowledgement: ${utf8d.decode(m.data).slice(0, 200)}`);
+    return { seq: r.seq, duplicate: r.duplicate };
+  }
+
   private fail(e: Error): void {
     if (!this.failed) this.failed = e;
     this.inflight = false;
@@ -778,6 +799,7 @@ export class JetStreamEventStore implements DeferredEventStore {
     if (this.capture && !this.failed && !this.closed && this.last > this.snapshotSeq && !this.snapPending) this.takeSnapshot();
     await this.drain();
     this.closed = true;
+    this.requests.close();
     await this.snapUpload;
   }
 }

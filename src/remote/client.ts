@@ -36,6 +36,7 @@ import type { DecideContext, Decision } from "../functions/context.js";
 import * as slotToken from "../functions/slot-token.js";
 import * as session from "../functions/session.js";
 import { natsConnectOptions } from "./connect-options.js";
+import { NO_RESPONDERS, Requests } from "./requests.js";
 import {
   CALL_TIMEOUT_MS,
   decodeWire,
@@ -101,6 +102,7 @@ export class RemoteSimulator {
   private waiters: { seq: number; resolve: () => void }[] = [];
   private follower: Promise<{ stop(): Promise<void> }> | undefined;
   private readonly apps = new Set<RemoteApplication>();
+  private readonly calls: Requests;
   private closed = false;
 
   private constructor(
@@ -111,6 +113,7 @@ export class RemoteSimulator {
     readonly o: { timeoutMs: number; clock: () => number; localReads: boolean },
   ) {
     this.subjects = subjects(sim, info.prefix);
+    this.calls = new Requests(nc);
     this.profile = resolveProfile(info.config.profile);
     this.state = newSimState(this.profile, info.config.slots ?? 1);
     this.read = new ReadModel(this.profile, this.state.fixedSlots);
@@ -225,23 +228,15 @@ export class RemoteSimulator {
       // Not representable as JSON (a cyclic argument, a bigint): the call's arguments are bad.
       return { v: PROTOCOL_VERSION, rv: CK.CKR_ARGUMENTS_BAD, seq: 0, error: "ProtocolError", message: (e as Error).message };
     }
-    try {
-      const m = await this.nc.request(this.subjects.call, body, { timeout: timeoutMs });
-      const reply = decodeWire<CallReply>(m.data);
-      if (reply.seq > this.seen) this.seen = reply.seq;
-      return reply;
-    } catch (e) {
-      const err = e as Error & { isNoResponders?: () => boolean };
-      const noResponders = (typeof err.isNoResponders === "function" && err.isNoResponders()) || /no responders/i.test(err.message);
-      return {
-        v: PROTOCOL_VERSION,
-        rv: CK.CKR_DEVICE_ERROR,
-        seq: 0,
-        error: noResponders ? "ServiceUnavailable" : "CallTimeout",
-        message: `${err.name}: ${err.message}`,
-      };
+    const m = await this.calls.request(this.subjects.call, body, timeoutMs);
+    if (typeof m === "string") {
+      return { v: PROTOCOL_VERSION, rv: CK.CKR_DEVICE_ERROR, seq: 0, error: m === NO_RESPONDERS ? "ServiceUnavailable" : "CallTimeout", message: m };
     }
+    const reply = decodeWire<CallReply>(m.data);
+    if (reply.seq > this.seen) this.seen = reply.seq;
+    return reply;
   }
+
 
   /** Answer a read from the projection, or undefined when it must go to the service. */
   async localRead(appId: number, call: Call): Promise<Answer | RemoteError | undefined> {
@@ -280,6 +275,7 @@ export class RemoteSimulator {
       await Promise.all(live.map((a) => this.request(a.appId, { fn: "C_Finalize", args: {} }, Math.min(this.o.timeoutMs, 1000))));
     }
     for (const a of this.apps) a.stopHeartbeat();
+    this.calls.close();
     for (const w of this.waiters.splice(0)) w.resolve();
     await this.follower?.then((f) => f.stop(), () => undefined);
     if (this.ownsConnection) await this.nc.close();

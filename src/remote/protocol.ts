@@ -252,7 +252,10 @@ export function encodeWire(v: unknown): Uint8Array {
 
 /** The inverse of encodeWire: `{"$b"}` objects become Uint8Array. Throws SyntaxError for bytes that are not JSON. */
 export function decodeWire<T>(data: Uint8Array): T {
-  return JSON.parse(utf8d.decode(data), (_k, x: unknown) => {
+  const text = utf8d.decode(data);
+  // Without a "$b" key there is nothing to revive, and JSON.parse is several times faster without a reviver.
+  if (!text.includes('"$b"')) return JSON.parse(text) as T;
+  return JSON.parse(text, (_k, x: unknown) => {
     if (x !== null && typeof x === "object" && !Array.isArray(x)) {
       const b = (x as { $b?: unknown }).$b;
       if (typeof b === "string" && Object.keys(x).length === 1) return new Uint8Array(Buffer.from(b, "base64"));

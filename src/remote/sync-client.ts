@@ -8,7 +8,10 @@
  *
  * The overhead over an async request is the worker round trip, about 10 µs. Reads (C_GetSessionInfo, C_GetTokenInfo,
  * C_GetSlotList, C_GetSlotInfo) do not make it: they are answered on the calling thread from a projection the worker
- * feeds (sync-projection.ts), after it has caught up with the application's last answered call.
+ * feeds (sync-projection.ts), after it has caught up with the application's last answered call. The worker follows
+ * the stream for it only while the application reads: from the first read on, until a call finds no read in the last
+ * `projectionIdleMs` (that call carries `unfollow`); the next read starts following again from the service's read
+ * model.
  *
  * A call never hangs: the worker's request times out first (`timeout`, default CALL_TIMEOUT_MS) and answers
  * CKR_DEVICE_ERROR, as it does at once when no service answers (NATS "no responders") or the connection is down;
@@ -28,14 +31,19 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from "
 import type { Call } from "../events/calls.js";
 import type { Answer } from "../events/types.js";
 import { CK } from "../pkcs11/constants.js";
-import { CALL_TIMEOUT_MS, parseSimUrl, type ReadModelImage, type SimConfig } from "./protocol.js";
+import { CALL_TIMEOUT_MS, parseSimUrl, type SimConfig } from "./protocol.js";
 import { CallingThreadProjection } from "./sync-projection.js";
 
 /** What the main thread sends the worker. */
-export type SyncRequest = { id: number; op: "call"; call: Call } | { id: number; op: "close" };
+export type SyncRequest =
+  /** `unfollow`: stop following the stream for the projection (no local read for a while) before the call. */
+  | { id: number; op: "call"; call: Call; unfollow?: boolean }
+  | { id: number; op: "close" }
+  /** Start following the stream as projection generation `gen` (no reply: the feed says when it has started). */
+  | { id: number; op: "follow"; gen: number };
 /** What the worker sends back: an answer (with the seq of the call's record), or a failure to connect or close. */
 export type SyncReply =
-  | { id: number; ok: true; answer: Answer; seq: number; app: number; config?: SimConfig; readModel?: ReadModelImage }
+  | { id: number; ok: true; answer: Answer; seq: number; app: number; config?: SimConfig }
   | { id: number; ok: false; error: string; name: string };
 
 /** Set in the shared control words by the worker. */
@@ -62,6 +70,8 @@ export interface SyncRemoteOptions {
   prefix?: string;
   /** How long `load()` waits for the first connection (ms, default 10 s). */
   connectTimeoutMs?: number;
+  /** Stop following the stream for local reads after this long without one (ms, default PROJECTION_IDLE_MS). */
+  projectionIdleMs?: number;
 }
 
 /** The connection could not be made: thrown by the constructor (so by `load()`), with the worker's reason. */
@@ -82,8 +92,6 @@ export class SyncRemote {
   /** The seq of the record of this application's last call that made one. */
   lastSeq = 0;
   readonly sim: string;
-  /** The record seq the read projection started from: the service's read model's, or 0 (the whole log replayed). */
-  readonly projectionStart: number;
   private readonly worker: Worker;
   private readonly port: MessagePort;
   private readonly feed: MessagePort;
@@ -116,8 +124,13 @@ export class SyncRemote {
       void this.worker.terminate();
       throw new RemoteConnectError(r ? r.error : `hsmsim: cannot reach ${server} for "${sim}": no answer from the connection worker`);
     }
-    this.projection = new CallingThreadProjection(r.config!, this.feed, this.ctrl, r.readModel);
-    this.projectionStart = r.readModel?.seq ?? 0;
+    this.projection = new CallingThreadProjection(
+      r.config!,
+      this.feed,
+      this.ctrl,
+      (gen) => this.port.postMessage({ id: 0, op: "follow", gen } satisfies SyncRequest),
+      opts.projectionIdleMs,
+    );
     LIVE.add(this);
     if (!exitHook) {
       exitHook = true;
@@ -134,7 +147,9 @@ export class SyncRemote {
     if (local) return local;
     const id = this.nextId++;
     Atomics.store(this.ctrl, CTRL_READY, 0);
-    this.port.postMessage({ id, op: "call", call } satisfies SyncRequest);
+    const req: SyncRequest = { id, op: "call", call };
+    if (this.projection.idle()) req.unfollow = true;
+    this.port.postMessage(req);
     const r = this.await(id, this.timeoutMs + 1000);
     if (!r || !r.ok) return { rv: CK.CKR_DEVICE_ERROR };
     this.appId = r.app;

@@ -1,7 +1,7 @@
 /**
  * The worker thread behind SyncRemote (sync-client.ts): it owns the async remote client (client.ts: the connection,
  * the application's id and heartbeats), follows the simulator's event subject for the calling thread's projection
- * (sync-projection.ts), runs each call the main thread posts,
+ * (sync-projection.ts) while the calling thread asks it to, runs each call the main thread posts,
  * and posts the answer back, waking the main thread through the shared control words. It keeps beating while the
  * main thread is blocked in Atomics.wait, so a long pause in the application does not expire it.
  *
@@ -13,7 +13,7 @@ import { CK } from "../pkcs11/constants.js";
 import { jetstream } from "@nats-io/jetstream";
 import { followSubject } from "../events/jetstream-store.js";
 import { connect, type RemoteApplication, type RemoteSimulator } from "./client.js";
-import { CTRL_FEED, imageReadModel } from "./sync-projection.js";
+import { CTRL_FEED, imageReadModel, type FeedMessage } from "./sync-projection.js";
 import { resolveProfile } from "../pkcs11/profiles.js";
 import { decodeWire, type ReadModelImage } from "./protocol.js";
 import { CTRL_ID, CTRL_READY, type SyncReply, type SyncRequest, type SyncWorkerData } from "./sync-client.js";
@@ -31,7 +31,6 @@ function reply(r: SyncReply): void {
 
 let remote: RemoteSimulator;
 let app: RemoteApplication;
-let follower: { stop(): Promise<void> } | undefined;
 let closing = false;
 try {
   remote = await connect(data.target, {
@@ -41,35 +40,62 @@ try {
     nats: { maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: data.connectTimeoutMs },
   });
   app = remote.application();
-  // Start the calling thread's projection from the service's read model (if it gives one), then follow the tail.
-  const image = await readModelImage();
-  void follow(image?.streamSeq ?? 1);
-  reply({ id: 0, ok: true, answer: { rv: CK.CKR_OK }, seq: 0, app: 0, config: remote.info.config, readModel: image });
+  reply({ id: 0, ok: true, answer: { rv: CK.CKR_OK }, seq: 0, app: 0, config: remote.info.config });
 } catch (e) {
   reply({ id: 0, ok: false, error: (e as Error).message, name: (e as Error).name });
   process.exit(0);
 }
 
+function post(m: FeedMessage): void {
+  data.feed.postMessage(m);
+  Atomics.add(ctrl, CTRL_FEED, 1);
+  Atomics.notify(ctrl, CTRL_FEED);
+}
+
 /**
- * The calling thread's projection (sync-projection.ts): every record of the simulator's subject, in order, posted on
- * the feed port, then the feed word raised to its seq. Started in the background and retried while JetStream cannot
- * make the consumer (a cluster without quorum): meanwhile reads wait for the feed, up to the call timeout.
+ * The calling thread's projection (sync-projection.ts), one generation at a time: the service's read model (if it
+ * gives one, else a start from record 1), then every record of the simulator's subject after it, in order, posted on
+ * the feed port. Retried while JetStream cannot make the consumer (a cluster without quorum): meanwhile reads wait for
+ * the feed, up to the call timeout. `stopFollowing` (or a newer generation) ends it.
  */
-async function follow(from: number): Promise<void> {
-  while (!closing) {
+let generation: { gen: number; stopped: boolean; follower?: { stop(): Promise<void> } } | undefined;
+
+function stopFollowing(): void {
+  const g = generation;
+  generation = undefined;
+  if (!g) return;
+  g.stopped = true;
+  void g.follower?.stop().catch(() => undefined);
+}
+
+async function startFollowing(gen: number): Promise<void> {
+  stopFollowing();
+  const g: NonNullable<typeof generation> = { gen, stopped: false };
+  generation = g;
+  const image = await readModelImage();
+  if (g.stopped) return;
+  post({ gen, start: image ?? null });
+  const from = image?.streamSeq ?? 1;
+  while (!g.stopped && !closing) {
     try {
       const f = await followSubject(jetstream(remote.nc), remote.info.stream, remote.subjects.events, from, (m) => {
-        if (m.envelopes.length === 0) return;
-        data.feed.postMessage(m.envelopes.map((e) => e.record));
-        Atomics.store(ctrl, CTRL_FEED, m.envelopes[m.envelopes.length - 1]!.seq);
-        Atomics.notify(ctrl, CTRL_FEED);
+        if (g.stopped || m.envelopes.length === 0) return;
+        post({ gen, records: m.envelopes.map((e) => e.record) });
       });
-      follower = f;
-      // If following ever stops on an error, start again (the calling thread skips the records it already has).
+      if (g.stopped) {
+        await f.stop();
+        return;
+      }
+      g.follower = f;
+      // If following ever stops on an error, follow again in the same generation from a fresh read model: its start
+      // message replaces the calling thread's model, and the records after it follow.
       f.done.then(
         () => undefined,
         () => {
-          if (!closing) void follow(from);
+          if (generation === g) {
+            generation = undefined;
+            if (!closing) void startFollowing(gen);
+          }
         },
       );
       return;
@@ -79,10 +105,14 @@ async function follow(from: number): Promise<void> {
   }
 }
 
-/** The service's read model (protocol.ts ReadModelImage), or undefined: the projection then starts at record 1. */
+/**
+ * The service's read model (protocol.ts ReadModelImage), or undefined: the projection then starts at record 1 (from
+ * the stream, which needs no service). Half the call timeout at most, so that a read waiting for it while the service
+ * hangs still has time for that replay.
+ */
 async function readModelImage(): Promise<ReadModelImage | undefined> {
   try {
-    const m = await remote.nc.request(remote.subjects.readModel, new Uint8Array(0), { timeout: data.timeoutMs });
+    const m = await remote.nc.request(remote.subjects.readModel, new Uint8Array(0), { timeout: Math.max(1, Math.floor(data.timeoutMs / 2)) });
     const image = decodeWire<ReadModelImage>(m.data);
     return imageReadModel(image, resolveProfile(remote.info.config.profile)) ? image : undefined;
   } catch {
@@ -91,13 +121,20 @@ async function readModelImage(): Promise<ReadModelImage | undefined> {
 }
 
 // One call at a time, in order: the main thread blocks on each, but a call it gave up on may still be running when
-// the next arrives, so they queue here rather than overlap.
+// the next arrives, so they queue here rather than overlap. Following starts and stops at once (not behind a call).
 let queue: Promise<void> = Promise.resolve();
 port.on("message", (m: SyncRequest) => {
+  if (m.op === "follow") {
+    void startFollowing(m.gen);
+    return;
+  }
+  if (m.op === "call" && m.unfollow) stopFollowing();
   queue = queue.then(async () => {
     if (m.op === "close") {
       closing = true;
-      await follower?.stop().catch(() => undefined);
+      const g = generation;
+      stopFollowing();
+      await g?.follower?.stop().catch(() => undefined);
       await remote.close().catch(() => undefined);
       reply({ id: m.id, ok: true, answer: { rv: CK.CKR_OK }, seq: 0, app: 0 });
       return;

@@ -4,6 +4,8 @@
  * - A pkcs11js flow (token init, PINs, sessions, login states, data objects, find, digest, random, errors) gives the
  *   same transcript remotely as on a private in-process simulator (`memory:`), call for call.
  * - Two drop-in instances are two applications of one remote simulator: one's login is the other's.
+ * - The read projection follows the stream only while the application reads (a consumer exists then, and not after a
+ *   pause followed by writes); a read after the pause starts again from the service's read model and sees every write.
  * - Losing the service answers CKR_DEVICE_ERROR, within the call timeout, never a hang: the service killed (no
  *   responders), the service hung (SIGSTOP: a timeout), the NATS server gone; and calls resume when it is back.
  */
@@ -13,6 +15,10 @@ import { CK } from "../../src/pkcs11/constants.js";
 import { startNatsServer, type NatsServer } from "../support/nats-server.js";
 import { startServe, type ServeProcess } from "../support/serve-process.js";
 import { SO_PIN, USER_PIN } from "../support/sim.js";
+import { connect as natsConnect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { DEFAULT_STREAM, subjects } from "../../src/remote/protocol.js";
+import { PROJECTION_IDLE_MS } from "../../src/remote/sync-projection.js";
 
 let nats: NatsServer;
 const services: ServeProcess[] = [];
@@ -31,6 +37,19 @@ async function serve(sim: string, keyFile?: string) {
   const s = await startServe(nats.url, sim, { keyFile, extra: ["--heartbeat-expiry", "60000", "--lease-wait", "15000"] });
   services.push(s);
   return s;
+}
+
+/** `hsmsim serve` for a new simulator, and two drop-in applications of it, initialised. */
+async function twoApplications(): Promise<{ sim: string; a: PKCS11; b: PKCS11 }> {
+  const sim = `dropin${++n}`;
+  await serve(sim);
+  const a = new PKCS11();
+  const b = new PKCS11();
+  a.load(`${nats.url}/${sim}`);
+  b.load(`${nats.url}/${sim}`);
+  a.C_Initialize();
+  b.C_Initialize();
+  return { sim, a, b };
 }
 
 const RW = CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION;
@@ -133,15 +152,8 @@ describe("pkcs11js drop-in over NATS (load(\"nats://host:port/<name>\"))", () =>
   });
 
   it("two drop-in instances are two applications of one simulator: a login is seen by the other", async () => {
-    const sim = `dropin${++n}`;
-    await serve(sim);
-    const a = new PKCS11();
-    const b = new PKCS11();
-    a.load(`${nats.url}/${sim}`);
-    b.load(`${nats.url}/${sim}`);
+    const { sim, a, b } = await twoApplications();
     try {
-      a.C_Initialize();
-      b.C_Initialize();
       const slot = a.C_GetSlotList(true)[0]!;
       a.C_InitToken(slot, SO_PIN, "shared");
       const sa = a.C_OpenSession(slot, RW);
@@ -175,6 +187,65 @@ describe("pkcs11js drop-in over NATS (load(\"nats://host:port/<name>\"))", () =>
     } finally {
       a.close();
       b.close();
+    }
+  });
+
+  it("the projection follows the stream only while the application reads, and a read after a pause still sees every write", async () => {
+    const { sim, a, b } = await twoApplications();
+    const nc = await natsConnect({ servers: nats.url });
+    const jsm = await jetstreamManager(nc);
+    const events = subjects(sim).events;
+    /** The consumers following this simulator's subject (each drop-in that follows has one). */
+    const followers = async () => {
+      let k = 0;
+      for await (const c of jsm.consumers.list(DEFAULT_STREAM)) if (c.config.filter_subject === events) k++;
+      return k;
+    };
+    const until = async (want: number) => {
+      const deadline = Date.now() + 5000;
+      let got = await followers();
+      while (got !== want && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        got = await followers();
+      }
+      return got;
+    };
+    try {
+      // connected and initialised, nothing read yet: nobody follows
+      expect(await followers()).toBe(0);
+      const slot = a.C_GetSlotList(true)[0]!; // a's first read: a follows
+      expect(await until(1)).toBe(1);
+      a.C_InitToken(slot, SO_PIN, "pauses");
+      const sa = a.C_OpenSession(slot, RW);
+      expect(a.C_GetSessionInfo(sa).state).toBe(CK.CKS_RW_PUBLIC_SESSION);
+      // a pause without reads (longer than PROJECTION_IDLE_MS), then writes only: the first write stops a's follower
+      await new Promise((r) => setTimeout(r, PROJECTION_IDLE_MS + 150));
+      const written: Buffer[] = [];
+      for (let i = 0; i < 5; i++) written.push(a.C_OpenSession(slot, RW));
+      expect(await until(0)).toBe(0);
+      for (let i = 0; i < 5; i++) a.C_CloseSession(written[i]!);
+      expect(await followers()).toBe(0);
+      // meanwhile another application writes (b logs the SO in on a session of its own)
+      const sb = b.C_OpenSession(slot, RW);
+      b.C_Login(sb, CK.CKU_SO, SO_PIN);
+      b.C_InitPIN(sb, USER_PIN);
+      // a's next read follows again, from the service's read model: its own writes and b's are all there
+      expect(a.C_GetSessionInfo(sa).state).toBe(CK.CKS_RW_PUBLIC_SESSION); // the login is b's (per application)
+      const t = a.C_GetTokenInfo(slot);
+      expect([t.sessionCount, t.rwSessionCount]).toEqual([2, 2]);
+      expect(t.flags & CK.CKF_USER_PIN_INITIALIZED).toBe(CK.CKF_USER_PIN_INITIALIZED);
+      expect(() => a.C_GetSessionInfo(written[0]!)).toThrow(/CKR_SESSION_HANDLE_INVALID/);
+      expect(await until(1)).toBe(1);
+      // and it keeps following while it reads: b's next session shows in a's next read
+      b.C_OpenSession(slot, RW);
+      a.C_OpenSession(slot, RW); // a's own write: its read below waits for the stream to reach it, so b's session too
+      const t2 = a.C_GetTokenInfo(slot);
+      expect([t2.sessionCount, t2.rwSessionCount]).toEqual([4, 4]);
+      expect(await followers()).toBe(1);
+    } finally {
+      a.close();
+      b.close();
+      await nc.close();
     }
   });
 
@@ -216,6 +287,7 @@ describe("pkcs11js drop-in over NATS (load(\"nats://host:port/<name>\"))", () =>
     };
 
     // 1. The service hangs (SIGSTOP: it holds its subscription but answers nothing): the request times out.
+    await new Promise((r) => setTimeout(r, PROJECTION_IDLE_MS + 50)); // no read meanwhile: the next call unfollows
     svc.proc.kill("SIGSTOP");
     const hung = timed(() => p.C_OpenSession(slot, RW));
     expect(hung.error?.message).toBe("CKR_DEVICE_ERROR");
@@ -223,6 +295,12 @@ describe("pkcs11js drop-in over NATS (load(\"nats://host:port/<name>\"))", () =>
     expect(hung.error?.method).toBe("C_OpenSession");
     expect(hung.ms).toBeGreaterThanOrEqual(1400);
     expect(hung.ms).toBeLessThan(1500 + 1000);
+    // A read after that pause finds the projection stopped (the hung call carried `unfollow`); the hung service gives
+    // no read model, so the projection replays the stream (JetStream still answers) and the read is answered, in time.
+    const read = timed(() => p.C_GetSessionInfo(h));
+    expect(read.error).toBeUndefined();
+    expect(read.ms).toBeLessThan(1500);
+    expect(p.C_GetSessionInfo(h).state).toBe(CK.CKS_RW_SO_FUNCTIONS);
     svc.proc.kill("SIGCONT");
 
     // 2. The service killed: no responders, answered at once.
