@@ -114,10 +114,10 @@ export interface Envelope {
 }
 
 /** One log line (without its newline) for `record` chained after `prev`, and the entry's hash. */
-export function encodeEntry(prev: string, record: CallRecord): { line: string; hash: string } {
+export function encodeEntry(prev: string, record: CallRecord): { line: string; hash: string; body: string } {
   const body = canonicalJson(record);
   const hash = entryHash(record.seq, prev, body);
-  return { line: `{"seq":${record.seq},"prev":"${prev}","hash":"${hash}","record":${body}}`, hash };
+  return { line: `{"seq":${record.seq},"prev":"${prev}","hash":"${hash}","record":${body}}`, hash, body };
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;

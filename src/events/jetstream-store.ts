@@ -77,6 +77,7 @@ import type { DeferredEventStore, SnapshotCandidate, SnapshotHost } from "./stor
 import type { CallRecord } from "./types.js";
 import { encodeEntry, entryHash, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { StoreWriteError } from "./file-store.js";
+import { MemoryEventStore } from "./memory-store.js";
 import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_MSG_ID, HEADER_SEQ, legacyStreamSubjects, SNAPSHOT_BUCKET, streamSubjects, subjects, type Subjects } from "../remote/protocol.js";
 import { subjectToken } from "./token-subjects.js";
 import { Requests } from "../remote/requests.js";
@@ -363,7 +364,11 @@ export class JetStreamEventStore implements DeferredEventStore {
   /** Unique per writer incarnation: part of every msgID. */
   readonly writerId: string;
   /** Records appended or loaded, for `read` (records before `base` were not loaded: a snapshot covers them). */
-  private readonly records: CallRecord[] = [];
+  /**
+   * Records appended or loaded, for `read`, kept encoded off the JS heap (memory-store.ts says why: kept objects
+   * make every garbage collection's work grow with the log). Records before `base` were not loaded.
+   */
+  private records = new MemoryEventStore();
   private base: number;
   private last: number;
   private durable: number;
@@ -550,6 +555,7 @@ export class JetStreamEventStore implements DeferredEventStore {
     const streamLast = (await this.jsm.streams.info(this.stream)).state.last_seq;
     if (snap) {
       this.base = snap.seq;
+      this.records = new MemoryEventStore({ base: snap.seq });
       this.last = snap.seq;
       this.head = snap.head;
       this.fence = snap.streamSeq;
@@ -574,7 +580,7 @@ export class JetStreamEventStore implements DeferredEventStore {
           const seq = this.last + 1;
           const problem = e.verified ? (e.seq !== seq ? `envelope seq is ${e.seq}, expected ${seq}` : e.prev !== this.head ? `prev does not match the hash of entry ${seq - 1}` : undefined) : entryProblem(e, seq, this.head);
           if (problem) throw new StreamCorruptError(this.subject, seq, m.streamSeq, problem);
-          this.records.push(e.record);
+          this.records.append(e.record);
           this.last = seq;
           this.head = e.hash;
         }
@@ -622,8 +628,8 @@ export class JetStreamEventStore implements DeferredEventStore {
     if (record.seq !== this.last + 1) throw new RangeError(`"record.seq" expected ${this.last + 1}, got ${record.seq}`);
     // A snapshot due is taken before this record: the simulator's state is then that of the last record held.
     if (this.capture && this.snapshotEvery > 0 && !this.snapPending && this.last - this.snapshotSeq >= this.snapshotEvery) this.takeSnapshot();
-    const { line, hash } = encodeEntry(this.head, record);
-    this.records.push(record);
+    const { line, hash, body } = encodeEntry(this.head, record);
+    this.records.appendEncoded(body); // the record's canonical text, as the line holds it
     this.last = record.seq;
     this.head = hash;
     const token = subjectToken(record, hint);
@@ -638,7 +644,7 @@ export class JetStreamEventStore implements DeferredEventStore {
 
   *read(from = 1): Iterable<CallRecord> {
     const start = Math.max(from, this.base + 1);
-    for (let s = start; s <= this.last; s++) yield this.records[s - this.base - 1]!;
+    yield* this.records.read(start);
   }
 
   flush(seq: number): Promise<void> {
