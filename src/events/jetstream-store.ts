@@ -51,7 +51,7 @@
  * is a SnapshotHost (store.ts) for the simulator's sealed snapshots (events/snapshot.ts, sealed under the simulator
  * key). Every `snapshotEvery` records, at the start of an append, the simulator's capture seals its state as of the
  * last record; once the message holding that record is acknowledged, the body goes to KV bucket `hsmsim-snapshots`
- * in chunks (`<prefix>.<sim>.<seq>.<i>`), then the entry `<prefix>.<sim>.meta` names it with that message's stream
+ * in chunks (`<prefix>.<sim>.<seq>.<i>`, events/kv-blob.ts), then the entry `<prefix>.<sim>.meta` names it with that message's stream
  * sequence (a snapshot never describes a record the stream may not have). Opening reads the meta entry and the chunks,
  * then replays the subject from that message, skipping the records the snapshot covers (the first kept record must
  * chain to the snapshot's head). If the snapshot is missing, damaged or refused by the simulator (another key,
@@ -78,6 +78,7 @@ import type { CallRecord } from "./types.js";
 import { encodeEntry, entryHash, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { StoreWriteError } from "./file-store.js";
 import { MemoryEventStore } from "./memory-store.js";
+import { getBlob, putBlob, type BlobMeta } from "./kv-blob.js";
 import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_MSG_ID, HEADER_SEQ, legacyStreamSubjects, SNAPSHOT_BUCKET, streamSubjects, subjects, type Subjects } from "../remote/protocol.js";
 import { subjectToken } from "./token-subjects.js";
 import { Requests } from "../remote/requests.js";
@@ -113,18 +114,15 @@ export interface JetStreamStoreOptions {
   onWarning?: (message: string) => void;
 }
 
-/** The KV entry that names a simulator's newest snapshot. Its body is in `chunks` values of ≤ 512 KiB. */
-interface SnapshotMeta {
+/** What the KV entry that names a simulator's newest snapshot holds besides its chunks (kv-blob.ts, ≤ 512 KiB each). */
+interface SnapshotFields {
   seq: number;
   head: string;
   /** The stream sequence of the message that holds record `seq`: the tail is replayed from there. */
   streamSeq: number;
-  chunks: number;
-  size: number;
   at: string;
 }
-
-const CHUNK = 512 * 1024;
+type SnapshotMeta = SnapshotFields & BlobMeta;
 
 /** A second writer appended to the simulator's log: this writer's view is stale, and it must stop. */
 export class FenceLostError extends Error {
@@ -467,19 +465,8 @@ export class JetStreamEventStore implements DeferredEventStore {
   /** The newest snapshot's meta entry and body, or undefined (none, or unreadable: a warning). */
   private async readSnapshot(): Promise<(SnapshotMeta & { body: Uint8Array }) | undefined> {
     try {
-      const e = await this.snapKv!.get(`${this.snapKey}.meta`);
-      if (!e || e.operation !== "PUT") return undefined;
-      const meta = JSON.parse(e.string()) as SnapshotMeta;
-      const body = new Uint8Array(meta.size);
-      let at = 0;
-      for (let i = 0; i < meta.chunks; i++) {
-        const c = await this.snapKv!.get(`${this.snapKey}.${meta.seq}.${i}`);
-        if (!c || c.operation !== "PUT") throw new Error(`chunk ${i} missing`);
-        body.set(c.value, at);
-        at += c.value.length;
-      }
-      if (at !== meta.size) throw new Error(`chunks hold ${at} bytes, the meta entry says ${meta.size}`);
-      return { ...meta, body };
+      const blob = await getBlob<SnapshotFields>(this.snapKv!, this.snapKey);
+      return blob && { ...blob.meta, body: blob.body };
     } catch (e) {
       this.opts.onWarning(`hsmsim: snapshot of ${this.subject} not readable (${(e as Error).message}): replaying from the start`);
       return undefined;
@@ -525,17 +512,9 @@ export class JetStreamEventStore implements DeferredEventStore {
     const key = this.snapKey;
     this.snapUpload = this.snapUpload.then(async () => {
       try {
-        const chunks = Math.max(1, Math.ceil(snap.body.length / CHUNK));
-        for (let i = 0; i < chunks; i++) await kv.put(`${key}.${snap.seq}.${i}`, snap.body.subarray(i * CHUNK, (i + 1) * CHUNK));
-        const prev = await kv.get(`${key}.meta`).catch(() => null);
-        const meta: SnapshotMeta = { seq: snap.seq, head: snap.head, streamSeq, chunks, size: snap.body.length, at: new Date().toISOString() };
-        await kv.put(`${key}.meta`, JSON.stringify(meta));
+        // Chunks under the record seq, then the meta entry naming them (kv-blob.ts); the previous snapshot's go.
+        await putBlob<SnapshotFields>(kv, key, snap.seq, snap.body, { seq: snap.seq, head: snap.head, streamSeq, at: new Date().toISOString() });
         this.stats.snapshotsWritten++;
-        // The previous snapshot's chunks are not needed any more.
-        if (prev && prev.operation === "PUT") {
-          const old = JSON.parse(prev.string()) as SnapshotMeta;
-          if (old.seq !== snap.seq) for (let i = 0; i < old.chunks; i++) await kv.purge(`${key}.${old.seq}.${i}`).catch(() => undefined);
-        }
       } catch (e) {
         this.snapWarn(e as Error);
       }
