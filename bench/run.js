@@ -243,7 +243,7 @@ async function main() {
   for (const w of opts.workloads.filter((x) => SIMPLE.includes(x))) {
     rows.push({ workload: w, child: w, ops: Object.fromEntries(ALL_TARGETS.map((t) => [t, get(w, t)?.opsPerSec])) });
   }
-  const sizes = opts.workloads.filter((w) => w.startsWith("open-")).map((w) => parseSize(w.slice(5)));
+  const sizes = opts.workloads.filter((w) => w.startsWith("open-") && !STORE.includes(w)).map((w) => parseSize(w.slice(5)));
   for (const n of sizes) {
     const w = `open-${sizeLabel(n)}`;
     const L = sizeLabel(n);
