@@ -72,7 +72,9 @@ const GCM_SLICE = 64 * 1024;
 function nodeGcmSeal(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, data: Uint8Array) {
   const c = createCipheriv(gcmName(key), key, iv, { authTagLength: 16 });
   if (aad.length) c.setAAD(aad);
-  const out = Buffer.allocUnsafe(data.length + 16);
+  // Its own memory (allocUnsafeSlow, not a slice of node's shared pool): the output is handed to the caller as a view
+  // of this buffer, which must hold nothing else. Every byte is written below.
+  const out = Buffer.allocUnsafeSlow(data.length + 16);
   let at = 0;
   for (let i = 0; i < data.length; i += GCM_SLICE) {
     const piece = c.update(data.subarray(i, i + GCM_SLICE));
