@@ -201,7 +201,8 @@ export function redactArgs(call: Call): Record<string, unknown> {
  * inverted by trying candidates. A saved operation state (C_GetOperationState) is sealed already; it is kept as a length,
  * its nonce (a draw, so re-execution can repeat it) and a hash.
  */
-const CRYPTO_OUT = new Set<FnName>([
+/** The encrypt, decrypt and sign steps: their output is data bytes (`{ data, length }`). */
+export const CRYPTO_OUT: ReadonlySet<FnName> = new Set<FnName>([
   "C_Encrypt",
   "C_EncryptUpdate",
   "C_EncryptFinal",

@@ -200,6 +200,12 @@ export interface MechanismInfo {
   flags: number;
 }
 
+/** A crypto step's output: `data`, the output (null for a size query or CKR_BUFFER_TOO_SMALL); `length`, *pulLen as
+ * the module set it. */
+export type DataOut = { data: Bytes | null; length: number };
+/** C_Digest / C_DigestFinal's output, as DataOut. */
+export type DigestOut = { digest: Bytes | null; length: number };
+
 export interface CallOut {
   C_Initialize: undefined;
   C_Finalize: undefined;
@@ -233,9 +239,9 @@ export interface CallOut {
   C_FindObjects: { handles: number[] };
   C_FindObjectsFinal: undefined;
   C_DigestInit: undefined;
-  C_Digest: { digest: Bytes | null; length: number };
+  C_Digest: DigestOut;
   C_DigestUpdate: undefined;
-  C_DigestFinal: { digest: Bytes | null; length: number };
+  C_DigestFinal: DigestOut;
   C_SeedRandom: undefined;
   C_GenerateRandom: { random: Bytes };
   C_GenerateKey: { hKey: number };
@@ -244,19 +250,18 @@ export interface CallOut {
   C_WrapKey: { wrapped: Bytes | null; length: number };
   C_UnwrapKey: { hKey: number };
   C_EncryptInit: undefined;
-  /** `data`: the output (null for a size query or CKR_BUFFER_TOO_SMALL); `length`: *pulLen as the module set it. */
-  C_Encrypt: { data: Bytes | null; length: number };
-  C_EncryptUpdate: { data: Bytes | null; length: number };
-  C_EncryptFinal: { data: Bytes | null; length: number };
+  C_Encrypt: DataOut;
+  C_EncryptUpdate: DataOut;
+  C_EncryptFinal: DataOut;
   C_DecryptInit: undefined;
-  C_Decrypt: { data: Bytes | null; length: number };
-  C_DecryptUpdate: { data: Bytes | null; length: number };
-  C_DecryptFinal: { data: Bytes | null; length: number };
+  C_Decrypt: DataOut;
+  C_DecryptUpdate: DataOut;
+  C_DecryptFinal: DataOut;
   C_DigestKey: undefined;
   C_SignInit: undefined;
-  C_Sign: { data: Bytes | null; length: number };
+  C_Sign: DataOut;
   C_SignUpdate: undefined;
-  C_SignFinal: { data: Bytes | null; length: number };
+  C_SignFinal: DataOut;
   C_VerifyInit: undefined;
   C_Verify: undefined;
   C_VerifyUpdate: undefined;

@@ -118,20 +118,22 @@ function keyTypeFits(mechanism: number, keyType: number): boolean {
   return !DES_KEYS.has(keyType);
 }
 
-const HMAC_KEY_TYPE = new Map<number, number>([
-  [CK.CKM_MD5_HMAC, CK.CKK_MD5_HMAC],
-  [CK.CKM_SHA_1_HMAC, CK.CKK_SHA_1_HMAC],
-  [CK.CKM_SHA224_HMAC, CK.CKK_SHA224_HMAC],
-  [CK.CKM_SHA256_HMAC, CK.CKK_SHA256_HMAC],
-  [CK.CKM_SHA384_HMAC, CK.CKK_SHA384_HMAC],
-  [CK.CKM_SHA512_HMAC, CK.CKK_SHA512_HMAC],
-  [CK.CKM_MD5_HMAC_GENERAL, CK.CKK_MD5_HMAC],
-  [CK.CKM_SHA_1_HMAC_GENERAL, CK.CKK_SHA_1_HMAC],
-  [CK.CKM_SHA224_HMAC_GENERAL, CK.CKK_SHA224_HMAC],
-  [CK.CKM_SHA256_HMAC_GENERAL, CK.CKK_SHA256_HMAC],
-  [CK.CKM_SHA384_HMAC_GENERAL, CK.CKK_SHA384_HMAC],
-  [CK.CKM_SHA512_HMAC_GENERAL, CK.CKK_SHA512_HMAC],
-]);
+/** Each HMAC mechanism, its _GENERAL variant, and the key type made for it (CKK_GENERIC_SECRET fits them all). */
+const HMAC_KEY_TYPE = new Map<number, number>(
+  (
+    [
+      [CK.CKM_MD5_HMAC, CK.CKM_MD5_HMAC_GENERAL, CK.CKK_MD5_HMAC],
+      [CK.CKM_SHA_1_HMAC, CK.CKM_SHA_1_HMAC_GENERAL, CK.CKK_SHA_1_HMAC],
+      [CK.CKM_SHA224_HMAC, CK.CKM_SHA224_HMAC_GENERAL, CK.CKK_SHA224_HMAC],
+      [CK.CKM_SHA256_HMAC, CK.CKM_SHA256_HMAC_GENERAL, CK.CKK_SHA256_HMAC],
+      [CK.CKM_SHA384_HMAC, CK.CKM_SHA384_HMAC_GENERAL, CK.CKK_SHA384_HMAC],
+      [CK.CKM_SHA512_HMAC, CK.CKM_SHA512_HMAC_GENERAL, CK.CKK_SHA512_HMAC],
+    ] as const
+  ).flatMap(([mechanism, general, keyType]) => [
+    [mechanism, keyType],
+    [general, keyType],
+  ]),
+);
 
 /** Whether the profile's crypto runs the mechanism at all (a _GENERAL HMAC only where the profile lists it). */
 function performed(profile: Profile, mechanism: number): CipherEntry | MacEntry | undefined {

@@ -60,6 +60,21 @@ function expectCkr(f: () => unknown, name: string, method: string): void {
   expect((e as Pkcs11Error).method).toBe(method);
 }
 
+/** A fresh drop-in module with its token initialised (graphene's own initToken throws, see above), its user PIN set,
+ * and an RW session logged in as the user. */
+function userSession(label: string): { mod: graphene.Module; slot: graphene.Slot; session: graphene.Session } {
+  const mod = graphene.Module.load("memory:", "hsmsim");
+  mod.initialize();
+  const slot = mod.getSlots(0);
+  expect(() => slot.initToken(SO_PIN, label)).toThrow(TypeError);
+  const session = slot.open(RW);
+  session.login(SO_PIN, graphene.UserType.SO);
+  session.initPin(USER_PIN);
+  session.logout();
+  session.login(USER_PIN);
+  return { mod, slot, session };
+}
+
 const labels = (objs: graphene.SessionObjectCollection): string[] =>
   Array.from(objs, (o) => o.toType<graphene.Data>().label).sort();
 
@@ -350,15 +365,7 @@ describe("graphene-pk11 2.3.6 on the hsmsim pkcs11js drop-in", () => {
   });
 
   it("graphene's keys and crypto run on the drop-in (issue 3): generate, encrypt / decrypt, sign / verify", () => {
-    const mod = graphene.Module.load("memory:", "hsmsim");
-    mod.initialize();
-    const slot = mod.getSlots(0);
-    expect(() => slot.initToken(SO_PIN, "crypto")).toThrow(TypeError); // graphene bug, see above
-    const session = slot.open(RW);
-    session.login(SO_PIN, graphene.UserType.SO);
-    session.initPin(USER_PIN);
-    session.logout();
-    session.login(USER_PIN);
+    const { mod, slot, session } = userSession("crypto");
     // The default profile lists what hsmsim performs, alphabetically as SoftHSM orders its own list.
     const mechs = slot.getMechanisms();
     const names = Array.from({ length: mechs.length }, (_, i) => mechs.items(i).name);
@@ -385,15 +392,7 @@ describe("graphene-pk11 2.3.6 on the hsmsim pkcs11js drop-in", () => {
   });
 
   it("graphene features that reach functions hsmsim does not implement yet answer CKR_FUNCTION_NOT_SUPPORTED", () => {
-    const mod = graphene.Module.load("memory:", "hsmsim");
-    mod.initialize();
-    const slot = mod.getSlots(0);
-    expect(() => slot.initToken(SO_PIN, "unsupported")).toThrow(TypeError); // graphene bug, see above
-    const session = slot.open(RW);
-    session.login(SO_PIN, graphene.UserType.SO);
-    session.initPin(USER_PIN);
-    session.logout();
-    session.login(USER_PIN);
+    const { mod, slot, session } = userSession("unsupported");
     const obj = session.create({ class: graphene.ObjectClass.DATA, label: "d" });
     const NS = "CKR_FUNCTION_NOT_SUPPORTED";
     // Copy and size work: SoftHSM reports no size (CK_UNAVAILABLE_INFORMATION, read by pkcs11js as a uint32).
