@@ -104,6 +104,35 @@ if (role === "server") {
     lat.sort((a, b) => a - b);
     process.send({ rate: lat.length / ((t - t0) / 1000), p50: lat[lat.length >> 1], cpuUsPerPair: (c.user + c.system) / lat.length }, () => process.exit(0));
   });
+} else if (role === "aclient") {
+  // node remote-floor.js aclient <url> <ms>: the same pairs from an async client (the connection on the calling
+  // thread, one call in flight), as `connect()` gives: no worker, no Atomics.wait.
+  const [, , , url, msArg] = process.argv;
+  const nc = await connect({ servers: url, noAsyncTraces: true });
+  const pair = async () => {
+    await nc.request("floor.call", BODY, { timeout: 10_000 });
+    await nc.request("floor.call", BODY, { timeout: 10_000 });
+  };
+  await pair();
+  process.send("ready");
+  process.once("message", async () => {
+    let end = performance.now() + 300;
+    while (performance.now() < end) await pair();
+    const lat = [];
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    end = t0 + Number(msArg);
+    let t = t0;
+    while (t < end) {
+      await pair();
+      const t1 = performance.now();
+      lat.push((t1 - t) * 1000);
+      t = t1;
+    }
+    const c = process.cpuUsage(c0);
+    lat.sort((a, b) => a - b);
+    process.send({ rate: lat.length / ((t - t0) / 1000), p50: lat[lat.length >> 1], cpuUsPerPair: (c.user + c.system) / lat.length }, () => process.exit(0));
+  });
 } else if (role === "worker") {
   const { url, ctrl, port } = workerData;
   const c = new Int32Array(ctrl);
@@ -115,12 +144,13 @@ if (role === "server") {
     Atomics.notify(c, 0);
   });
 } else {
-  const o = { ms: 3000, clients: [1, 16] };
+  const o = { ms: 3000, clients: [1, 16], shapes: ["sync"] };
   for (let i = 2; i < process.argv.length; i++) {
     if (process.argv[i] === "--ms") o.ms = Number(process.argv[++i]);
     else if (process.argv[i] === "--clients") o.clients = process.argv[++i].split(",").map(Number);
+    else if (process.argv[i] === "--shapes") o.shapes = process.argv[++i].split(",");
     else {
-      console.error("usage: node bench/remote-floor.js [--ms MS] [--clients 1,16]");
+      console.error("usage: node bench/remote-floor.js [--ms MS] [--clients 1,16] [--shapes sync,async]");
       process.exit(2);
     }
   }
@@ -147,18 +177,19 @@ if (role === "server") {
       p.once("exit", (code) => reject(new Error(`exited ${code} before it was ready`)));
     });
   };
-  console.log(`remote floor: minimal synchronous RPC over NATS (worker + Atomics.wait), ${o.ms} ms per cell, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
-  console.log("service   clients  pairs/s  p50 per pair  client CPU per pair");
+  console.log(`remote floor: minimal RPC over NATS (sync: worker + Atomics.wait; async: the connection on the calling thread), ${o.ms} ms per cell, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+  console.log("service   client  clients  pairs/s  p50 per pair  client CPU per pair");
   for (const mode of ["plain", "durable"]) {
     const server = await started(fork(SELF, ["server", url, mode]));
+    for (const shape of o.shapes)
     for (const n of o.clients) {
-      const cs = await Promise.all(Array.from({ length: n }, () => started(fork(SELF, ["client", url, String(o.ms)]))));
+      const cs = await Promise.all(Array.from({ length: n }, () => started(fork(SELF, [shape === "async" ? "aclient" : "client", url, String(o.ms)]))));
       const rs = cs.map((c) => new Promise((resolve) => c.once("message", resolve)));
       for (const c of cs) c.send("go");
       const r = await Promise.all(rs);
       const med = (k) => r.map((x) => x[k]).sort((a, b) => a - b)[r.length >> 1];
       const sum = r.reduce((s, x) => s + x.rate, 0);
-      console.log(`${mode.padEnd(8)}  ${String(n).padStart(7)}  ${sum.toFixed(0).padStart(7)}  ${(med("p50") / 1000).toFixed(2).padStart(9)} ms  ${(med("cpuUsPerPair") / 1000).toFixed(2).padStart(16)} ms`);
+      console.log(`${mode.padEnd(8)}  ${shape.padEnd(6)}  ${String(n).padStart(7)}  ${sum.toFixed(0).padStart(7)}  ${(med("p50") / 1000).toFixed(2).padStart(9)} ms  ${(med("cpuUsPerPair") / 1000).toFixed(2).padStart(16)} ms`);
     }
     server.kill("SIGKILL");
   }
