@@ -102,14 +102,14 @@ describe.each(PROFILES)("secret keys, C_CreateObject (%s)", (_name, opts) => {
     ["CKA_KEY_GEN_MECHANISM", CK.CKA_KEY_GEN_MECHANISM, ulong(CK.CKM_AES_KEY_GEN)],
     ["CKA_VALUE_LEN", CK.CKA_VALUE_LEN, ulong(16)],
   ])("%s may not be given to C_CreateObject (ck2): CKR_ATTRIBUTE_READ_ONLY", (_n, type, value) =>
-    given(userSession, opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: aesKey(KEY16, [attr(type, value)]) })).then("CKR_ATTRIBUTE_READ_ONLY"));
+    void given(userSession, opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: aesKey(KEY16, [attr(type, value)]) })).then("CKR_ATTRIBUTE_READ_ONLY"));
   it.each([
     ["CKA_ALWAYS_AUTHENTICATE", CK.CKA_ALWAYS_AUTHENTICATE],
     ["CKA_SIGN_RECOVER", CK.CKA_SIGN_RECOVER],
     ["CKA_SUBJECT", CK.CKA_SUBJECT],
     ["CKA_APPLICATION", CK.CKA_APPLICATION],
   ])("%s is not a secret-key attribute: CKR_ATTRIBUTE_TYPE_INVALID", (_n, type) =>
-    given(userSession, opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: aesKey(KEY16, [attr(type, T)]) })).then("CKR_ATTRIBUTE_TYPE_INVALID"));
+    void given(userSession, opts).when("C_CreateObject", (h) => ({ hSession: h.rw!, template: aesKey(KEY16, [attr(type, T)]) })).then("CKR_ATTRIBUTE_TYPE_INVALID"));
   it("defaults: PRIVATE true, SENSITIVE false, EXTRACTABLE false, ENCRYPT…UNWRAP true, DERIVE false, LOCAL false, KEY_GEN_MECHANISM ~0", () => {
     const cap = capture();
     const template = aesKey().filter((a) => a.type !== CK.CKA_PRIVATE);
@@ -171,7 +171,7 @@ describe.each(PROFILES)("C_GenerateKey (%s)", (_name, opts) => {
   it("two rules at once: a non-empty CHECK_VALUE (VALUE_INVALID) wins over a missing VALUE_LEN", () =>
     given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [attr(CK.CKA_CHECK_VALUE, hex("08bd28"))] })).then("CKR_ATTRIBUTE_VALUE_INVALID", []));
   it.each([1, 8, 15, 17, 33, 64])("an AES VALUE_LEN of %i is CKR_ATTRIBUTE_VALUE_INVALID", (n) =>
-    given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [valueLen(n)] })).then("CKR_ATTRIBUTE_VALUE_INVALID", []));
+    void given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: AES_GEN, template: [valueLen(n)] })).then("CKR_ATTRIBUTE_VALUE_INVALID", []));
   it("generic secrets: 1 byte is fine, 0x8000001 is CKR_ATTRIBUTE_VALUE_INVALID; the last VALUE_LEN counts", () => {
     given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: GENERIC_GEN, template: [valueLen(1)] })).then("CKR_OK");
     given(userSession, opts).when("C_GenerateKey", (h) => ({ hSession: h.rw!, mechanism: GENERIC_GEN, template: [valueLen(0x8000001)] })).then("CKR_ATTRIBUTE_VALUE_INVALID", []);
