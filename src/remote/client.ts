@@ -12,7 +12,9 @@
  * - Read calls (C_GetSessionInfo, C_GetTokenInfo, C_GetSlotList, C_GetSlotInfo) are answered from a projection the
  *   client keeps: a read model (projections/read-model.ts) fed by an ordered consumer on the simulator's event
  *   subject (started at the first read, or at connect with `projection: "eager"`, from the service's current read
- *   model so that it does not replay the whole log), decided by the same pure deciders the service runs. A read first waits until the projection has reached
+ *   model so that it does not replay the whole log), decided by the same pure deciders the service runs. It stops
+ *   following after `projectionIdleMs` (250) without a read, and the next read starts again from the service's read
+ *   model: a client that only writes for a while is not sent every other application's records. A read first waits until the projection has reached
  *   the sequence of the last reply this client got (read-your-writes), then answers locally, without a round trip.
  *   Where the profile makes a read change state (softhsm2: a size query of C_GetSlotList may add a slot, and
  *   C_GetTokenInfo is a look at the token's objects, both facts), or the projection does not know the application,
@@ -43,6 +45,7 @@ import {
   DEFAULT_PREFIX,
   encodeWire,
   parseSimUrl,
+  PROJECTION_IDLE_MS,
   PROTOCOL_VERSION,
   subjects,
   type CallReply,
@@ -79,6 +82,11 @@ export interface ConnectOptions {
    * connect. A client that only writes then costs the server and itself no delivery of every event.
    */
   projection?: "lazy" | "eager";
+  /**
+   * Stop following the stream after this long (ms) without a local read; the next read follows again, from the
+   * service's read model. Default PROJECTION_IDLE_MS (250), as the drop-in; 0 never stops.
+   */
+  projectionIdleMs?: number;
 }
 
 /** A remote error, for diagnostics (the call's answer is CKR_DEVICE_ERROR). */
@@ -101,6 +109,11 @@ export class RemoteSimulator {
   private seen = 0;
   private waiters: { seq: number; resolve: () => void }[] = [];
   private follower: Promise<{ stop(): Promise<void> }> | undefined;
+  /** Each start of following is a generation; messages of an older (stopped) follower are dropped. */
+  private gen = 0;
+  /** When the projection last answered a read (performance.now()), and the timer that stops an idle follower. */
+  private lastRead = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
   private readonly apps = new Set<RemoteApplication>();
   private readonly calls: Requests;
   private closed = false;
@@ -110,7 +123,7 @@ export class RemoteSimulator {
     private readonly ownsConnection: boolean,
     readonly info: ServiceInfo,
     readonly sim: string,
-    readonly o: { timeoutMs: number; clock: () => number; localReads: boolean },
+    readonly o: { timeoutMs: number; clock: () => number; localReads: boolean; idleMs: number },
   ) {
     this.subjects = subjects(sim, info.prefix);
     this.calls = new Requests(nc);
@@ -131,7 +144,9 @@ export class RemoteSimulator {
       } catch (e) {
         throw new Error(`hsmsim: no simulator "${sim}" answers on ${server} (${(e as Error).message}); is "hsmsim serve --name ${sim}" running?`, { cause: e });
       }
-      const r = new RemoteSimulator(nc, !opts.nc, info, sim, { timeoutMs, clock: opts.clock ?? Date.now, localReads: opts.localReads ?? true });
+      const idleMs = opts.projectionIdleMs ?? PROJECTION_IDLE_MS;
+      if (!Number.isFinite(idleMs) || idleMs < 0) throw new RangeError(`"projectionIdleMs" expected a number >= 0, got ${idleMs}`);
+      const r = new RemoteSimulator(nc, !opts.nc, info, sim, { timeoutMs, clock: opts.clock ?? Date.now, localReads: opts.localReads ?? true, idleMs });
       if (opts.projection === "eager") await r.follow();
       return r;
     } catch (e) {
@@ -145,8 +160,36 @@ export class RemoteSimulator {
    * the service gives none, from the simulator's first record.
    */
   private follow(): Promise<unknown> {
-    this.follower ??= this.startFrom().then((streamSeq) => this.followFrom(streamSeq));
+    if (!this.follower) {
+      const gen = ++this.gen;
+      this.lastRead = performance.now();
+      this.follower = this.startFrom().then((streamSeq) => this.followFrom(streamSeq, gen));
+      if (this.o.idleMs > 0 && !this.idleTimer) {
+        this.idleTimer = setInterval(() => this.stopIfIdle(), this.o.idleMs);
+        this.idleTimer.unref();
+      }
+    }
     return this.follower;
+  }
+
+  /**
+   * Following costs this client every record of every application (received, parsed, applied) and the server a
+   * delivery of each: a client that stopped reading stops following (as the drop-in does, sync-projection.ts). Not
+   * while a read waits for the projection to catch up.
+   */
+  private stopIfIdle(): void {
+    if (!this.follower || this.waiters.length > 0 || performance.now() - this.lastRead < this.o.idleMs) return;
+    const f = this.follower;
+    this.follower = undefined;
+    this.gen++; // whatever the stopped follower still delivers is dropped
+    clearInterval(this.idleTimer);
+    this.idleTimer = undefined;
+    void f.then((x) => x.stop(), () => undefined);
+  }
+
+  /** Whether the projection follows the stream now (it starts at a read and stops when reads stop). */
+  get following(): boolean {
+    return this.follower !== undefined;
   }
 
   /** Take the service's read model; the stream sequence to follow from (1 without one). */
@@ -154,7 +197,9 @@ export class RemoteSimulator {
     try {
       const m = await this.nc.request(this.subjects.readModel, new Uint8Array(0), { timeout: this.o.timeoutMs });
       const image = decodeWire<ReadModelImage>(m.data);
-      if (image.tree === undefined || image.seq <= this.projected) return 1;
+      // The service's image is never behind what this client projected (it only saw the service's records); equal
+      // after a pause without writes, when taking it again is still cheaper than replaying the stream.
+      if (image.tree === undefined || image.seq < this.projected) return 1;
       const read = STATE_CODEC.decode(image.tree);
       if (!(read instanceof ReadModel)) return 1;
       (read as { profile: Profile }).profile = this.profile;
@@ -167,8 +212,9 @@ export class RemoteSimulator {
     }
   }
 
-  private followFrom(streamSeq: number): Promise<{ stop(): Promise<void> }> {
+  private followFrom(streamSeq: number, gen: number): Promise<{ stop(): Promise<void> }> {
     return followSubject(jetstream(this.nc), this.info.stream, this.subjects.events, streamSeq, (m) => {
+      if (gen !== this.gen) return;
       for (const e of m.envelopes) {
         // Records the read model already holds (the message that holds its record) are skipped.
         if (e.seq !== this.projected + 1) continue;
@@ -242,6 +288,7 @@ export class RemoteSimulator {
   async localRead(appId: number, call: Call): Promise<Answer | RemoteError | undefined> {
     const decider = LOCAL_READS[call.fn];
     if (!decider || !this.o.localReads) return undefined;
+    this.lastRead = performance.now();
     if (!this.follower) {
       try {
         await this.follow();
@@ -275,6 +322,7 @@ export class RemoteSimulator {
       await Promise.all(live.map((a) => this.request(a.appId, { fn: "C_Finalize", args: {} }, Math.min(this.o.timeoutMs, 1000))));
     }
     for (const a of this.apps) a.stopHeartbeat();
+    clearInterval(this.idleTimer);
     this.calls.close();
     for (const w of this.waiters.splice(0)) w.resolve();
     await this.follower?.then((f) => f.stop(), () => undefined);

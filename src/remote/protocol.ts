@@ -68,6 +68,9 @@ export const HEARTBEAT_EXPIRY_MS = 15_000;
 /** A client's request timeout (ms) before it answers CKR_DEVICE_ERROR with error "CallTimeout". */
 export const CALL_TIMEOUT_MS = 5000;
 
+/** Default for both remote clients: stop following the stream after this long (ms) without a local read. */
+export const PROJECTION_IDLE_MS = 250;
+
 /** A NATS subject token: no dots, spaces, wildcards or control characters. */
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 

@@ -31,15 +31,14 @@ import { CK } from "../pkcs11/constants.js";
 import { resolveProfile } from "../pkcs11/profiles.js";
 import { ReadModel } from "../projections/read-model.js";
 import { LOCAL_READS } from "./client.js";
-import type { ReadModelImage, SimConfig } from "./protocol.js";
+import { PROJECTION_IDLE_MS, type ReadModelImage, type SimConfig } from "./protocol.js";
 import { STATE_CODEC } from "../events/snapshot.js";
 import type { Profile } from "../pkcs11/profiles.js";
 
 /** The shared control word the worker raises (Atomics.add) for every message it posts on the feed. */
 export const CTRL_FEED = 3;
 
-/** Default: stop following the stream after this long without a local read. */
-export const PROJECTION_IDLE_MS = 250;
+export { PROJECTION_IDLE_MS };
 
 /**
  * One message on the feed port. A generation starts with `start` (the service's read model at its seq, or null: the

@@ -12,12 +12,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PKCS11, Pkcs11Error, NativeError } from "../../src/pkcs11/pkcs11js.js";
 import { CK } from "../../src/pkcs11/constants.js";
+import { followerCount } from "../support/followers.js";
 import { startNatsServer, type NatsServer } from "../support/nats-server.js";
 import { startServe, type ServeProcess } from "../support/serve-process.js";
 import { SO_PIN, USER_PIN } from "../support/sim.js";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { DEFAULT_STREAM, subjects } from "../../src/remote/protocol.js";
+import { subjects } from "../../src/remote/protocol.js";
 import { PROJECTION_IDLE_MS } from "../../src/remote/sync-projection.js";
 
 let nats: NatsServer;
@@ -196,20 +197,7 @@ describe("pkcs11js drop-in over NATS (load(\"nats://host:port/<name>\"))", () =>
     const jsm = await jetstreamManager(nc);
     const events = subjects(sim).events;
     /** The consumers following this simulator's subject (each drop-in that follows has one). */
-    const followers = async () => {
-      let k = 0;
-      for await (const c of jsm.consumers.list(DEFAULT_STREAM)) if (c.config.filter_subject === events) k++;
-      return k;
-    };
-    const until = async (want: number) => {
-      const deadline = Date.now() + 5000;
-      let got = await followers();
-      while (got !== want && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 50));
-        got = await followers();
-      }
-      return got;
-    };
+    const { count: followers, until } = followerCount(jsm, events);
     try {
       // connected and initialised, nothing read yet: nobody follows
       expect(await followers()).toBe(0);

@@ -15,11 +15,12 @@ import { CK, CKR_NAMES, rvName } from "../../src/pkcs11/constants.js";
 import { CALL_SCHEMA } from "../../src/events/call-schema.js";
 import { decodeWire, encodeWire, subjects, type CallReply } from "../../src/remote/protocol.js";
 import fc from "fast-check";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { readSubject } from "../../src/events/jetstream-store.js";
 import type { Call, CallArgs, CallOut, FnName } from "../../src/events/calls.js";
 import { Kvm } from "@nats-io/kv";
 import { HEALTH_BUCKET } from "../../src/remote/protocol.js";
+import { followerCount } from "../support/followers.js";
 import { startNatsServer, type NatsServer } from "../support/nats-server.js";
 import { startServe } from "../support/serve-process.js";
 import { spawnSync } from "node:child_process";
@@ -92,6 +93,46 @@ async function servedWithSession() {
 }
 
 describe("hsmsim serve and the async remote client", () => {
+  it("the projection follows the stream only while the client reads; a read after a pause sees every write since", async () => {
+    const { sim, c } = await servedWithSession();
+    const idle = await connect(`${server.url}/${sim}`, { timeoutMs: 2000, projectionIdleMs: 100 });
+    clients.push(idle);
+    const jsm = await jetstreamManager(nc);
+    const events = subjects(sim).events;
+    const { count: followers, until } = followerCount(jsm, events);
+    // The setup's client goes (C_Finalize: its session with it); it only wrote, so it never followed.
+    await c.close();
+    clients.splice(clients.indexOf(c), 1);
+    const other = remote(idle.application());
+    expect((await other("C_Initialize", {})).rv).toBe("CKR_OK");
+    expect(idle.following).toBe(false);
+    expect(await followers()).toBe(0);
+    const mine = (await other("C_OpenSession", { slotID: 0, flags: RW })).out.hSession;
+    expect((await other("C_GetSessionInfo", { hSession: mine })).out).toMatchObject({ state: CK.CKS_RW_PUBLIC_SESSION });
+    expect(idle.following).toBe(true);
+    expect(await until(1)).toBe(1);
+    // No read for longer than the idle time: the follower stops without any call to notice it.
+    await new Promise((r) => setTimeout(r, 350));
+    expect(idle.following).toBe(false);
+    expect(await until(0)).toBe(0);
+    // Meanwhile another application writes: a user login on the token, and a session.
+    const third = await client(sim);
+    const t = remote(third.application());
+    expect((await t("C_Initialize", {})).rv).toBe("CKR_OK");
+    const hs = (await t("C_OpenSession", { slotID: 0, flags: RW })).out.hSession;
+    expect((await t("C_Login", { hSession: hs, userType: CK.CKU_SO, pin: SO_PIN })).rv).toBe("CKR_OK");
+    expect((await t("C_SetPIN", { hSession: hs, oldPin: SO_PIN, newPin: SO_PIN })).rv).toBe("CKR_OK");
+    // The next read follows again and sees all of it (the sessions of every application, this one's login state).
+    const info = (await other("C_GetTokenInfo", { slotID: 0 })).out as { sessionCount: number };
+    expect(info.sessionCount).toBe(2); // mine and the third's
+    expect((await other("C_GetSessionInfo", { hSession: mine })).out).toMatchObject({ state: CK.CKS_RW_PUBLIC_SESSION });
+    expect(idle.following).toBe(true);
+    expect(await until(1)).toBe(1);
+    // Its own write is seen by its next read (read-your-writes across the restart).
+    expect((await other("C_CloseSession", { hSession: mine })).rv).toBe("CKR_OK");
+    expect((await other("C_GetSessionInfo", { hSession: mine })).rv).toBe("CKR_SESSION_HANDLE_INVALID");
+  });
+
   it("open, log in, session info, log out, close, each answered once stored", async () => {
     const { svc, c, a, app, h } = await servedWithSession();
     expect(a.lastSeq).toBeGreaterThan(0);
