@@ -18,11 +18,15 @@
  * verifies it on every replay. Headers: `Hsm-Seq: <first>-<last>`, `Nats-Msg-Id: <sim>/<writerId>/<firstSeq>`.
  *
  * Group commit. `append` is synchronous (the simulator's decide → append → evolve order is the record order): it
- * chains the record, keeps it in memory for `read`, and queues its line with its subject. At most one publish is in
- * flight; the records appended meanwhile become the next message: the longest run of them with one subject (up to
- * `maxBatch` records or `maxBatchBytes`), so that stream order stays record order and the chain reads in one pass.
- * `flush(seq)` resolves once the message holding `seq` is acknowledged; acknowledgements come in order, so every
- * earlier record is stored too.
+ * chains the record, keeps it in memory for `read`, and queues its line with its subject. The records appended in one
+ * turn of the event loop become messages: each the longest run of them with one subject (up to `maxBatch` records or
+ * `maxBatchBytes`), so that stream order stays record order and the chain reads in one pass. Up to `maxInflight` (16)
+ * messages are in flight: with subjects per token, concurrent calls on different tokens make runs of one record, and
+ * one publish at a time held such a load to one round trip per record (~7k records/s for 16 callers, each on its own
+ * token). The first message of the window expects the confirmed end of the stream; each one behind it expects its
+ * predecessor's predicted stream sequence and its predecessor's msgID as the stream's last message, so it can only
+ * land right behind it (commit() says why both). `flush(seq)` resolves once the message holding `seq` and every one
+ * before it are acknowledged.
  *
  * One writer per simulator, over all its subjects: every publish carries `expect.lastSequence`, the stream-wide last
  * sequence this writer expects. A per-subject expectation would not do: a stale writer could append to another
@@ -102,6 +106,8 @@ export interface JetStreamStoreOptions {
   retryForMs?: number;
   /** Publish ack timeout per attempt (ms). Default 2000. */
   publishTimeoutMs?: number;
+  /** Publishes in flight at most (group commit pipelined: see commit()). Default 16; 1 publishes one at a time. */
+  maxInflight?: number;
   /**
    * State snapshots in KV bucket `hsmsim-snapshots` (see "Snapshots" in the module comment): restore the newest at
    * open and replay only the messages after it; write one every `snapshotEvery` records (default 10,000; 0: only at
@@ -112,6 +118,19 @@ export interface JetStreamStoreOptions {
   /** With `snapshots`: restore from the newest (default true); false replays the whole subject but still writes them. */
   restore?: boolean;
   onWarning?: (message: string) => void;
+}
+
+/** One message of records being published (see commit()). */
+interface Batch {
+  first: number;
+  last: number;
+  subject: string;
+  body: Uint8Array;
+  msgID: string;
+  /** The stream's last sequence this publish expects (confirmed for the window's head, predicted behind it). */
+  expected: number;
+  /** Set when its publish settled: the stream sequence it is stored at, or "failed" (a pipelined one, to send again). */
+  outcome?: number | "failed";
 }
 
 /** What the KV entry that names a simulator's newest snapshot holds besides its chunks (kv-blob.ts, ≤ 512 KiB each). */
@@ -377,12 +396,16 @@ export class JetStreamEventStore implements DeferredEventStore {
   private expectLast: number;
   private pending: { seq: number; line: string; subject: string }[] = [];
   private pendingBytes = 0;
-  private inflight = false;
+  /** Batches published and not yet stored, in record order (see commit); `recovering` after a pipelined one failed. */
+  private window: Batch[] = [];
+  private recovering = false;
+  /** A commit is queued for the end of this turn of the event loop. */
+  private scheduled = false;
   private waiters: Waiter[] = [];
   private failed: Error | undefined;
   private closed = false;
   private idle: (() => void)[] = [];
-  readonly stats = { publishes: 0, records: 0, retries: 0, conflicts: 0, loadedRecords: 0, loadedMessages: 0, loadMs: 0, snapshotsWritten: 0, snapshotMs: 0, restoredFrom: 0 };
+  readonly stats = { publishes: 0, records: 0, retries: 0, conflicts: 0, pipelined: 0, resent: 0, loadedRecords: 0, loadedMessages: 0, loadMs: 0, snapshotsWritten: 0, snapshotMs: 0, restoredFrom: 0 };
   private snapKv: KV | undefined;
   private snapKey = "";
   private restored: SnapshotCandidate | undefined;
@@ -398,7 +421,7 @@ export class JetStreamEventStore implements DeferredEventStore {
   private constructor(
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
-    private readonly opts: Required<Pick<JetStreamStoreOptions, "sim" | "maxBatch" | "maxBatchBytes" | "retryForMs" | "publishTimeoutMs">> & {
+    private readonly opts: Required<Pick<JetStreamStoreOptions, "sim" | "maxBatch" | "maxBatchBytes" | "retryForMs" | "publishTimeoutMs" | "maxInflight">> & {
       onWarning: (m: string) => void;
     },
     init: { stream: string; subjects: Subjects; base: number; head: string; fence: number },
@@ -435,11 +458,15 @@ export class JetStreamEventStore implements DeferredEventStore {
         maxBatchBytes: o.maxBatchBytes ?? 512 * 1024,
         retryForMs: o.retryForMs ?? 30_000,
         publishTimeoutMs: o.publishTimeoutMs ?? 2000,
+        maxInflight: o.maxInflight ?? 16,
         onWarning: o.onWarning ?? ((m) => console.warn(m)),
       },
       { stream, subjects: subjs, base: 0, head: GENESIS, fence: 0 },
     );
     store.requests = new Requests(o.nc);
+    if (o.maxInflight !== undefined && (!Number.isSafeInteger(o.maxInflight) || o.maxInflight < 1)) {
+      throw new RangeError(`"maxInflight" expected an integer >= 1, got ${o.maxInflight}`);
+    }
     if (o.snapshotEvery !== undefined) {
       if (!Number.isSafeInteger(o.snapshotEvery) || o.snapshotEvery < 0) throw new RangeError(`"snapshotEvery" expected an integer >= 0, got ${o.snapshotEvery}`);
       store.snapshotEvery = o.snapshotEvery;
@@ -614,9 +641,9 @@ export class JetStreamEventStore implements DeferredEventStore {
     const token = subjectToken(record, hint);
     this.pending.push({ seq: record.seq, line, subject: token === undefined ? this.subjects.eventsSim : this.subjects.eventsToken(token) });
     this.pendingBytes += line.length + 1;
-    if (!this.inflight) {
+    if (!this.scheduled && (this.window.length === 0 || (!this.recovering && this.window.length < this.opts.maxInflight))) {
       // Let the calls of this turn of the event loop join the batch.
-      this.inflight = true;
+      this.scheduled = true;
       queueMicrotask(() => this.commit());
     }
   }
@@ -642,14 +669,33 @@ export class JetStreamEventStore implements DeferredEventStore {
     return new StoreWriteError(`hsmsim: record ${seq} of ${this.subject} may not be stored: ${this.failed?.message}`, { cause: this.failed });
   }
 
-  /** Publish the next batch: the longest run of pending records with one subject (one publish in flight at a time). */
+  /**
+   * Send what is pending: batches (the longest run of pending records with one subject) while fewer than
+   * `maxInflight` are in flight. The window's first batch expects the confirmed end of the stream and goes through
+   * `lead` (retries, conflicts); each batch behind it is pipelined: it expects its predecessor's predicted stream
+   * sequence *and* its predecessor's msgID as the stream's last message (`Nats-Expected-Last-Msg-Id`), so the server
+   * stores it only right after that message. A predicted sequence alone would not do: another simulator's message
+   * could fill the gap of a lost predecessor and let the successor in ahead of it. A pipelined batch is sent once;
+   * if it fails, no more are pipelined until the window is empty, and each failed batch is sent again as a lead when
+   * it reaches the head of the window (the serial path, as with one publish in flight).
+   */
   private commit(): void {
-    if (this.failed || this.pending.length === 0) {
-      this.inflight = false;
-      if (this.pending.length === 0) for (const f of this.idle.splice(0)) f();
-      return;
+    this.scheduled = false;
+    if (this.failed) return;
+    while (this.pending.length > 0 && (this.window.length === 0 || (!this.recovering && this.window.length < this.opts.maxInflight))) {
+      const prev = this.window[this.window.length - 1];
+      const b = this.nextBatch(prev ? prev.expected + 1 : this.expectLast);
+      this.window.push(b);
+      this.stats.publishes++;
+      this.stats.records += b.last - b.first + 1;
+      if (prev) this.pipelined(b, prev);
+      else this.lead(b, 0);
     }
-    this.inflight = true;
+    if (this.window.length === 0 && this.pending.length === 0) for (const f of this.idle.splice(0)) f();
+  }
+
+  /** Cut the next batch off `pending`, to be published expecting the stream's last sequence to be `expected`. */
+  private nextBatch(expected: number): Batch {
     let n = 0;
     let bytes = 0;
     const subject = this.pending[0]!.subject;
@@ -665,36 +711,90 @@ export class JetStreamEventStore implements DeferredEventStore {
     const batch = this.pending.splice(0, n);
     this.pendingBytes -= bytes;
     const first = batch[0]!.seq;
-    const last = batch[batch.length - 1]!.seq;
-    const body = utf8.encode(batch.map((b) => b.line).join("\n"));
-    const msgID = `${this.opts.sim}/${this.writerId}/${first}`;
-    const h = headers();
-    h.set(HEADER_SEQ, `${first}-${last}`);
-    h.set(HEADER_MSG_ID, msgID);
-    const deadline = Date.now() + this.opts.retryForMs;
-    this.stats.publishes++;
-    this.stats.records += batch.length;
-
-    const stored = (streamSeq: number): void => {
-      this.fence = streamSeq;
-      this.expectLast = streamSeq;
-      this.durable = last;
-      if (this.snapPending && this.snapPending.seq <= last) this.writeSnapshot(streamSeq);
-      let k = 0;
-      while (k < this.waiters.length && this.waiters[k]!.seq <= last) k++;
-      for (const w of this.waiters.splice(0, k)) w.resolve();
-      this.commit();
+    return {
+      first,
+      last: batch[batch.length - 1]!.seq,
+      subject,
+      body: utf8.encode(batch.map((b) => b.line).join("\n")),
+      msgID: `${this.opts.sim}/${this.writerId}/${first}`,
+      expected,
     };
+  }
+
+  /** A batch's publish settled: store every batch at the head of the window that is through, in order. */
+  private settle(b: Batch, outcome: "failed" | number): void {
+    if (this.failed) return;
+    b.outcome = outcome;
+    while (this.window.length > 0 && this.window[0]!.outcome !== undefined) {
+      const head = this.window[0]!;
+      if (head.outcome === "failed") {
+        // A pipelined batch that did not land (its predecessor was late, or the stream moved): everything before it
+        // is stored now, so send it again as the window's lead. It may have landed after all (a timeout): its msgID
+        // is the same, so a duplicate ack then says where, and it is not a first attempt.
+        head.outcome = undefined;
+        head.expected = this.expectLast;
+        this.stats.resent++;
+        this.lead(head, 1);
+        return;
+      }
+      this.window.shift();
+      this.stored(head, head.outcome as number);
+    }
+    if (this.window.length === 0) this.recovering = false;
+    this.commit();
+  }
+
+  private stored(b: Batch, streamSeq: number): void {
+    this.fence = streamSeq;
+    this.expectLast = streamSeq;
+    this.durable = b.last;
+    if (this.snapPending && this.snapPending.seq <= b.last) this.writeSnapshot(streamSeq);
+    let k = 0;
+    while (k < this.waiters.length && this.waiters[k]!.seq <= b.last) k++;
+    for (const w of this.waiters.splice(0, k)) w.resolve();
+  }
+
+  /** A batch behind the window's head: one attempt, expecting to follow `prev` (see commit). */
+  private pipelined(b: Batch, prev: Batch): void {
+    const h = this.headersOf(b, b.expected);
+    h.set("Nats-Expected-Last-Msg-Id", prev.msgID);
+    this.stats.pipelined++;
+    this.publish(b.subject, b.body, h).then(
+      (ack) => {
+        if (ack.duplicate) this.fail(new ForkSuspectedError(`hsmsim: the first publish of ${b.msgID} was acknowledged as a duplicate (stream seq ${ack.seq}): another writer?`));
+        else this.settle(b, ack.seq);
+      },
+      () => {
+        this.recovering = true;
+        this.settle(b, "failed");
+      },
+    );
+  }
+
+  private headersOf(b: Batch, expected: number): MsgHdrs {
+    const h = headers();
+    h.set(HEADER_SEQ, `${b.first}-${b.last}`);
+    h.set(HEADER_MSG_ID, b.msgID);
+    // The stream-wide expectation (js.publish's `expect.lastSequence`, as a header).
+    h.set("Nats-Expected-Last-Sequence", String(expected));
+    return h;
+  }
+
+  /**
+   * The window's head: published expecting the confirmed end of the stream, retried with the same msgID and
+   * expectation on ambiguous failures, a refused expectation sorted out by `conflict` (module comment).
+   */
+  private lead(b: Batch, firstAttempt: number): void {
+    const { first, last, subject, body, msgID } = b;
+    const deadline = Date.now() + this.opts.retryForMs;
     const attempt = (n: number, expected: number): void => {
-      // The stream-wide expectation of this attempt (js.publish's `expect.lastSequence`, as a header).
-      h.set("Nats-Expected-Last-Sequence", String(expected));
-      this.publish(subject, body, h).then(
+      this.publish(subject, body, this.headersOf(b, expected)).then(
         (ack) => {
           if (ack.duplicate && n === 0) {
             this.fail(new ForkSuspectedError(`hsmsim: the first publish of ${msgID} was acknowledged as a duplicate (stream seq ${ack.seq}): another writer?`));
             return;
           }
-          stored(ack.seq);
+          this.settle(b, ack.seq);
         },
         (e: unknown) => {
           const err = e as Error & { code?: number };
@@ -703,7 +803,7 @@ export class JetStreamEventStore implements DeferredEventStore {
             // (stop), or, on a retry, our own earlier attempt (stored).
             this.conflict(msgID, err).then(
               (r) => {
-                if (r.ours !== undefined) stored(r.ours);
+                if (r.ours !== undefined) this.settle(b, r.ours);
                 else if (r.streamLast === undefined) this.fail(new FenceLostError(this.subject, this.fence, { cause: err }));
                 else if (r.streamLast === expected) retry(n, err); // no news (a leader's view lagging?): back off
                 else if (Date.now() < deadline && !this.closed) {
@@ -734,7 +834,7 @@ export class JetStreamEventStore implements DeferredEventStore {
       if (n === 0) this.opts.onWarning(`hsmsim: publishing records ${first}-${last} to ${subject}: ${err.name}: ${err.message}; retrying`);
       setTimeout(() => attempt(n + 1, this.expectLast), Math.min(50 * 2 ** n, 500));
     };
-    attempt(0, this.expectLast);
+    attempt(firstAttempt, b.expected);
   }
 
   /**
@@ -767,7 +867,7 @@ export class JetStreamEventStore implements DeferredEventStore {
 
   private fail(e: Error): void {
     if (!this.failed) this.failed = e;
-    this.inflight = false;
+    this.window = [];
     for (const w of this.waiters.splice(0)) w.reject(this.failure_(w.seq));
     this.pending = [];
     for (const f of this.idle.splice(0)) f();
@@ -775,7 +875,7 @@ export class JetStreamEventStore implements DeferredEventStore {
 
   /** Wait until nothing is pending or in flight (or the store failed). */
   drain(): Promise<void> {
-    if (!this.inflight && this.pending.length === 0) return Promise.resolve();
+    if ((this.failed || this.window.length === 0) && this.pending.length === 0) return Promise.resolve();
     return new Promise((r) => this.idle.push(r));
   }
 

@@ -6,6 +6,7 @@
  * simulator rebuilt from the stream in the state it had.
  */
 import { describe, expect, it } from "vitest";
+import { headers } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { FenceLostError, JetStreamEventStore, readSubject, StreamCorruptError } from "../../src/events/jetstream-store.js";
 import { encodeEntry, entryProblem, GENESIS } from "../../src/events/chain.js";
@@ -18,6 +19,15 @@ import { caller, snapshot, SO_PIN, testSimulator, USER_PIN } from "../support/si
 
 const nats = natsPerFile("T");
 const fresh = nats.fresh;
+
+/** A store of simulator "a" holding one record, a JetStream client and the subject that record is on. */
+async function oneRecordStored() {
+  const o = fresh();
+  const s = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
+  s.append(record(1));
+  await s.flush(1);
+  return { o, s, js: jetstream(nats.nc), subject: subjects("a", o.prefix).eventsSim };
+}
 
 describe("JetStream event store", () => {
   it("appends, answers flush once stored, and a reopened store reads the same records with an intact chain", async () => {
@@ -53,6 +63,54 @@ describe("JetStream event store", () => {
     await r.close();
   });
 
+  it("pipelines publishes on many subjects: with another simulator writing to the stream and acks timing out, every record is stored once, in record order", async () => {
+    const o = fresh();
+    const warn = () => undefined;
+    // Tiny ack timeouts make publishes ambiguous (retried; a pipelined one then goes again as the window's head), and
+    // a second simulator on the same stream moves its end under the predicted expectations.
+    const opts = { nc: nats.nc, ...o, maxInflight: 16, publishTimeoutMs: 15, onWarning: warn };
+    const a = await JetStreamEventStore.open({ sim: "a", ...opts });
+    const b = await JetStreamEventStore.open({ sim: "b", ...opts });
+    const N = 1500;
+    const load = async (s: JetStreamEventStore, callers: number) => {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: callers }, async (_, c) => {
+          while (next < N) {
+            const seq = ++next;
+            s.append(record(seq), `slot${c % 8}`); // each caller on a token subject of its own (8 subjects)
+            await s.flush(seq);
+          }
+        }),
+      );
+    };
+    await Promise.all([load(a, 16), load(b, 16)]);
+    expect([a.durableSeq, b.durableSeq]).toEqual([N, N]);
+    expect(a.stats.pipelined + b.stats.pipelined).toBeGreaterThan(0);
+    console.log(`pipelined publishes: a ${JSON.stringify(a.stats)}, b ${JSON.stringify(b.stats)}`);
+    const heads = [a.headHash, b.headHash];
+    await a.close();
+    await b.close();
+    // Reopened from the stream: every record once, the chain intact in stream order (open verifies it).
+    for (const [k, sim] of ["a", "b"].entries()) {
+      const r = await JetStreamEventStore.open({ sim, ...opts });
+      expect(r.lastSeq).toBe(N);
+      expect(r.headHash).toBe(heads[k]);
+      expect([...r.read()].map((x) => x.seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+      await r.close();
+    }
+  });
+
+  it("a message that expects a predecessor (by msgID) which is not the stream's last is refused: what pipelining rests on", async () => {
+    const { o, s, js, subject } = await oneRecordStored();
+    const h = headers();
+    h.set("Nats-Msg-Id", "a/other/2");
+    h.set("Nats-Expected-Last-Sequence", String(s.streamSeq));
+    h.set("Nats-Expected-Last-Msg-Id", "a/nobody/1");
+    await expect(js.publish(subject, new Uint8Array(1), { headers: h })).rejects.toThrow(/wrong last msg ID/);
+    await s.close();
+  });
+
   it("keeps each simulator on its own subjects: one replays alone", async () => {
     const o = fresh();
     const a = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
@@ -71,12 +129,7 @@ describe("JetStream event store", () => {
   });
 
   it("de-duplicates a message published again with the same ID", async () => {
-    const o = fresh();
-    const s = await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o });
-    s.append(record(1));
-    await s.flush(1);
-    const js = jetstream(nats.nc);
-    const subject = subjects("a", o.prefix).eventsSim;
+    const { o, s, js, subject } = await oneRecordStored();
     const body = encodeEntry(GENESIS, record(1)).line;
     const msgID = `a/${s.writerId}/1`;
     const ack = await js.publish(subject, body, { msgID });
