@@ -19,6 +19,7 @@ import {
   type AppSlotState,
   type AppState,
   type ObjectState,
+  type SessionState,
   type SimState,
 } from "./state.js";
 
@@ -337,15 +338,24 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
       const a = app(state, fact.app);
       const sl = slot(a, fact.slotID);
       let rw = 0;
-      for (const h of sl.sessions) {
-        const s = a.sessions.get(h)!;
-        a.sessions.delete(h);
+      const gone = (s: SessionState): void => {
         if (s.rw) rw++;
         if (s.created) {
           for (const id of s.created) {
             a.sessionObjects.delete(id);
             a.handleOf.delete(id);
           }
+        }
+      };
+      if (sl.sessions.size === a.sessions.size) {
+        // Every session of the application is on this slot (the usual case): the map goes whole. Deleting 100k
+        // entries one by one cost more than all the rest of the call (the hash table shrinks and rehashes as it goes).
+        for (const s of a.sessions.values()) gone(s);
+        a.sessions = new Map();
+      } else {
+        for (const h of sl.sessions) {
+          gone(a.sessions.get(h)!);
+          a.sessions.delete(h);
         }
       }
       const t = sl.token === null ? undefined : state.tokens.get(sl.token);
