@@ -9,12 +9,13 @@
  *   (test/unit/slot-chart-runtime.spec.ts checks every state and fact against a live actor). A replay applies a
  *   login and a logout per session cycle: a Map lookup each, where a live actor's `send` costs ~5-9 µs here.
  * - Commands (`LoginSO`, `LoginUser`, `LoginContext`, `Logout`, `OpenSession`) change nothing and answer with the
- *   decision the chart `emit`s. They are sent to a live actor kept per (context, state) and shared by every slot
- *   actor in that state: a command never moves it (checked on every send). XState's pure `transition()` would do too,
- *   but it builds an inert actor scope per call (~80 µs here), a live actor's send ~7 µs.
+ *   decision the chart `emit`s. The first time a snapshot meets a command it is sent to a live actor kept per
+ *   (context, state) and shared by every slot actor in that state: a command never moves it (checked on every send).
+ *   XState's pure `transition()` would do too, but it builds an inert actor scope per call (~80 µs here), a live
+ *   actor's send ~7 µs. The decision is then kept per (snapshot, command) (`decideSlot`): a Map lookup.
  */
 import { createActor, initialTransition, transition, type Actor, type SnapshotFrom } from "xstate";
-import { slotMachine, type SlotCommand, type SlotDecision, type SlotFactEvent } from "../machines/slot.js";
+import { slotMachine, type PinCheck, type SlotCommand, type SlotDecision, type SlotFactEvent } from "../machines/slot.js";
 
 export type SlotSnapshot = SnapshotFrom<typeof slotMachine>;
 
@@ -59,8 +60,52 @@ export function slotAfterFact(s: SlotSnapshot, fact: SlotFactEvent): SlotSnapsho
 /** One snapshot per (context, state) reached by a fact: what slot actors share. */
 const CANONICAL = new Map<string, SlotSnapshot>();
 
-/** The chart's decision on a command in snapshot `s` (which the command does not change). */
+/** snapshot -> command (commandKey) -> the chart's decision: what `decideSlot` answered before. */
+const DECIDED = new WeakMap<SlotSnapshot, Map<string, SlotDecision>>();
+/** Entries per snapshot at most: LoginSO's key holds the count of RO sessions, so the keys are not a fixed few. */
+const DECIDED_MAX = 512;
+
+const pinKey = (p: PinCheck): string => `${p.initialized ? 1 : 0}${p.locked ? 1 : 0}${p.matches ? 1 : 0}`;
+
+/**
+ * Everything a command carries, as a string: two commands with the same key are the same event to the chart. Every
+ * field of every command type must be in it (test/unit/slot-chart.model.spec.ts sends every variant both ways).
+ */
+export function commandKey(cmd: SlotCommand): string {
+  switch (cmd.type) {
+    case "OpenSession":
+      return `O${cmd.rw ? 1 : 0}${cmd.limitReached ? 1 : 0}`;
+    case "Logout":
+      return "L";
+    case "LoginUser":
+      return `U${pinKey(cmd.pin)}`;
+    case "LoginSO":
+      return `S${pinKey(cmd.pin)}${cmd.ro}`;
+    case "LoginContext":
+      return `C${cmd.reauthPending ? 1 : 0}${pinKey(cmd.so)}${pinKey(cmd.user)}`;
+  }
+}
+
+/**
+ * The chart's decision on a command in snapshot `s` (which the command does not change). A command's decision is a
+ * function of the snapshot (state and context) and the command alone (it runs no action but the `emit` of its
+ * decision, and changes nothing), so it is asked of the chart once per (snapshot, command) and kept: a live actor's
+ * send was a quarter of a C_OpenSession + C_CloseSession pair.
+ */
 export function decideSlot(s: SlotSnapshot, cmd: SlotCommand): SlotDecision {
+  const ck = commandKey(cmd);
+  let known = DECIDED.get(s);
+  if (!known) DECIDED.set(s, (known = new Map()));
+  const hit = known.get(ck);
+  if (hit) return hit;
+  const d = decideLive(s, cmd);
+  if (known.size >= DECIDED_MAX) known.clear();
+  known.set(ck, d);
+  return d;
+}
+
+/** The decision of the live actor kept for `s`'s (context, state). */
+function decideLive(s: SlotSnapshot, cmd: SlotCommand): SlotDecision {
   const key = keyOf(s);
   let d = DECIDERS.get(key);
   if (!d) {

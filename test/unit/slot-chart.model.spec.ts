@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { createActor, transition } from "xstate";
 import { getShortestPaths } from "xstate/graph";
 import { slotMachine, type SlotCommand, type PinCheck, type SlotDecision, type SlotFactEvent } from "../../src/machines/slot.js";
-import { decideSlot, initialSlotSnapshot, restoreSlotSnapshot, slotAfterFact } from "../../src/actors/slot-chart-runtime.js";
+import { commandKey, decideSlot, initialSlotSnapshot, restoreSlotSnapshot, slotAfterFact } from "../../src/actors/slot-chart-runtime.js";
 
 type Fact = { type: "LoggedIn"; role: "so" | "user" } | { type: "LoggedOut" };
 
@@ -139,10 +139,36 @@ describe.each([true, false])("slot chart runtime (logoutRequiresLogin %s)", (log
         const live = liveActor(logoutRequiresLogin, path);
         live.actor.send(cmd);
         expect(decideSlot(s, cmd)).toEqual(live.decisions[0]);
+        expect(decideSlot(s, { ...cmd })).toEqual(live.decisions[0]); // the kept decision, for an equal command
         expect(live.decisions).toHaveLength(1);
         expect(live.actor.getSnapshot().value).toBe(s.value);
       }
     }
+  });
+
+  it("a command's key holds every field it carries: changing any one changes the key (decisions are kept by it)", () => {
+    /** Every command with one leaf changed (a boolean flipped, a number plus one). */
+    const changed = (v: unknown): unknown[] => {
+      if (typeof v === "boolean") return [!v];
+      if (typeof v === "number") return [v + 1];
+      if (v === null || typeof v !== "object") return [];
+      const o = v as Record<string, unknown>;
+      return Object.keys(o).flatMap((k) => (k === "type" ? [] : changed(o[k]).map((x) => ({ ...o, [k]: x }))));
+    };
+    let variants = 0;
+    for (const cmd of COMMANDS) {
+      for (const other of changed(cmd) as SlotCommand[]) {
+        expect(commandKey(other)).not.toBe(commandKey(cmd));
+        variants++;
+      }
+    }
+    expect(variants).toBeGreaterThan(COMMANDS.length);
+    const context = COMMANDS.find((c) => c.type === "LoginContext")!;
+    const keys = new Set(COMMANDS.map(commandKey));
+    expect(keys.size).toBe(new Set(COMMANDS.map((c) => JSON.stringify(c))).size);
+    expect(commandKey({ ...context, so: { initialized: true, locked: false, matches: true }, user: { initialized: true, locked: false, matches: false } } as SlotCommand)).not.toBe(
+      commandKey({ ...context, so: { initialized: true, locked: false, matches: false }, user: { initialized: true, locked: false, matches: true } } as SlotCommand),
+    );
   });
 
   it("a persisted snapshot restores to the same state", () => {
