@@ -344,18 +344,21 @@ export class PKCS11 {
     this.libPath = url;
   }
 
-  /** `nats://host:port/<name>[?timeout=MS]`: the simulator `<name>` of `hsmsim serve`, through a worker (sync-client.ts). */
+  /**
+   * `nats://host:port/<name>[?timeout=MS&localReads=0]`: the simulator `<name>` of `hsmsim serve`, through a worker
+   * (sync-client.ts). `localReads=0` sends the read calls to the service too, which records them.
+   */
   private loadRemote(url: string): void {
     const q = url.indexOf("?");
     let timeoutMs: number | undefined;
+    let localReads: boolean | undefined;
     for (const [k, v] of new URLSearchParams(q < 0 ? "" : url.slice(q + 1))) {
-      if (k !== "timeout" || !Number.isSafeInteger(Number(v)) || Number(v) <= 0) {
-        throw loadError(`hsmsim: unknown option "${k}=${v}" in "${url}" (a nats: target takes timeout=MS)`);
-      }
-      timeoutMs = Number(v);
+      if (k === "timeout" && Number.isSafeInteger(Number(v)) && Number(v) > 0) timeoutMs = Number(v);
+      else if (k === "localReads" && (v === "0" || v === "1")) localReads = v === "1";
+      else throw loadError(`hsmsim: unknown option "${k}=${v}" in "${url}" (a nats: target takes timeout=MS and localReads=0|1)`);
     }
     try {
-      this.app = new SyncRemote(q < 0 ? url : url.slice(0, q), { timeoutMs });
+      this.app = new SyncRemote(q < 0 ? url : url.slice(0, q), { timeoutMs, localReads });
     } catch (e) {
       throw loadError((e as Error).message);
     }

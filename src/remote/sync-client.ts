@@ -72,6 +72,11 @@ export interface SyncRemoteOptions {
   connectTimeoutMs?: number;
   /** Stop following the stream for local reads after this long without one (ms, default PROJECTION_IDLE_MS). */
   projectionIdleMs?: number;
+  /**
+   * Answer reads from the calling thread's projection (default true). false sends them to the service like any call,
+   * so that they are recorded in the log (an audit of every call), at a round trip each.
+   */
+  localReads?: boolean;
 }
 
 /** The connection could not be made: thrown by the constructor (so by `load()`), with the worker's reason. */
@@ -98,6 +103,7 @@ export class SyncRemote {
   private readonly ctrl: Int32Array;
   private readonly projection: CallingThreadProjection;
   private readonly timeoutMs: number;
+  private readonly localReads: boolean;
   private nextId = 1;
   private closed = false;
 
@@ -106,6 +112,7 @@ export class SyncRemote {
     const { server, sim } = parseSimUrl(target);
     this.sim = sim;
     this.timeoutMs = opts.timeoutMs ?? CALL_TIMEOUT_MS;
+    this.localReads = opts.localReads ?? true;
     const sab = new SharedArrayBuffer(16);
     this.ctrl = new Int32Array(sab);
     const { port1, port2 } = new MessageChannel();
@@ -143,7 +150,7 @@ export class SyncRemote {
   /** One PKCS#11 call, synchronously. CKR_DEVICE_ERROR when the service cannot be reached or does not answer in time. */
   call(call: Call): Answer {
     if (this.closed) return { rv: CK.CKR_DEVICE_ERROR };
-    const local = this.projection.answer(this.appId, this.lastSeq, call, this.timeoutMs);
+    const local = this.localReads ? this.projection.answer(this.appId, this.lastSeq, call, this.timeoutMs) : undefined;
     if (local) return local;
     const id = this.nextId++;
     Atomics.store(this.ctrl, CTRL_READY, 0);

@@ -36,6 +36,9 @@ try {
   remote = await connect(data.target, {
     prefix: data.prefix,
     timeoutMs: data.timeoutMs,
+    // The calling thread's projection answers the reads it can (sync-projection.ts); a read that reaches the worker
+    // is one it sent on (or `localReads=0`): to the service, not to a second projection here.
+    localReads: false,
     // Keep trying a lost server for ever: meanwhile every call answers CKR_DEVICE_ERROR after its timeout.
     nats: { maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: data.connectTimeoutMs },
   });

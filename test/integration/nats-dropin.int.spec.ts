@@ -17,8 +17,9 @@ import { startNatsServer, type NatsServer } from "../support/nats-server.js";
 import { startServe, type ServeProcess } from "../support/serve-process.js";
 import { SO_PIN, USER_PIN } from "../support/sim.js";
 import { connect as natsConnect } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { subjects } from "../../src/remote/protocol.js";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { readSubject } from "../../src/events/jetstream-store.js";
+import { DEFAULT_STREAM, subjects } from "../../src/remote/protocol.js";
 import { PROJECTION_IDLE_MS } from "../../src/remote/sync-projection.js";
 
 let nats: NatsServer;
@@ -237,6 +238,45 @@ describe("pkcs11js drop-in over NATS (load(\"nats://host:port/<name>\"))", () =>
     }
   });
 
+  it("with localReads=0 the reads go to the service and are recorded in the log; by default they are answered locally, unrecorded", async () => {
+    const { sim, a } = await twoApplications();
+    const audited = new PKCS11();
+    audited.load(`${nats.url}/${sim}?localReads=0`);
+    try {
+      audited.C_Initialize();
+      const slot = a.C_GetSlotList(true)[0]!;
+      a.C_InitToken(slot, SO_PIN, "audited");
+      const hl = a.C_OpenSession(slot, RW);
+      const ha = audited.C_OpenSession(slot, RW); // opened after a's
+      for (let i = 0; i < 3; i++) {
+        expect(a.C_GetSessionInfo(hl).state).toBe(CK.CKS_RW_PUBLIC_SESSION);
+        expect(audited.C_GetSessionInfo(ha).state).toBe(CK.CKS_RW_PUBLIC_SESSION);
+      }
+      expect(audited.C_GetTokenInfo(slot).label.trim()).toBe("audited");
+      // The log, read from the stream: the audited application's reads are there, answered as it saw them.
+      const nc = await natsConnect({ servers: nats.url });
+      const records: { app: number; fn: string; args: { hSession?: number }; rv: number; out?: { state?: number } }[] = [];
+      try {
+        await readSubject(jetstream(nc), DEFAULT_STREAM, subjects(sim).events, (m) => {
+          for (const e of m.envelopes) records.push(e.record as never);
+        });
+      } finally {
+        await nc.close();
+      }
+      // Each application's session handles start at the same number: its application is told by the order of opens.
+      const [local, audit] = records.filter((r) => r.fn === "C_OpenSession").map((r) => r.app);
+      const reads = (app: number) => records.filter((r) => r.app === app && r.fn === "C_GetSessionInfo");
+      expect(reads(audit!)).toHaveLength(3);
+      expect(reads(audit!).every((r) => r.rv === CK.CKR_OK && r.args.hSession === Number(h64(ha)) && r.out?.state === CK.CKS_RW_PUBLIC_SESSION)).toBe(true);
+      expect(records.some((r) => r.app === audit && r.fn === "C_GetTokenInfo")).toBe(true);
+      expect(local).not.toBe(audit);
+      expect(reads(local!)).toHaveLength(0);
+    } finally {
+      audited.close();
+      a.close();
+    }
+  });
+
   it("a load() that finds no service throws (as a missing library does); a bad option is refused", () => {
     const p = new PKCS11();
     const e = (() => {
@@ -250,6 +290,7 @@ describe("pkcs11js drop-in over NATS (load(\"nats://host:port/<name>\"))", () =>
     expect(e).toBeInstanceOf(NativeError);
     expect(e.message).toMatch(/no simulator "nobody-serves-this"/);
     expect(() => p.load(`${nats.url}/x?profile=softhsm2`)).toThrow(/unknown option "profile=softhsm2"/);
+    expect(() => p.load(`${nats.url}/x?localReads=no`)).toThrow(/unknown option "localReads=no"/);
     expect(() => p.C_Initialize()).toThrow(/not loaded/);
   });
 
