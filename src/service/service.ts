@@ -12,8 +12,10 @@
  *   was last heard from (its calls and its heartbeats on `<prefix>.<sim>.hb.<app>`); one silent for `expiryMs` has
  *   vanished: its sessions are closed (C_CloseAllSessions per slot that has any) and it is finalized (C_Finalize),
  *   as calls recorded in its name. Applications found in the rebuilt state get a full window from the start.
- *   A request naming an application the simulator does not know (finalized, expired) is dispatched as no
- *   application: CKR_CRYPTOKI_NOT_INITIALIZED.
+ *   A request naming an application the simulator does not know (finalized, expired), or one another client started
+ *   (requests and heartbeats carry the client's connection id), is dispatched as no application:
+ *   CKR_CRYPTOKI_NOT_INITIALIZED. Which client started an application is not in the log, so after a restart an
+ *   application rebuilt from the stream is bound to the first client that calls for it.
  * - Health: published every second on `<prefix>.<sim>.health` and put in KV `hsmsim-health` (key `svc.<sim>`, bucket
  *   TTL 5 s: a dead service's entry expires). `<prefix>.<sim>.info` answers a ServiceInfo.
  * - Failure is fail-stop: if the store fails (fence lost to a second writer, a batch not acknowledged within its
@@ -44,12 +46,16 @@ import {
   type CallReply,
   type CallRequest,
   type Health,
+  type Heartbeat,
   type ReadModelImage,
   type ServiceInfo,
   type SimConfig,
   type Subjects,
 } from "../remote/protocol.js";
 import { Lease } from "./lease.js";
+
+/** Which client started an application rebuilt from the stream is not known: the first to call for it is bound. */
+const REBUILT = "(rebuilt)";
 import { STATE_CODEC } from "../events/snapshot.js";
 
 export interface ServiceOptions {
@@ -190,7 +196,7 @@ export class SimulatorService {
   private async listen(): Promise<void> {
     const now = Date.now();
     // Applications of the rebuilt state get a full window to be heard from.
-    for (const app of this.simulator.state.apps.keys()) this.apps.set(app, { lastSeen: now, client: "(rebuilt)" });
+    for (const app of this.simulator.state.apps.keys()) this.apps.set(app, { lastSeen: now, client: REBUILT });
     const s = this.subjects;
     this.subs.push(
       this.nc.subscribe(s.call, {
@@ -216,7 +222,15 @@ export class SimulatorService {
           if (err) return;
           const app = Number(m.subject.slice(m.subject.lastIndexOf(".") + 1));
           const live = this.apps.get(app);
-          if (live) live.lastSeen = Date.now();
+          if (!live) return;
+          let client: string;
+          try {
+            client = String(decodeWire<Heartbeat>(m.data).client);
+          } catch {
+            return;
+          }
+          // Only the application's own client keeps it alive (another's beats would keep a vanished one's sessions).
+          if (live.client === client || live.client === REBUILT) live.lastSeen = Date.now();
         },
       }),
     );
@@ -233,6 +247,21 @@ export class SimulatorService {
     this.timers.push(beat);
     this.publishHealth();
     await this.nc.flush();
+  }
+
+  /**
+   * Whether a request from `client` may act as application `appId`: the client that started it, or, for an
+   * application rebuilt from the stream (the service restarted, and which client started it is not in the log), the
+   * first client that calls for it, which it is then bound to.
+   */
+  private mayActFor(appId: number, client: string): boolean {
+    const live = this.apps.get(appId);
+    if (!live) {
+      this.apps.set(appId, { lastSeen: Date.now(), client }); // not tracked (should not happen): bound from now on
+      return true;
+    }
+    if (live.client === REBUILT) live.client = client;
+    return live.client === client;
   }
 
   info(): ServiceInfo {
@@ -288,8 +317,9 @@ export class SimulatorService {
       return;
     }
     const app = new Application(this.simulator);
-    // An application the simulator does not know (finalized, expired) is no application.
-    app.appId = this.simulator.state.apps.has(req.app) ? req.app : 0;
+    // An application the simulator does not know (finalized, expired) is no application; nor is one started by another
+    // client: its sessions and login are that client's (an application is one client's C_Initialize…C_Finalize).
+    app.appId = this.simulator.state.apps.has(req.app) && this.mayActFor(req.app, String(req.client)) ? req.app : 0;
     const before = this.simulator.lastSeq;
     const answer = this.simulator.dispatch(app, req.call as Call);
     const seq = this.simulator.lastSeq;

@@ -260,6 +260,27 @@ describe("hsmsim serve and the async remote client", () => {
     }
   });
 
+  it("an application is its client's: another client naming its id is no application, and cannot touch its sessions", async () => {
+    const { sim, a, app, h } = await servedWithSession();
+    expect((await app("C_Login", { hSession: h, userType: CK.CKU_USER, pin: USER_PIN })).rv).toBe("CKR_OK");
+    const call = subjects(sim).call;
+    const as = async (client: string, c: Call): Promise<CallReply> =>
+      decodeWire<CallReply>((await nc.request(call, encodeWire({ v: 1, app: a.appId, client, call: c }), { timeout: 2000 })).data);
+    // Another client (its own connection id) sends calls in the name of `a`'s application.
+    for (const c of [
+      { fn: "C_CloseSession", args: { hSession: h } },
+      { fn: "C_Logout", args: { hSession: h } },
+      { fn: "C_CloseAllSessions", args: { slotID: 0 } },
+      { fn: "C_Finalize", args: {} },
+    ] as Call[]) {
+      expect(rvName((await as("intruder", c)).rv)).toBe("CKR_CRYPTOKI_NOT_INITIALIZED");
+    }
+    // Nothing changed for the application's own client: its session and login are there.
+    expect((await app("C_GetSessionInfo", { hSession: h })).out).toMatchObject({ state: CK.CKS_RW_USER_FUNCTIONS });
+    // Its own client, by id, still may (the same request shape, from the right client).
+    expect(rvName((await as(a.simulator.clientId, { fn: "C_Logout", args: { hSession: h } })).rv)).toBe("CKR_OK");
+  });
+
   it("answers garbage requests with a CK_RV and keeps serving", async () => {
     const sim = `s${++n}`;
     const svc = await serve(sim);
