@@ -380,7 +380,6 @@ export class JetStreamEventStore implements DeferredEventStore {
   readonly stream: string;
   /** Unique per writer incarnation: part of every msgID. */
   readonly writerId: string;
-  /** Records appended or loaded, for `read` (records before `base` were not loaded: a snapshot covers them). */
   /**
    * Records appended or loaded, for `read`, kept encoded off the JS heap (memory-store.ts says why: kept objects
    * make every garbage collection's work grow with the log). Records before `base` were not loaded.
