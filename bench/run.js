@@ -424,6 +424,13 @@ function storeSection(opts, get, checks) {
         `read ${b.read.toFixed(2)} µs, decode ${b.decode.toFixed(2)} µs, apply ${b.apply.toFixed(2)} µs (whole records parsed: ${fmtOps(rp.readWholeRecordsEventsPerSec)}/s)`,
       check,
     ]);
+    if (rp.freshProcessReplayEventsPerSec !== undefined) {
+      rows.push([
+        `replay in a fresh process (as a process opening the store)`,
+        `${fmtOps(rp.freshProcessReplayEventsPerSec)} events/s, state checked against the writer's (the check above holds the in-process figure)`,
+        "",
+      ]);
+    }
     rows.push([`open without snapshots (verifies the log)`, `${fmtOps(rp.openVerifyEventsPerSec)} events/s`, ""]);
   }
   const v = get("verify");

@@ -10,10 +10,12 @@
 //   snapshot   what writing one snapshot costs (capture + seal, write + fsync) for a small and a large state
 //   open-10M   build a 10M-event store (1M with --quick) with a real simulator, then open it in a fresh process
 //   open-only <dir>   (used by open-10M) open a store and its simulator, print the time
+//   replay-only <dir> (used by replay) open a store, time its replay into a simulator, print a digest of the state
 //
 // Each workload's store is built fresh in a temporary directory and removed at the end.
 
 import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import { tmpdir } from "node:os";
@@ -26,6 +28,7 @@ const { Simulator } = await import(new URL("actors/simulator.js", DIST).href);
 const { FileEventStore } = await import(new URL("events/file-store.js", DIST).href);
 const { verifyStore } = await import(new URL("events/verify.js", DIST).href);
 const { snapshotState } = await import(new URL("model/snapshot.js", DIST).href);
+const { canonicalJson } = await import(new URL("events/chain.js", DIST).href);
 const { CK } = await import(new URL("pkcs11/constants.js", DIST).href);
 const HSMSIM = fileURLToPath(new URL("../bin/hsmsim.js", import.meta.url));
 
@@ -173,6 +176,16 @@ function readLines(file) {
 function replayWorkload(o) {
   const built = cycleStore(o, o.events ?? (o.quick ? 50_000 : 200_000));
   try {
+    // The same replay in a fresh process, as a process that opens the store sees it (below, the writer's work, the
+    // three passes and their garbage share the process with the replay; the store is closed, so the child may open
+    // it). Its state must be the writer's too.
+    const fresh = spawnSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url), "replay-only", built.dir], { encoding: "utf8" });
+    const freshLine = fresh.stdout.split("\n").find((l) => l.startsWith("BENCH_RESULT "));
+    if (!freshLine) throw new Error(`replay-only failed: ${fresh.stderr}`);
+    const freshResult = JSON.parse(freshLine.slice(13)).result;
+    if (freshResult.records !== built.records || freshResult.stateDigest !== stateDigest(built.sim)) {
+      throw new Error("the state replayed in a fresh process differs from the writer's");
+    }
     gc();
     let t = now();
     const store = new FileEventStore(built.dir, { durability: "none", snapshotOnClose: false });
@@ -212,6 +225,8 @@ function replayWorkload(o) {
       openVerifyEventsPerSec: rate(built.records, openMs),
       replayEventsPerSec: rate(built.records, replayMs),
       replayStateChecked: true,
+      freshProcessReplayEventsPerSec: rate(built.records, freshResult.replayMs),
+      freshProcessReplayMs: freshResult.replayMs,
       breakdownUsPerRecord: {
         read: (readMs * 1000) / built.records,
         decode: ((readFactsMs - readMs) * 1000) / built.records,
@@ -347,6 +362,23 @@ function open10MWorkload(o) {
   }
 }
 
+/** A digest of a simulator's whole state (src/model/snapshot.ts's canonical picture), to compare across processes. */
+function stateDigest(sim) {
+  // Canonical JSON (sorted keys): the live and the replayed state may build their objects' keys in other orders.
+  return createHash("sha256").update(canonicalJson(snapshotState(sim.state, sim.read))).digest("hex");
+}
+
+/** Open a store (not timed), then time its replay into a simulator (replay's second pass, in a fresh process). */
+function replayOnly(dir) {
+  const store = new FileEventStore(dir, { durability: "none", snapshotOnClose: false });
+  gc();
+  const t0 = now();
+  const sim = new Simulator({ store, simulatorKey: KEY });
+  const replayMs = now() - t0;
+  store.close();
+  return { records: sim.lastSeq, replayMs, stateDigest: stateDigest(sim) };
+}
+
 /** Open a store and a simulator on it, timed: the store (snapshot header check, tail verified), then the simulator. */
 function openOnly(dir) {
   const t0 = now();
@@ -372,6 +404,7 @@ const emit = (x) => process.stdout.write(`BENCH_RESULT ${JSON.stringify(x)}\n`);
 try {
   let result;
   if (o.workload === "open-only") result = openOnly(o.arg);
+  else if (o.workload === "replay-only") result = replayOnly(o.arg);
   else if (o.workload?.startsWith("append-")) result = appendWorkload(o, o.workload.slice(7));
   else if (o.workload === "replay") result = replayWorkload(o);
   else if (o.workload === "verify") result = verifyWorkload(o);
