@@ -7,7 +7,8 @@
 //   append-fsync, append-group, append-none   records/s through the simulator on a file store in that durability
 //   replay     a log of the session-cycle mix: open (verifying it whole), read (parse only), replay (read + apply)
 //   verify     `hsmsim audit verify` on that log: in-process and as the CLI, events/s
-//   snapshot   what writing one snapshot costs (capture + seal, write + fsync) for a small and a large state
+//   snapshot   what writing one snapshot costs (capture + seal, write + fsync) for a small and a large state, inline,
+//              and the pause the calling append sees with the background writer against that writer's total
 //   open-10M   build a 10M-event store (1M with --quick) with a real simulator, then open it in a fresh process
 //   open-only <dir>   (used by open-10M) open a store and its simulator, print the time
 //
@@ -284,12 +285,71 @@ function snapshotWorkload(o) {
       new Simulator({ store: again, simulatorKey: KEY });
       const openMs = now() - t;
       again.close();
-      out.push({ objects, sessions, bytes: m.lastBytes, captureMs: m.lastCaptureMs, writeMs: m.lastWriteMs, openMs });
+      const background = backgroundPause(dir, o.quick);
+      out.push({ objects, sessions, bytes: m.lastBytes, captureMs: m.lastCaptureMs, writeMs: m.lastWriteMs, openMs, background });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
   return { cases: out };
+}
+
+/**
+ * The pause a snapshot costs the calling append with the background writer (the default, src/events/snapshot-writer.ts),
+ * on the state just snapshotted in `dir`: the store reopened with snapshots every EVERY records, then C_GetSessionInfo
+ * calls (one record each, paced to ~20,000/s so the log stays small) until the writer has written WRITTEN snapshots
+ * after its first (which also builds its replica: restore + replay). Every call after the first is timed (before it:
+ * the reopening's garbage is collected, the replica is built); the calls that found a snapshot due are told apart. Total: the last snapshot's catch-up (replaying the records since the previous one) +
+ * capture and seal + write, as the writer measured them.
+ */
+function backgroundPause(dir, quick) {
+  const EVERY = 1000;
+  const WRITTEN = quick ? 2 : 3;
+  const store = new FileEventStore(dir, { durability: "group", snapshotEvery: EVERY, snapshotOnClose: false, checkpointEvery: 0 });
+  try {
+    const sim = new Simulator({ store, simulatorKey: KEY });
+    gc();
+    const rssBefore = process.memoryUsage().rss;
+    // The snapshot the store opened from counts as written: the next is due EVERY records after it.
+    let posted = store.lastSeq;
+    const call = application(sim);
+    const h = call({ fn: "C_OpenSession", args: { slotID: 0, flags: CK.CKF_SERIAL_SESSION } }).out.hSession;
+    const due = [];
+    const other = [];
+    const t0 = now();
+    let firstAt = 0;
+    for (let i = 0; store.snapshotStats.written < WRITTEN + 1 && now() - t0 < 300_000; i++) {
+      const isDue = store.lastSeq - posted >= EVERY;
+      const c0 = now();
+      call({ fn: "C_GetSessionInfo", args: { hSession: h } });
+      const ms = now() - c0;
+      if (isDue) posted = store.lastSeq - 1;
+      // Counted once the first is written: the steady state, not the reopening's garbage or the replica's build.
+      if (firstAt > 0) (isDue ? due : other).push(ms);
+      else if (store.snapshotStats.written > 0) firstAt = now() - t0;
+      if (i % 20 === 19) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
+    const s = store.snapshotStats;
+    const sorted = [...other].sort((a, b) => a - b);
+    const q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+    return {
+      every: EVERY,
+      calls: due.length + other.length,
+      dueCalls: due.length,
+      dueMaxMs: Math.max(0, ...due),
+      dueMedianMs: due.length ? [...due].sort((a, b) => a - b)[due.length >> 1] : 0,
+      otherP50Ms: q(0.5),
+      otherP99Ms: q(0.99),
+      otherMaxMs: sorted.at(-1) ?? 0,
+      written: s.written,
+      firstWrittenAfterMs: firstAt,
+      // The process's resident memory grown since the live simulator was restored: mostly the writer's replica.
+      rssGrowthMiB: (process.memoryUsage().rss - rssBefore) / 1048576,
+      last: { seq: s.lastSeq, bytes: s.lastBytes, catchUpMs: s.lastCatchUpMs, captureMs: s.lastCaptureMs, writeMs: s.lastWriteMs, totalMs: s.lastCatchUpMs + s.lastCaptureMs + s.lastWriteMs },
+    };
+  } finally {
+    store.close();
+  }
 }
 
 /**

@@ -34,12 +34,25 @@
  * `snapshot-<seq>.snap` beside the log: a header line `hsmsim-snapshot-file 1 <seq> <chain head> <log offset>` and the
  * sealed body, written to a temporary file, fsync'ed, renamed into place and the directory fsync'ed (the log is
  * synced first), so a crash leaves either the whole snapshot or none (a leftover `.snap.tmp` is removed at open).
- * The two newest are kept. A snapshot is due every `snapshotEvery` records, and taken at the start of the next append,
- * when the state is that of the last record (the dispatcher appends before it evolves); capturing, sealing and writing
- * run in the call that finds it due, and hold it up: `npm run bench` (snapshot, open-10M) measured on the 2-vCPU
- * development VM about 2 ms for a fresh token, 25–55 ms for 1,000 objects (370 KiB), 0.3 s for 10,000 objects and
- * 1,000 sessions (3.6 MiB), 2.5 s for 100,000 objects and 10,000 sessions (37 MiB). A store whose state holds many
- * thousands of objects should raise `snapshotEvery`, or take snapshots itself (`snapshotNow`) at quiet moments.
+ * The two newest are kept. A snapshot is due every `snapshotEvery` records, at the start of the next append, when the
+ * state is that of the last record (the dispatcher appends before it evolves).
+ *
+ * Who writes them (`snapshotThread`, default true): that append only posts a marker, the record's sequence, chain hash
+ * and the log's length, to the background writer (snapshot-writer.ts), a worker thread holding a replica of the
+ * simulator: restored from the snapshot the simulator was restored from, it is brought to the marker's record by
+ * replaying the log's facts since the previous marker, then sealed and written as above (the log fdatasync'ed first),
+ * while the calls go on. The live state, which later calls change in place, is never read: the log up to the record
+ * is on disk, and replaying it is deterministic. At most one snapshot is written at a time; markers that pile up
+ * meanwhile are thinned to the newest two (the files left are those writing each in turn would leave). The writer is
+ * started half-way to the first snapshot due. close (and the exit hook) waits for the markers posted, then writes the
+ * closing snapshot inline from the live state; `snapshotNow` also waits, then writes inline. Measured with `node
+ * --expose-gc bench/store.js snapshot` on the 2-vCPU development VM (load 3–4; docs/notes/snapshot-pause.md): inline,
+ * the append that found one due waited ~5 ms for a fresh token, 0.23–0.4 s for 10,000 objects and 1,000 sessions
+ * (3.6 MiB), 2.9 s for 100,000 objects and 10,000 sessions (37 MiB); with the background writer it waits 0.05–0.1 ms
+ * (posting the marker; the largest seen 5.5 ms), and the writer spends the seconds on another core. The price: a second
+ * copy of the state in the worker's heap, the replay on another core, and under a load faster than the writer, snapshots
+ * every snapshot-write rather than every `snapshotEvery` records. `snapshotThread: false` captures, seals and writes
+ * inside the append that finds one due, as before.
  *
  * Opening verifies the log after the newest snapshot whose header matches it: the record at the snapshot's sequence
  * must end at its offset and carry its chain hash. The records before it were verified when they were written or
