@@ -607,16 +607,26 @@ export class FileEventStore implements EventStore {
 
   /** Wait for the background writer's markers (at close, and before an inline snapshot); `close`: then stop it. */
   private settleWriter(close: boolean): void {
-    if (!this.writer) return;
-    this.collect(this.writer.settle(WRITER_WAIT_MS));
-    if (close) {
+    const writer = this.writer;
+    if (!writer) return;
+    this.collect(writer.settle(WRITER_WAIT_MS));
+    if (close && this.writer) {
       this.writer.close();
       this.writer = undefined;
     }
   }
 
-  /** The background writer's results: stats, and warnings (a failed snapshot warns once per store, as inline). */
+  /**
+   * The background writer's results: stats, and warnings (a failed snapshot warns once per store, as inline). A writer
+   * whose thread ended is let go: the snapshots due from then on are taken inline.
+   */
   private collect(results: WriterResult[]): void {
+    if (this.writer?.dead) {
+      this.writer.close();
+      this.writer = undefined;
+      this.replica = undefined;
+      this.warn(`hsmsim: the background snapshot writer of ${this.dir} ended: its snapshots are written inline from now on`);
+    }
     for (const r of results) {
       if (r.kind === "written") {
         Object.assign(this.stats, {

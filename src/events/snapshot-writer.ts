@@ -75,16 +75,27 @@ export type WriterResult =
 /** Slots of the process-wide shared counter: [0] set to 1 when the worker died. */
 const DEAD = 0;
 
-let thread: { worker: Worker; status: Int32Array } | undefined;
+/** How long the writer thread stays once no store uses it (a process that opens stores one after another keeps it). */
+const IDLE_MS = 10_000;
+
+interface WriterThread {
+  worker: Worker;
+  status: Int32Array;
+  /** Stores using it. */
+  users: number;
+  idle: NodeJS.Timeout | undefined;
+}
+
+let thread: WriterThread | undefined;
 
 /** The process's writer thread, started on first use. */
-function writerThread(): { worker: Worker; status: Int32Array } {
+function writerThread(): WriterThread {
   if (thread) return thread;
   const status = new Int32Array(new SharedArrayBuffer(4));
   const worker = startWorker({ role: ROLE, status });
   worker.unref();
-  const t = { worker, status };
-  // A worker that ended (it crashed) is replaced at the next use; the stores waiting on it see DEAD.
+  const t: WriterThread = { worker, status, users: 0, idle: undefined };
+  // A worker that ended (it crashed, or was let go when idle) is replaced at the next use; stores using it see DEAD.
   worker.on("error", () => undefined);
   worker.on("exit", () => {
     Atomics.store(status, DEAD, 1);
@@ -92,6 +103,18 @@ function writerThread(): { worker: Worker; status: Int32Array } {
   });
   thread = t;
   return t;
+}
+
+/**
+ * @internal For tests: end the writer thread now, as a crash would (the stores using it see it ended and write their
+ * snapshots inline from then on).
+ */
+export async function stopWriterThread(): Promise<void> {
+  const t = thread;
+  if (!t) return;
+  await t.worker.terminate();
+  Atomics.store(t.status, DEAD, 1);
+  if (thread === t) thread = undefined;
 }
 
 /** One store's side of the writer: post markers, collect results, wait for them at close. */
@@ -103,13 +126,22 @@ export class BackgroundSnapshots {
   private posted = 0;
   private collected = 0;
 
+  private readonly thread: WriterThread;
+
   constructor(config: WriterConfig) {
-    const t = writerThread();
+    const t = (this.thread = writerThread());
     this.status = t.status;
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     // Throws (DataCloneError) for options that are not plain data: the store then writes its snapshots inline.
     t.worker.postMessage({ config, port: port2, done: this.done }, [port2]);
+    t.users++;
+    clearTimeout(t.idle);
+  }
+
+  /** The worker thread ended (crashed): no marker will be finished any more. */
+  get dead(): boolean {
+    return Atomics.load(this.status, DEAD) === 1;
   }
 
   post(m: Marker): void {
@@ -120,11 +152,16 @@ export class BackgroundSnapshots {
   /** The results finished since the last call, without waiting (`all`: warnings too, though no marker finished). */
   results(all = false): WriterResult[] {
     const out: WriterResult[] = [];
-    if (!all && Atomics.load(this.done, 0) === this.collected) return out;
+    const dead = this.dead;
+    if (!all && !dead && Atomics.load(this.done, 0) === this.collected) return out;
     let m: { message: WriterResult } | undefined;
     while ((m = receiveMessageOnPort(this.port) as { message: WriterResult } | undefined)) {
       out.push(m.message);
       if (m.message.kind !== "warning") this.collected++;
+    }
+    if (dead && this.collected < this.posted) {
+      out.push({ kind: "failed", seq: 0, message: "the snapshot writer thread ended" });
+      this.collected = this.posted;
     }
     return out;
   }
@@ -155,9 +192,17 @@ export class BackgroundSnapshots {
     return out;
   }
 
-  /** Stop using the worker (after `settle`): it drops this store's replica. */
+  /** Stop using the worker (after `settle`): it drops this store's replica; the thread goes once idle for IDLE_MS. */
   close(): void {
     this.port.close();
+    const t = this.thread;
+    if (--t.users > 0) return;
+    t.idle = setTimeout(() => {
+      if (t.users > 0) return;
+      if (thread === t) thread = undefined;
+      void t.worker.terminate();
+    }, IDLE_MS);
+    t.idle.unref();
   }
 }
 
@@ -196,12 +241,21 @@ if (!isMainThread && (workerData as { role?: string } | null)?.role === ROLE) {
 }
 
 async function runWorker(status: Int32Array): Promise<void> {
-  const { Simulator } = await import("../actors/simulator.js");
-  const { logFacts, writeSnapshotFile } = await import("./file-store.js");
+  let modules: [typeof import("../actors/simulator.js"), typeof import("./file-store.js")];
+  try {
+    modules = await Promise.all([import("../actors/simulator.js"), import("./file-store.js")]);
+  } catch {
+    // Nothing can be written: the stores see DEAD and write their snapshots inline.
+    Atomics.store(status, DEAD, 1);
+    Atomics.notify(status, DEAD);
+    process.exit(1);
+  }
+  const [{ Simulator }, { logFacts, writeSnapshotFile }] = modules;
 
   /** One store's replica: a simulator on a read-only view of its log, brought forward marker by marker. */
   class Replica {
-    private readonly fd: number;
+    /** The log, read-only: opened when the replica is first built (a failure then is that marker's result). */
+    private fd = -1;
     private sim: SimulatorType | undefined;
     private capture: ((seq: number, head: string) => Uint8Array | undefined) | undefined;
     /** The last record applied, and the byte after its line. */
@@ -219,7 +273,6 @@ async function runWorker(status: Int32Array): Promise<void> {
       private readonly port: MessagePort,
       private readonly done: Int32Array,
     ) {
-      this.fd = fs.openSync(config.file, "r");
       this.end = { ...config.from };
       setImmediate(() => {
         if (this.closed || this.sim) return;
@@ -289,6 +342,10 @@ async function runWorker(status: Int32Array): Promise<void> {
 
     /** The replica: restored from the snapshot the attached simulator was restored from, the log replayed after it. */
     private build(): void {
+      if (this.fd < 0) this.fd = fs.openSync(this.config.file, "r");
+      // From scratch (a build that failed half-way may have moved them): the simulator says where it reads from.
+      this.cursor = { seq: 0, offset: 0 };
+      this.lastLine = -1;
       this.sim = new Simulator({ ...this.config.replica.options, simulatorKey: this.config.replica.simulatorKey, store: this.log() });
     }
 
@@ -347,7 +404,7 @@ async function runWorker(status: Int32Array): Promise<void> {
       this.queue = [];
       this.sim = undefined;
       this.port.close();
-      fs.closeSync(this.fd);
+      if (this.fd >= 0) fs.closeSync(this.fd);
     }
   }
   parentPort!.on("message", (m: OpenMessage) => {
