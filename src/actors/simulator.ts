@@ -194,7 +194,7 @@ export class Simulator {
     }
     // Only the sequence and facts of each record are needed: a store that can hand over just those (the file store
     // decodes only the facts of each line) is read that way.
-    for (const r of this.store.readFacts?.(this.seq + 1) ?? this.store.read(this.seq + 1)) this.apply(r);
+    this.catchUp();
     if (this.seq !== this.store.lastSeq) {
       throw new RangeError(`"store" read ${this.seq} records but its lastSeq is ${this.store.lastSeq}`);
     }
