@@ -10,7 +10,7 @@
  *     temporary files, renamed into place only once whole) and replays the tail;
  *   - the state is exactly the one a full replay of the log rebuilds (snapshotState and the field-by-field walk):
  *     a snapshot is never of a half-applied call, and never wrong;
- *   - every acknowledged call is in the log.
+ *   - every acknowledged call is in the log, and the whole chain verifies (checkpoints included).
  * The next child then opens the original directory as the kill left it and carries on from its newest snapshot;
  * PER_DIR kills per directory. HSMSIM_SNAPSHOT_KILL9_RUNS sets the number of kills per mode (default 20). A summary line
  * counts the kills that left a temporary snapshot file behind (landed inside a snapshot write).
@@ -22,6 +22,7 @@ import { describe, expect, it } from "vitest";
 import { Simulator } from "../../src/actors/simulator.js";
 import { FileEventStore } from "../../src/events/file-store.js";
 import { MemoryEventStore } from "../../src/events/memory-store.js";
+import { verifyStore } from "../../src/events/verify.js";
 import { snapshotState } from "../../src/model/snapshot.js";
 import { expectSameState, readsOf } from "../support/snapshot-helpers.js";
 import { compiledChild, killAfterReady } from "../support/compiled-child.js";
@@ -70,6 +71,8 @@ function check(dir: string, scratch: string, acked: Map<number, string>): { from
     return { from: froms[0]!, lastSeq: store.lastSeq };
   } finally {
     store.close();
+    // And the whole chain verifies, checkpoints included (hsmsim audit verify's check), once the torn tail is cut.
+    expect(verifyStore(scratch).ok).toBe(true);
   }
 }
 
