@@ -14,9 +14,10 @@
  * calling append does is post the marker `{ seq, head, offset }`: the record, its chain hash, where its line ends.
  *
  * One worker thread per process serves every file store that writes snapshots this way (a test file opens hundreds
- * of stores; `hsmsim serve` one), each store through its own MessagePort and a shared counter of the markers it has
- * finished. The worker is started at the first snapshot due, not at open, and is unref'ed: it never keeps a process
- * alive. Per store, markers are handled in order, one at a time: at most one snapshot is being written. Markers that
+ * of stores), each store through its own MessagePort and a shared counter of the markers it has finished. The thread
+ * and a store's replica are started half-way to the store's first snapshot due, not at open (most stores never reach
+ * one); the thread is unref'ed (it never keeps a process alive) and goes once no store has used it for 10 s. A thread
+ * that ended (a crash) is noticed by the stores using it: they warn and write their snapshots inline. Per store, markers are handled in order, one at a time: at most one snapshot is being written. Markers that
  * pile up while one is written are thinned to the newest SNAPSHOTS_KEPT (2): the store keeps only that many files, so
  * an older one would be removed as soon as a newer one landed; the files left are the ones writing every marker in
  * turn would leave. The store collects the results (stats, warnings) without waiting, at its next appends, and waits
