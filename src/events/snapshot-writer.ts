@@ -35,20 +35,27 @@ import type { EventStore, ReplayItem, ReplicaSpec, SnapshotCandidate } from "./s
 
 const ROLE = "hsmsim-snapshot-writer";
 
-/** A snapshot file the replica restores from: the one the attached simulator was restored from. */
+/** The snapshot the replica restores from: the one the attached simulator was restored from. */
 export interface SnapshotSource {
   name: string;
   seq: number;
   head: string;
-  /** The byte after record `seq`'s line in the log, and the length of the file's header line. */
+  /** The byte after record `seq`'s line in the log, and the length of the file's header line (a file). */
   offset: number;
   headerBytes: number;
+  /** The sealed body itself, when the store hands it over (the JetStream store) instead of a file name. */
+  body?: Uint8Array;
 }
 
 export interface WriterConfig {
-  dir: string;
-  /** The log file. */
-  file: string;
+  /** Where snapshot files go (the file store); without it the sealed body is sent back (the JetStream store). */
+  dir?: string;
+  /**
+   * The log file the replica reads (the file store); without it the store hands over the records' canonical texts:
+   * `lines` here (the records after the source up to `from`), then with each marker.
+   */
+  file?: string;
+  lines?: string;
   /** fsync the log, the snapshot and the directory (durability other than "none"). */
   sync: boolean;
   replica: ReplicaSpec;
@@ -58,16 +65,22 @@ export interface WriterConfig {
   from: { seq: number; offset: number };
 }
 
-/** A snapshot due: of record `seq`, chain hash `head`, whose line ends at byte `offset` of the log. */
+/**
+ * A snapshot due: of record `seq`, chain hash `head`, whose line ends at byte `offset` of the log (a log file; 0
+ * otherwise), and, without a log file, the canonical texts of the records since the previous marker, one a line.
+ */
 export interface Marker {
   seq: number;
   head: string;
   offset: number;
+  lines?: string;
 }
 
 /** What became of a marker. Times in milliseconds, spent by the worker. */
 export type WriterResult =
   | { kind: "written"; seq: number; bytes: number; catchUpMs: number; captureMs: number; writeMs: number }
+  /** Sealed and sent back (no `dir`): the store keeps it. */
+  | { kind: "sealed"; seq: number; head: string; body: Uint8Array; catchUpMs: number; captureMs: number }
   | { kind: "skipped"; seq: number; why: string }
   | { kind: "failed"; seq: number; message: string }
   /** Told by the replica as it restores (not a marker's result). */
@@ -148,6 +161,32 @@ export class BackgroundSnapshots {
   post(m: Marker): void {
     this.port.postMessage(m);
     this.posted++;
+  }
+
+  private waiting: (() => void)[] = [];
+
+  /**
+   * Take the results as they come, on the event loop (a store that runs there: the JetStream store), instead of
+   * collecting them with `results`. The port does not keep the process alive.
+   */
+  listen(onResult: (r: WriterResult) => void): void {
+    this.port.on("message", (r: WriterResult) => {
+      if (r.kind !== "warning") this.collected++;
+      onResult(r);
+      if (this.collected >= this.posted) for (const f of this.waiting.splice(0)) f();
+    });
+    this.port.unref();
+  }
+
+  /** With `listen`: resolves once every marker posted is finished, the thread ended, or `timeoutMs` passed. */
+  async drained(timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.collected < this.posted && !this.dead && performance.now() < deadline) {
+      await new Promise<void>((r) => {
+        this.waiting.push(r);
+        setTimeout(r, 100); // to look at `dead` again
+      });
+    }
   }
 
   /** The results finished since the last call, without waiting (`all`: warnings too, though no marker finished). */
@@ -268,6 +307,9 @@ async function runWorker(status: Int32Array): Promise<void> {
     private queue: Marker[] = [];
     private scheduled = false;
     private closed = false;
+    /** Without a log file: the records' texts handed over and not yet folded in, the first being record fedBase + 1. */
+    private fed: string[] = [];
+    private fedBase = 0;
 
     constructor(
       private readonly config: WriterConfig,
@@ -275,6 +317,10 @@ async function runWorker(status: Int32Array): Promise<void> {
       private readonly done: Int32Array,
     ) {
       this.end = { ...config.from };
+      if (!config.file) {
+        this.fedBase = config.source?.seq ?? 0;
+        if (config.lines) this.fed = config.lines.split("\n");
+      }
       setImmediate(() => {
         if (this.closed || this.sim) return;
         try {
@@ -284,10 +330,16 @@ async function runWorker(status: Int32Array): Promise<void> {
         }
       });
       port.on("message", (m: Marker) => {
-        this.queue.push(m);
+        this.take(m);
         this.schedule();
       });
       port.on("close", () => this.close());
+    }
+
+    /** A marker in: its records' texts are kept at once (a marker thinned away still brings its records). */
+    private take(m: Marker): void {
+      if (m.lines) for (const l of m.lines.split("\n")) this.fed.push(l);
+      this.queue.push(m);
     }
 
     private schedule(): void {
@@ -303,7 +355,7 @@ async function runWorker(status: Int32Array): Promise<void> {
     private next(): void {
       if (this.closed) return;
       let m: { message: Marker } | undefined;
-      while ((m = receiveMessageOnPort(this.port) as typeof m)) this.queue.push(m.message);
+      while ((m = receiveMessageOnPort(this.port) as typeof m)) this.take(m.message);
       while (this.queue.length > this.config.kept) this.finish({ kind: "skipped", seq: this.queue.shift()!.seq, why: "a newer one was due" });
       const marker = this.queue.shift();
       if (!marker) return;
@@ -318,7 +370,7 @@ async function runWorker(status: Int32Array): Promise<void> {
     }
 
     private finish(r: WriterResult): void {
-      this.port.postMessage(r);
+      this.port.postMessage(r, r.kind === "sealed" ? [r.body.buffer as ArrayBuffer] : []);
       Atomics.add(this.done, 0, 1);
       Atomics.notify(this.done, 0);
     }
@@ -334,6 +386,12 @@ async function runWorker(status: Int32Array): Promise<void> {
       const body = this.capture?.(m.seq, m.head);
       if (!body) return { kind: "skipped", seq: m.seq, why: "the replica's state is not that of its record" };
       const t2 = performance.now();
+      if (!this.config.file) {
+        // The records folded in are let go; the store uploads the body once the record's message is acknowledged.
+        this.fed.splice(0, this.cursor.seq - this.fedBase);
+        this.fedBase = this.cursor.seq;
+      }
+      if (!this.config.dir) return { kind: "sealed", seq: m.seq, head: m.head, body, catchUpMs: t1 - t0, captureMs: t2 - t1 };
       // The log first: a snapshot on disk never describes records a power loss could take away. fdatasync on this
       // descriptor flushes the file's data, whoever wrote it.
       if (this.config.sync) fs.fdatasyncSync(this.fd);
@@ -343,7 +401,7 @@ async function runWorker(status: Int32Array): Promise<void> {
 
     /** The replica: restored from the snapshot the attached simulator was restored from, the log replayed after it. */
     private build(): void {
-      if (this.fd < 0) this.fd = fs.openSync(this.config.file, "r");
+      if (this.config.file && this.fd < 0) this.fd = fs.openSync(this.config.file, "r");
       // From scratch (a build that failed half-way may have moved them): the simulator says where it reads from.
       this.cursor = { seq: 0, offset: 0 };
       this.lastLine = -1;
@@ -352,7 +410,7 @@ async function runWorker(status: Int32Array): Promise<void> {
 
     /** The log's line of record `m.seq` carries the chain hash the store gave: the replica read the records it wrote. */
     private checkHead(m: Marker): void {
-      if (m.seq === 0 || this.lastLine < 0) return;
+      if (m.seq === 0 || this.lastLine < 0 || !this.config.file) return;
       const prefix = `{"seq":${m.seq},"prev":"`;
       const b = Buffer.alloc(prefix.length + 64 + 10 + 64);
       fs.readSync(this.fd, b, 0, b.length, this.lastLine);
@@ -364,7 +422,14 @@ async function runWorker(status: Int32Array): Promise<void> {
     private log(): EventStore {
       const source = this.config.source;
       const candidates: SnapshotCandidate[] = source
-        ? [{ seq: source.seq, head: source.head, name: source.name, body: () => new Uint8Array(fs.readFileSync(join(this.config.dir, source.name)).subarray(source.headerBytes)) }]
+        ? [
+            {
+              seq: source.seq,
+              head: source.head,
+              name: source.name,
+              body: () => source.body ?? new Uint8Array(fs.readFileSync(join(this.config.dir!, source.name)).subarray(source.headerBytes)),
+            },
+          ]
         : [];
       const end = () => this.end.seq;
       const refuse = (): never => {
@@ -386,6 +451,7 @@ async function runWorker(status: Int32Array): Promise<void> {
     }
 
     private *facts(from: number): Generator<ReplayItem> {
+      if (!this.config.file) return yield* this.fedFacts(from);
       // From the record after the cursor, or (the simulator's first read) after the snapshot it restored.
       const source = this.config.source;
       if (from !== this.cursor.seq + 1) {
@@ -396,6 +462,16 @@ async function runWorker(status: Int32Array): Promise<void> {
         this.cursor = { seq: r.seq, offset: r.next };
         this.lastLine = r.start;
         yield r;
+      }
+    }
+
+    /** The records handed over, from `from` to the current marker: each text's facts (a record's canonical JSON). */
+    private *fedFacts(from: number): Generator<ReplayItem> {
+      for (let seq = from; seq <= this.end.seq; seq++) {
+        const text = this.fed[seq - this.fedBase - 1];
+        if (text === undefined) throw new Error(`the replica was not handed record ${seq}`);
+        this.cursor = { seq, offset: 0 };
+        yield { seq, facts: (JSON.parse(text) as { facts: ReplayItem["facts"] }).facts };
       }
     }
 
