@@ -10,11 +10,12 @@
 //   snapshot   what writing one snapshot costs (capture + seal, write + fsync) for a small and a large state, inline,
 //              and the pause the calling append sees with the background writer against that writer's total
 //   open-10M   build a 10M-event store (1M with --quick) with a real simulator, then open it in a fresh process
+//   snapshot-nats   the snapshot pause on the JetStream store (a nats-server started here), background and inline
 //   open-only <dir>   (used by open-10M) open a store and its simulator, print the time
 //
 // Each workload's store is built fresh in a temporary directory and removed at the end.
 
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import { tmpdir } from "node:os";
@@ -427,6 +428,72 @@ function openOnly(dir) {
   return { openMs: t2 - t0, storeOpenMs: t1 - t0, simulatorMs: t2 - t1, restoredSeq: from - 1, tailRecords: sim.lastSeq - (from - 1), lastSeq: sim.lastSeq };
 }
 
+/**
+ * The same pause on the JetStream store (what `hsmsim serve` runs on), against a real nats-server started here
+ * (NATS_SERVER, default /usr/sbin/nats-server; JetStream, a temporary store): a state of 10k objects (`--quick`: 1k;
+ * `--events N` sets it), snapshots every 3,000 records, then C_GetSessionInfo calls in runs of 50, each run flushed
+ * (stored), until three more snapshots were uploaded; every call timed. Once with the background writer
+ * (`snapshotThread`, the default) and once sealed inside the append, each on a stream of its own.
+ */
+async function snapshotNatsWorkload(o) {
+  const { JetStreamEventStore } = await import(new URL("events/jetstream-store.js", DIST).href);
+  const { connect } = await import("@nats-io/transport-node");
+  const objects = o.events ?? (o.quick ? 1_000 : 10_000);
+  const dir = mkdtempSync(join(o.tmp, "hsmsim-bench-nats-"));
+  const server = spawn(process.env.NATS_SERVER ?? "/usr/sbin/nats-server", ["-js", "-sd", dir, "-a", "127.0.0.1", "-p", "-1"], { stdio: ["ignore", "ignore", "pipe"] });
+  try {
+    // -p -1: a free port, which the server's log names.
+    const url = await new Promise((resolve, reject) => {
+      let log = "";
+      server.stderr.setEncoding("utf8").on("data", (d) => {
+        log += d;
+        const m = /Listening for client connections on (\S+:\d+)/.exec(log);
+        if (m && /Server is ready/.test(log)) resolve(m[1]);
+      });
+      server.once("exit", (c) => reject(new Error(`nats-server exited ${c}: ${log}`)));
+    });
+    const nc = await connect({ servers: url });
+    try {
+      const out = [];
+      for (const snapshotThread of [true, false]) {
+        const store = await JetStreamEventStore.open({ nc, sim: snapshotThread ? "thread" : "inline", snapshots: true, snapshotEvery: 3000, snapshotThread });
+        const sim = new Simulator({ store, simulatorKey: KEY });
+        const call = setUp(sim);
+        const h = call({ fn: "C_OpenSession", args: { slotID: 0, flags: RW } }).out.hSession;
+        call({ fn: "C_Login", args: { hSession: h, userType: CK.CKU_USER, pin: USER_PIN } });
+        for (let i = 0; i < objects; i++) {
+          call({ fn: "C_CreateObject", args: { hSession: h, template: template(true, `o${i}`) } });
+          if (i % 500 === 499) await store.flush(sim.lastSeq);
+        }
+        await store.flush(sim.lastSeq);
+        const written = store.stats.snapshotsWritten;
+        const times = [];
+        const t0 = now();
+        while (store.stats.snapshotsWritten < written + 3 && now() - t0 < 300_000) {
+          for (let k = 0; k < 50; k++) {
+            const c0 = now();
+            call({ fn: "C_GetSessionInfo", args: { hSession: h } });
+            times.push(now() - c0);
+          }
+          await store.flush(sim.lastSeq);
+        }
+        const snapshots = store.stats.snapshotsWritten - written;
+        await store.close();
+        times.sort((a, b) => a - b);
+        const q = (p) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
+        out.push({ snapshotThread, objects, calls: times.length, p50Ms: q(0.5), p99Ms: q(0.99), p999Ms: q(0.999), maxMs: times.at(-1), snapshots });
+      }
+      return { cases: out };
+    } finally {
+      await nc.close();
+    }
+  } finally {
+    server.kill();
+    await new Promise((r) => server.once("exit", r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const o = parseArgs(process.argv.slice(2));
 const emit = (x) => process.stdout.write(`BENCH_RESULT ${JSON.stringify(x)}\n`);
 try {
@@ -437,6 +504,7 @@ try {
   else if (o.workload === "verify") result = verifyWorkload(o);
   else if (o.workload === "snapshot") result = snapshotWorkload(o);
   else if (o.workload === "open-10M") result = open10MWorkload(o);
+  else if (o.workload === "snapshot-nats") result = await snapshotNatsWorkload(o);
   else throw new Error(`unknown store workload ${o.workload}`);
   emit({ status: "ok", target: "hsmsim-file", workload: o.workload, result });
 } catch (e) {

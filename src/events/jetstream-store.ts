@@ -57,6 +57,17 @@
  * chain to the snapshot's head). If the snapshot is missing, damaged or refused by the simulator (another key,
  * profile), the owner reopens with `snapshots: false` and the whole subject is replayed. A snapshot that cannot be
  * written is a warning, never a failed call: the stream is the truth.
+ *
+ * Who seals them (`snapshotThread`, default true): the append that finds one due posts a marker to the background
+ * writer (snapshot-writer.ts), with the canonical texts of the records since the previous marker (the store holds
+ * them, `records`); a worker thread's replica of the simulator, started half-way to the first one due from the
+ * snapshot the simulator was restored from (or one sealed here, or the whole log while it is short) folds them in,
+ * seals its state as of the marker's record and sends the body back; it is uploaded as above once the message that
+ * holds the record is acknowledged, and names that message (noted per marker when it is acknowledged: the body may
+ * come back after later messages were). The live state is never read, so the append pays for handing over the texts
+ * (a copy, ~3 MB per 10,000 records) instead of the capture (seconds for a large state: docs/notes/snapshot-pause.md).
+ * Markers that pile up are thinned to the newest (KV keeps one). close waits for the markers in flight, then seals a
+ * closing snapshot inline. `snapshotThread: false`: sealed inside the append, as before.
  */
 import { randomUUID } from "node:crypto";
 import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";

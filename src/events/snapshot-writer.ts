@@ -1,6 +1,8 @@
 /**
- * The file store's background snapshot writer (issue 5): periodic state snapshots written by a worker thread, so that
- * the call that finds one due is not held up by it.
+ * The stores' background snapshot writer (issue 5): periodic state snapshots sealed (and, for the file store, written)
+ * by a worker thread, so that the call that finds one due is not held up by it. The file store's replica reads the
+ * log file itself; the JetStream store hands over the records' canonical texts with each marker and gets the sealed
+ * body back, to upload to KV (jetstream-store.ts "Snapshots").
  *
  * Why a replica and not a copy. A snapshot must describe the state after its record exactly, and the write model is
  * mutated in place by the calls that follow, so whatever is deferred must not read the live state. Copying it
