@@ -268,7 +268,7 @@ export class FileEventStore implements EventStore {
   /** How to build a replica of the attached simulator (the background writer's), when it gave one. */
   private replica: ReplicaSpec | undefined;
   private readonly snapshotThread: boolean;
-  /** The background writer, from the first snapshot due on (see "Snapshots"). */
+  /** The background writer, from half-way to the first snapshot due on (see "Snapshots"). */
   private writer: BackgroundSnapshots | undefined;
   /** The sequence of the last snapshot written or tried (0: none). */
   private snapshotSeq = 0;
