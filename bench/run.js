@@ -438,6 +438,15 @@ function storeSection(opts, get, checks) {
   const sn = get("snapshot");
   for (const c of sn?.cases ?? []) {
     rows.push([`snapshot, ${c.objects} objects + ${c.sessions} sessions`, `${(c.bytes / 1024).toFixed(0)} KiB: capture+seal ${c.captureMs.toFixed(1)} ms, write ${c.writeMs.toFixed(1)} ms; open from it ${c.openMs.toFixed(0)} ms`, ""]);
+    const b = c.background;
+    if (b) {
+      rows.push([
+        `  the calling append's pause`,
+        `inline ${(c.captureMs + c.writeMs).toFixed(1)} ms; background writer: ${b.dueMedianMs.toFixed(2)} ms (max ${b.dueMaxMs.toFixed(2)} of ${b.dueCalls}), ` +
+          `other calls p99 ${b.otherP99Ms.toFixed(2)} ms max ${b.otherMaxMs.toFixed(1)} ms; the writer's total ${b.last.totalMs.toFixed(0)} ms (catch-up ${b.last.catchUpMs.toFixed(0)} ms)`,
+        "",
+      ]);
+    }
   }
   const o = get("open-10M");
   if (o) {

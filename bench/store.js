@@ -7,14 +7,16 @@
 //   append-fsync, append-group, append-none   records/s through the simulator on a file store in that durability
 //   replay     a log of the session-cycle mix: open (verifying it whole), read (parse only), replay (read + apply)
 //   verify     `hsmsim audit verify` on that log: in-process and as the CLI, events/s
-//   snapshot   what writing one snapshot costs (capture + seal, write + fsync) for a small and a large state
+//   snapshot   what writing one snapshot costs (capture + seal, write + fsync) for a small and a large state, inline,
+//              and the pause the calling append sees with the background writer against that writer's total
 //   open-10M   build a 10M-event store (1M with --quick) with a real simulator, then open it in a fresh process
+//   snapshot-nats   the snapshot pause on the JetStream store (a nats-server started here), background and inline
 //   open-only <dir>   (used by open-10M) open a store and its simulator, print the time
 //   replay-only <dir> (used by replay) open a store, time its replay into a simulator, print a digest of the state
 //
 // Each workload's store is built fresh in a temporary directory and removed at the end.
 
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
@@ -299,12 +301,71 @@ function snapshotWorkload(o) {
       new Simulator({ store: again, simulatorKey: KEY });
       const openMs = now() - t;
       again.close();
-      out.push({ objects, sessions, bytes: m.lastBytes, captureMs: m.lastCaptureMs, writeMs: m.lastWriteMs, openMs });
+      const background = backgroundPause(dir, o.quick);
+      out.push({ objects, sessions, bytes: m.lastBytes, captureMs: m.lastCaptureMs, writeMs: m.lastWriteMs, openMs, background });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
   return { cases: out };
+}
+
+/**
+ * The pause a snapshot costs the calling append with the background writer (the default, src/events/snapshot-writer.ts),
+ * on the state just snapshotted in `dir`: the store reopened with snapshots every EVERY records, then C_GetSessionInfo
+ * calls (one record each, paced to ~20,000/s so the log stays small) until the writer has written WRITTEN snapshots
+ * after its first (which also builds its replica: restore + replay). Every call after the first is timed (before it:
+ * the reopening's garbage is collected, the replica is built); the calls that found a snapshot due are told apart. Total: the last snapshot's catch-up (replaying the records since the previous one) +
+ * capture and seal + write, as the writer measured them.
+ */
+function backgroundPause(dir, quick) {
+  const EVERY = 1000;
+  const WRITTEN = quick ? 2 : 3;
+  const store = new FileEventStore(dir, { durability: "group", snapshotEvery: EVERY, snapshotOnClose: false, checkpointEvery: 0 });
+  try {
+    const sim = new Simulator({ store, simulatorKey: KEY });
+    gc();
+    const rssBefore = process.memoryUsage().rss;
+    // The snapshot the store opened from counts as written: the next is due EVERY records after it.
+    let posted = store.lastSeq;
+    const call = application(sim);
+    const h = call({ fn: "C_OpenSession", args: { slotID: 0, flags: CK.CKF_SERIAL_SESSION } }).out.hSession;
+    const due = [];
+    const other = [];
+    const t0 = now();
+    let firstAt = 0;
+    for (let i = 0; store.snapshotStats.written < WRITTEN + 1 && now() - t0 < 300_000; i++) {
+      const isDue = store.lastSeq - posted >= EVERY;
+      const c0 = now();
+      call({ fn: "C_GetSessionInfo", args: { hSession: h } });
+      const ms = now() - c0;
+      if (isDue) posted = store.lastSeq - 1;
+      // Counted once the first is written: the steady state, not the reopening's garbage or the replica's build.
+      if (firstAt > 0) (isDue ? due : other).push(ms);
+      else if (store.snapshotStats.written > 0) firstAt = now() - t0;
+      if (i % 20 === 19) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
+    const s = store.snapshotStats;
+    const sorted = [...other].sort((a, b) => a - b);
+    const q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+    return {
+      every: EVERY,
+      calls: due.length + other.length,
+      dueCalls: due.length,
+      dueMaxMs: Math.max(0, ...due),
+      dueMedianMs: due.length ? [...due].sort((a, b) => a - b)[due.length >> 1] : 0,
+      otherP50Ms: q(0.5),
+      otherP99Ms: q(0.99),
+      otherMaxMs: sorted.at(-1) ?? 0,
+      written: s.written,
+      firstWrittenAfterMs: firstAt,
+      // The process's resident memory grown since the live simulator was restored: mostly the writer's replica.
+      rssGrowthMiB: (process.memoryUsage().rss - rssBefore) / 1048576,
+      last: { seq: s.lastSeq, bytes: s.lastBytes, catchUpMs: s.lastCatchUpMs, captureMs: s.lastCaptureMs, writeMs: s.lastWriteMs, totalMs: s.lastCatchUpMs + s.lastCaptureMs + s.lastWriteMs },
+    };
+  } finally {
+    store.close();
+  }
 }
 
 /**
@@ -399,6 +460,72 @@ function openOnly(dir) {
   return { openMs: t2 - t0, storeOpenMs: t1 - t0, simulatorMs: t2 - t1, restoredSeq: from - 1, tailRecords: sim.lastSeq - (from - 1), lastSeq: sim.lastSeq };
 }
 
+/**
+ * The same pause on the JetStream store (what `hsmsim serve` runs on), against a real nats-server started here
+ * (NATS_SERVER, default /usr/sbin/nats-server; JetStream, a temporary store): a state of 10k objects (`--quick`: 1k;
+ * `--events N` sets it), snapshots every 3,000 records, then C_GetSessionInfo calls in runs of 50, each run flushed
+ * (stored), until three more snapshots were uploaded; every call timed. Once with the background writer
+ * (`snapshotThread`, the default) and once sealed inside the append, each on a stream of its own.
+ */
+async function snapshotNatsWorkload(o) {
+  const { JetStreamEventStore } = await import(new URL("events/jetstream-store.js", DIST).href);
+  const { connect } = await import("@nats-io/transport-node");
+  const objects = o.events ?? (o.quick ? 1_000 : 10_000);
+  const dir = mkdtempSync(join(o.tmp, "hsmsim-bench-nats-"));
+  const server = spawn(process.env.NATS_SERVER ?? "/usr/sbin/nats-server", ["-js", "-sd", dir, "-a", "127.0.0.1", "-p", "-1"], { stdio: ["ignore", "ignore", "pipe"] });
+  try {
+    // -p -1: a free port, which the server's log names.
+    const url = await new Promise((resolve, reject) => {
+      let log = "";
+      server.stderr.setEncoding("utf8").on("data", (d) => {
+        log += d;
+        const m = /Listening for client connections on (\S+:\d+)/.exec(log);
+        if (m && /Server is ready/.test(log)) resolve(m[1]);
+      });
+      server.once("exit", (c) => reject(new Error(`nats-server exited ${c}: ${log}`)));
+    });
+    const nc = await connect({ servers: url });
+    try {
+      const out = [];
+      for (const snapshotThread of [true, false]) {
+        const store = await JetStreamEventStore.open({ nc, sim: snapshotThread ? "thread" : "inline", snapshots: true, snapshotEvery: 3000, snapshotThread });
+        const sim = new Simulator({ store, simulatorKey: KEY });
+        const call = setUp(sim);
+        const h = call({ fn: "C_OpenSession", args: { slotID: 0, flags: RW } }).out.hSession;
+        call({ fn: "C_Login", args: { hSession: h, userType: CK.CKU_USER, pin: USER_PIN } });
+        for (let i = 0; i < objects; i++) {
+          call({ fn: "C_CreateObject", args: { hSession: h, template: template(true, `o${i}`) } });
+          if (i % 500 === 499) await store.flush(sim.lastSeq);
+        }
+        await store.flush(sim.lastSeq);
+        const written = store.stats.snapshotsWritten;
+        const times = [];
+        const t0 = now();
+        while (store.stats.snapshotsWritten < written + 3 && now() - t0 < 300_000) {
+          for (let k = 0; k < 50; k++) {
+            const c0 = now();
+            call({ fn: "C_GetSessionInfo", args: { hSession: h } });
+            times.push(now() - c0);
+          }
+          await store.flush(sim.lastSeq);
+        }
+        const snapshots = store.stats.snapshotsWritten - written;
+        await store.close();
+        times.sort((a, b) => a - b);
+        const q = (p) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
+        out.push({ snapshotThread, objects, calls: times.length, p50Ms: q(0.5), p99Ms: q(0.99), p999Ms: q(0.999), maxMs: times.at(-1), snapshots });
+      }
+      return { cases: out };
+    } finally {
+      await nc.close();
+    }
+  } finally {
+    server.kill();
+    await new Promise((r) => server.once("exit", r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const o = parseArgs(process.argv.slice(2));
 const emit = (x) => process.stdout.write(`BENCH_RESULT ${JSON.stringify(x)}\n`);
 try {
@@ -410,6 +537,7 @@ try {
   else if (o.workload === "verify") result = verifyWorkload(o);
   else if (o.workload === "snapshot") result = snapshotWorkload(o);
   else if (o.workload === "open-10M") result = open10MWorkload(o);
+  else if (o.workload === "snapshot-nats") result = await snapshotNatsWorkload(o);
   else throw new Error(`unknown store workload ${o.workload}`);
   emit({ status: "ok", target: "hsmsim-file", workload: o.workload, result });
 } catch (e) {

@@ -144,7 +144,8 @@ export class Simulator {
     }
     this.random = opts.randomBytes ?? pooledRandomSource();
     this.clock = opts.clock ?? Date.now;
-    this.keys = deriveKeys(opts.simulatorKey ?? this.random(32));
+    const simulatorKey = opts.simulatorKey ?? this.random(32);
+    this.keys = deriveKeys(simulatorKey);
     this.store = opts.store ?? new MemoryEventStore();
     this.state = newSimState(this.profile, slots);
     this.read = new ReadModel(this.profile, this.state.fixedSlots);
@@ -193,11 +194,26 @@ export class Simulator {
     }
     // Only the sequence and facts of each record are needed: a store that can hand over just those (the file store
     // decodes only the facts of each line) is read that way.
-    for (const r of this.store.readFacts?.(this.seq + 1) ?? this.store.read(this.seq + 1)) this.apply(r);
+    this.catchUp();
     if (this.seq !== this.store.lastSeq) {
       throw new RangeError(`"store" read ${this.seq} records but its lastSeq is ${this.store.lastSeq}`);
     }
-    snapshots?.attach(snapshotCapture(this.keys.snapshot, () => ({ state: this.state, read: this.read })));
+    // What a replica of this simulator is built with (a store's background snapshot writer): the options that shape
+    // the state (profile, slots: not the shell's clock, random source or wrappers, which replay never uses), the key.
+    const { store: _store, clock: _clock, randomBytes: _random, shell: _shell, simulatorKey: _key, ...options } = opts;
+    snapshots?.attach(snapshotCapture(this.keys.snapshot, () => ({ state: this.state, read: this.read })), {
+      options,
+      simulatorKey,
+      restored: restored?.seq ?? 0,
+    });
+  }
+
+  /**
+   * Fold in the records its store holds past this simulator's state (a replica following a log that another writer
+   * appends to: the file store's background snapshot writer, src/events/snapshot-writer.ts).
+   */
+  catchUp(): void {
+    for (const r of this.store.readFacts?.(this.seq + 1) ?? this.store.read(this.seq + 1)) this.apply(r);
   }
 
   /** A new caller: an application once it calls C_Initialize. */

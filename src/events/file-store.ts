@@ -34,12 +34,25 @@
  * `snapshot-<seq>.snap` beside the log: a header line `hsmsim-snapshot-file 1 <seq> <chain head> <log offset>` and the
  * sealed body, written to a temporary file, fsync'ed, renamed into place and the directory fsync'ed (the log is
  * synced first), so a crash leaves either the whole snapshot or none (a leftover `.snap.tmp` is removed at open).
- * The two newest are kept. A snapshot is due every `snapshotEvery` records, and taken at the start of the next append,
- * when the state is that of the last record (the dispatcher appends before it evolves); capturing, sealing and writing
- * run in the call that finds it due, and hold it up: `npm run bench` (snapshot, open-10M) measured on the 2-vCPU
- * development VM about 2 ms for a fresh token, 25–55 ms for 1,000 objects (370 KiB), 0.3 s for 10,000 objects and
- * 1,000 sessions (3.6 MiB), 2.5 s for 100,000 objects and 10,000 sessions (37 MiB). A store whose state holds many
- * thousands of objects should raise `snapshotEvery`, or take snapshots itself (`snapshotNow`) at quiet moments.
+ * The two newest are kept. A snapshot is due every `snapshotEvery` records, at the start of the next append, when the
+ * state is that of the last record (the dispatcher appends before it evolves).
+ *
+ * Who writes them (`snapshotThread`, default true): that append only posts a marker, the record's sequence, chain hash
+ * and the log's length, to the background writer (snapshot-writer.ts), a worker thread holding a replica of the
+ * simulator: restored from the snapshot the simulator was restored from, it is brought to the marker's record by
+ * replaying the log's facts since the previous marker, then sealed and written as above (the log fdatasync'ed first),
+ * while the calls go on. The live state, which later calls change in place, is never read: the log up to the record
+ * is on disk, and replaying it is deterministic. At most one snapshot is written at a time; markers that pile up
+ * meanwhile are thinned to the newest two (the files left are those writing each in turn would leave). The writer is
+ * started half-way to the first snapshot due. close (and the exit hook) waits for the markers posted, then writes the
+ * closing snapshot inline from the live state; `snapshotNow` also waits, then writes inline. Measured with `node
+ * --expose-gc bench/store.js snapshot` on the 2-vCPU development VM (load 3–4; docs/notes/snapshot-pause.md): inline,
+ * the append that found one due waited ~5 ms for a fresh token, 0.23–0.4 s for 10,000 objects and 1,000 sessions
+ * (3.6 MiB), 2.9 s for 100,000 objects and 10,000 sessions (37 MiB); with the background writer it waits 0.05–0.1 ms
+ * (posting the marker; the largest seen 5.5 ms), and the writer spends the seconds on another core. The price: a second
+ * copy of the state in the worker's heap, the replay on another core, and under a load faster than the writer, snapshots
+ * every snapshot-write rather than every `snapshotEvery` records. `snapshotThread: false` captures, seals and writes
+ * inside the append that finds one due, as before.
  *
  * Opening verifies the log after the newest snapshot whose header matches it: the record at the snapshot's sequence
  * must end at its offset and carry its chain hash. The records before it were verified when they were written or
@@ -82,7 +95,8 @@ import { randomBytes as nodeRandomBytes, randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import type { EventStore, ReplayItem, SnapshotCandidate, SnapshotHost } from "./store.js";
+import type { EventStore, ReplayItem, ReplicaSpec, SnapshotCandidate, SnapshotHost } from "./store.js";
+import { BackgroundSnapshots, type WriterResult } from "./snapshot-writer.js";
 import type { CallRecord, Fact } from "./types.js";
 import { encodeEntry, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { bytesToHex, hexToBytes } from "../crypto/encoding.js";
@@ -108,16 +122,27 @@ export interface FileStoreOptions {
   snapshotEvery?: number;
   /** Write a state snapshot at close (when records were added since the last one). Default true. */
   snapshotOnClose?: boolean;
+  /**
+   * Write the periodic snapshots from a worker thread's replica of the simulator (see "Snapshots" above), so that the
+   * append that finds one due is not held up. Default true; false: captured, sealed and written inside that append.
+   */
+  snapshotThread?: boolean;
 }
 
 /** What the last snapshot write cost (for the bench and operators). */
 export interface SnapshotStats {
   written: number;
-  /** The last one: its sequence, its size in bytes, and the milliseconds spent capturing and sealing it, and writing it. */
+  /**
+   * The last one: its sequence, its size in bytes, and the milliseconds spent bringing the background writer's replica
+   * to its record (0 inline), capturing and sealing it, and writing it (fsyncs included).
+   */
   lastSeq: number;
   lastBytes: number;
+  lastCatchUpMs: number;
   lastCaptureMs: number;
   lastWriteMs: number;
+  /** The milliseconds the append that found the last one due spent on it (inline: all of it; background: posting). */
+  lastPauseMs: number;
 }
 
 /** Another writer holds the store. `holder` is what its lock file says (undefined if it could not be read). */
@@ -195,6 +220,8 @@ const SNAPSHOT_FILE = /^snapshot-(\d{16})\.snap$/;
 const SNAPSHOT_HEADER = /^hsmsim-snapshot-file 1 (\d+) ([0-9a-f]{64}) (\d+)\n/;
 /** Snapshots kept: the newest and the one before it (the fallback if the newest does not open). */
 const SNAPSHOTS_KEPT = 2;
+/** How long close waits for the background snapshot writer (a large state's snapshot takes seconds). */
+const WRITER_WAIT_MS = 120_000;
 const LOCK = "events.lock";
 const SETTINGS = "simulator.json";
 /** One index entry (the byte offset of a line) per this many records, so `read(from)` starts near `from`. */
@@ -238,10 +265,15 @@ export class FileEventStore implements EventStore {
   private readonly snapshotEvery: number;
   private readonly snapshotOnClose: boolean;
   private capture: ((seq: number, head: string) => Uint8Array | undefined) | undefined;
+  /** How to build a replica of the attached simulator (the background writer's), when it gave one. */
+  private replica: ReplicaSpec | undefined;
+  private readonly snapshotThread: boolean;
+  /** The background writer, from half-way to the first snapshot due on (see "Snapshots"). */
+  private writer: BackgroundSnapshots | undefined;
   /** The sequence of the last snapshot written or tried (0: none). */
   private snapshotSeq = 0;
   private snapshotWarned = false;
-  private readonly stats: SnapshotStats = { written: 0, lastSeq: 0, lastBytes: 0, lastCaptureMs: 0, lastWriteMs: 0 };
+  private readonly stats: SnapshotStats = { written: 0, lastSeq: 0, lastBytes: 0, lastCatchUpMs: 0, lastCaptureMs: 0, lastWriteMs: 0, lastPauseMs: 0 };
   /** When the oldest append not yet fdatasync'ed was written (group mode), or null. */
   private dirtySince: number | null = null;
   private timer: NodeJS.Timeout | undefined;
@@ -273,6 +305,7 @@ export class FileEventStore implements EventStore {
     if (!Number.isSafeInteger(snapEvery) || snapEvery < 0) throw new RangeError(`"snapshotEvery" expected an integer >= 0, got ${opts.snapshotEvery}`);
     this.snapshotEvery = snapEvery;
     this.snapshotOnClose = opts.snapshotOnClose ?? true;
+    this.snapshotThread = opts.snapshotThread ?? true;
     fs.mkdirSync(this.dir, { recursive: true });
     this.lock = Lock.acquire(this.dir, this.warn);
     try {
@@ -308,7 +341,13 @@ export class FileEventStore implements EventStore {
     if (this.failed) throw new StoreWriteError(`hsmsim: the event store in ${this.dir} failed earlier and takes no more appends`, { cause: this.failed });
     if (record.seq !== this.last + 1) throw new RangeError(`"record.seq" expected ${this.last + 1}, got ${record.seq}`);
     // The state is that of `last` now (the dispatcher appends before it evolves): the moment to snapshot it.
-    if (this.snapshotEvery > 0 && this.capture && this.last - this.snapshotSeq >= this.snapshotEvery) this.snapshot();
+    if (this.writer) this.collect(this.writer.results());
+    if (this.snapshotEvery > 0 && this.capture) {
+      const since = this.last - this.snapshotSeq;
+      if (since >= this.snapshotEvery) this.snapshotDue();
+      // The writer thread and its replica are started half-way to the first snapshot due, so that it is warm by then.
+      else if (!this.writer && this.snapshotThread && this.replica && since >= this.snapshotEvery / 2) this.startWriter();
+    }
     const { line, hash } = encodeEntry(this.head, record);
     const bytes = Buffer.from(line + "\n", "utf8");
     try {
@@ -413,6 +452,7 @@ export class FileEventStore implements EventStore {
   close(): void {
     if (this.closed) return;
     try {
+      this.settleWriter(true);
       if (this.snapshotOnClose && this.capture && this.last > this.snapshotSeq && !this.failed) this.snapshot();
       if (this.checkpointEvery > 0 && this.last > this.checkpointed && !this.failed) this.checkpoint();
       if (this.durability !== "none" && this.dirtySince !== null && !this.failed) this.syncNow();
@@ -508,8 +548,9 @@ export class FileEventStore implements EventStore {
   get snapshots(): SnapshotHost {
     return {
       candidates: () => this.snapshotCandidates(),
-      attach: (capture) => {
+      attach: (capture, replica) => {
         this.capture = capture;
+        this.replica = replica;
         // The snapshot the log matched at open counts as written: the next one is due `snapshotEvery` records later.
         this.snapshotSeq = Math.max(this.snapshotSeq, this.base.seq);
       },
@@ -519,16 +560,90 @@ export class FileEventStore implements EventStore {
 
   /** What snapshot writing has cost so far. */
   get snapshotStats(): Readonly<SnapshotStats> {
+    if (this.writer) this.collect(this.writer.results());
     return { ...this.stats };
   }
 
   /** Write a state snapshot now (when a simulator is attached and records were added since the last one). */
   snapshotNow(): void {
     if (this.closed) throw new StoreWriteError(`hsmsim: the event store in ${this.dir} is closed`);
+    // One writer of snapshot files at a time: the background writer's markers are finished first.
+    this.settleWriter(false);
     if (this.capture && this.last > this.snapshotSeq && !this.failed) this.snapshot();
   }
 
   // ---- internals ---------------------------------------------------------------------------------------------------
+
+  /**
+   * A snapshot of the state as of `last` is due: posted to the background writer (see "Snapshots"), or, without one
+   * (`snapshotThread: false`, no replica given, or the writer could not be started), taken inline.
+   */
+  private snapshotDue(): void {
+    const t0 = performance.now();
+    if (!this.writer && this.snapshotThread && this.replica) this.startWriter();
+    if (!this.writer) return this.snapshot();
+    this.writer.post({ seq: this.last, head: this.head, offset: this.size });
+    this.snapshotSeq = this.last;
+    this.stats.lastPauseMs = performance.now() - t0;
+  }
+
+  /** Start the background writer (its thread, once per process, and this store's replica on it). */
+  private startWriter(): void {
+    try {
+      this.writer = new BackgroundSnapshots({
+        dir: this.dir,
+        file: this.file,
+        sync: this.durability !== "none",
+        replica: this.replica!,
+        source: this.snapshotFiles().find((f) => f.seq === this.replica!.restored && f.headerBytes > 0),
+        kept: SNAPSHOTS_KEPT,
+        from: { seq: this.last, offset: this.size },
+      });
+    } catch (e) {
+      this.warn(`hsmsim: cannot write snapshots in the background (${(e as Error).message}): writing them inline`);
+      this.replica = undefined;
+    }
+  }
+
+  /** Wait for the background writer's markers (at close, and before an inline snapshot); `close`: then stop it. */
+  private settleWriter(close: boolean): void {
+    const writer = this.writer;
+    if (!writer) return;
+    this.collect(writer.settle(WRITER_WAIT_MS));
+    if (close && this.writer) {
+      this.writer.close();
+      this.writer = undefined;
+    }
+  }
+
+  /**
+   * The background writer's results: stats, and warnings (a failed snapshot warns once per store, as inline). A writer
+   * whose thread ended is let go: the snapshots due from then on are taken inline.
+   */
+  private collect(results: WriterResult[]): void {
+    if (this.writer?.dead) {
+      this.writer.close();
+      this.writer = undefined;
+      this.replica = undefined;
+      this.warn(`hsmsim: the background snapshot writer of ${this.dir} ended: its snapshots are written inline from now on`);
+    }
+    for (const r of results) {
+      if (r.kind === "written") {
+        Object.assign(this.stats, {
+          written: this.stats.written + 1,
+          lastSeq: r.seq,
+          lastBytes: r.bytes,
+          lastCatchUpMs: r.catchUpMs,
+          lastCaptureMs: r.captureMs,
+          lastWriteMs: r.writeMs,
+        });
+      } else if (r.kind === "warning") this.warn(r.message);
+      else if (r.kind === "failed" && !this.snapshotWarned) {
+        this.snapshotWarned = true;
+        this.warn(`hsmsim: could not write a state snapshot${r.seq ? ` of seq ${r.seq}` : ""} in ${this.dir}: ${r.message}`);
+      }
+    }
+  }
 
   /**
    * Capture, seal and write a snapshot of the state as of `last`: to a temporary file, fsync'ed, renamed into place,
@@ -543,33 +658,15 @@ export class FileEventStore implements EventStore {
     const offset = this.size;
     this.snapshotSeq = seq;
     const t0 = performance.now();
-    let tmp: string | undefined;
     try {
       const body = this.capture!(seq, head);
       if (!body) return;
       const t1 = performance.now();
       if (this.durability !== "none" && this.dirtySince !== null) this.syncNow();
-      const name = `snapshot-${String(seq).padStart(16, "0")}.snap`;
-      tmp = join(this.dir, name + ".tmp");
-      const fd = fs.openSync(tmp, "w", 0o600);
-      try {
-        writeAll(fd, Buffer.from(`hsmsim-snapshot-file 1 ${seq} ${head} ${offset}\n`, "latin1"));
-        writeAll(fd, body);
-        if (this.durability !== "none") fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(tmp, join(this.dir, name));
-      tmp = undefined;
-      if (this.durability !== "none") syncDir(this.dir);
-      // Snapshots past this one describe records the log no longer holds (it was cut since): they go, and of the
-      // rest the newest SNAPSHOTS_KEPT stay.
-      const files = this.snapshotFiles();
-      for (const old of files.filter((f) => f.seq > seq)) rmQuiet(join(this.dir, old.name));
-      for (const old of files.filter((f) => f.seq <= seq).slice(SNAPSHOTS_KEPT)) rmQuiet(join(this.dir, old.name));
-      Object.assign(this.stats, { written: this.stats.written + 1, lastSeq: seq, lastBytes: body.length, lastCaptureMs: t1 - t0, lastWriteMs: performance.now() - t1 });
+      writeSnapshotFile(this.dir, { seq, head, offset }, body, this.durability !== "none");
+      const t2 = performance.now();
+      Object.assign(this.stats, { written: this.stats.written + 1, lastSeq: seq, lastBytes: body.length, lastCatchUpMs: 0, lastCaptureMs: t1 - t0, lastWriteMs: t2 - t1, lastPauseMs: t2 - t0 });
     } catch (e) {
-      if (tmp) rmQuiet(tmp);
       if (e instanceof StoreWriteError) throw e; // the log's own sync failed: the store has stopped
       if (!this.snapshotWarned) this.warn(`hsmsim: could not write a state snapshot of seq ${seq} in ${this.dir}: ${(e as Error).message}`);
       this.snapshotWarned = true;
@@ -846,6 +943,40 @@ interface SnapshotFile {
   headerBytes: number;
 }
 
+/**
+ * Write `body` as the snapshot of record `at.seq` (whose line ends at byte `at.offset`, chain hash `at.head`): to a
+ * temporary file, fsync'ed (`sync`), renamed into place, the directory fsync'ed, then the snapshots past it (they
+ * describe records the log no longer holds) and all but the newest SNAPSHOTS_KEPT removed. The caller has synced the
+ * log first. A crash at any point leaves the whole snapshot or none (a temporary file, removed at the next open).
+ */
+export function writeSnapshotFile(dir: string, at: { seq: number; head: string; offset: number }, body: Uint8Array, sync: boolean): void {
+  const name = `snapshot-${String(at.seq).padStart(16, "0")}.snap`;
+  const tmp = join(dir, name + ".tmp");
+  try {
+    const fd = fs.openSync(tmp, "w", 0o600);
+    try {
+      writeAll(fd, Buffer.from(`hsmsim-snapshot-file 1 ${at.seq} ${at.head} ${at.offset}\n`, "latin1"));
+      writeAll(fd, body);
+      if (sync) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, join(dir, name));
+  } catch (e) {
+    rmQuiet(tmp);
+    throw e;
+  }
+  if (sync) syncDir(dir);
+  const seqs = fs
+    .readdirSync(dir)
+    .map((n) => SNAPSHOT_FILE.exec(n))
+    .filter((m) => m !== null)
+    .map((m) => ({ name: m[0], seq: Number(m[1]) }))
+    .sort((a, b) => b.seq - a.seq);
+  for (const old of seqs.filter((f) => f.seq > at.seq)) rmQuiet(join(dir, old.name));
+  for (const old of seqs.filter((f) => f.seq <= at.seq).slice(SNAPSHOTS_KEPT)) rmQuiet(join(dir, old.name));
+}
+
 function writeAll(fd: number, b: Uint8Array): void {
   for (let done = 0; done < b.length; ) done += fs.writeSync(fd, b, done, b.length - done);
 }
@@ -955,6 +1086,20 @@ export function factsOfLine(b: Buffer, s: number, e: number, seq: number): reado
     return Array.isArray(facts) ? (facts as Fact[]) : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * The records of a log file from byte `offset` (the line of record `seq` + 1) to byte `end`, as replay needs them, each
+ * with where its line starts and where the next one does: how the background snapshot writer's replica follows the log
+ * the store appends to (snapshot-writer.ts). The lines were verified by the store that wrote them.
+ */
+export function* logFacts(fd: number, seq: number, offset: number, end: number): Generator<ReplayItem & { start: number; next: number }> {
+  for (const l of byteLines(() => fd, offset, () => end)) {
+    seq++;
+    if (!l.complete) throw new RangeError(`the log holds no whole line for seq ${seq} before byte ${end}`);
+    const facts = factsOfLine(l.buf, l.from, l.to, seq) ?? (JSON.parse(l.buf.toString("utf8", l.from, l.to)) as Envelope).record.facts;
+    yield { seq, facts, start: l.start, next: l.next };
   }
 }
 

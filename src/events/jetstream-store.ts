@@ -61,6 +61,17 @@
  * chain to the snapshot's head). If the snapshot is missing, damaged or refused by the simulator (another key,
  * profile), the owner reopens with `snapshots: false` and the whole subject is replayed. A snapshot that cannot be
  * written is a warning, never a failed call: the stream is the truth.
+ *
+ * Who seals them (`snapshotThread`, default true): the append that finds one due posts a marker to the background
+ * writer (snapshot-writer.ts), with the canonical texts of the records since the previous marker (the store holds
+ * them, `records`); a worker thread's replica of the simulator, started half-way to the first one due from the
+ * snapshot the simulator was restored from (or one sealed here, or the whole log while it is short) folds them in,
+ * seals its state as of the marker's record and sends the body back; it is uploaded as above once the message that
+ * holds the record is acknowledged, and names that message (noted per marker when it is acknowledged: the body may
+ * come back after later messages were). The live state is never read, so the append pays for handing over the texts
+ * (a copy, ~3 MB per 10,000 records) instead of the capture (seconds for a large state: docs/notes/snapshot-pause.md).
+ * Markers that pile up are thinned to the newest (KV keeps one). close waits for the markers in flight, then seals a
+ * closing snapshot inline. `snapshotThread: false`: sealed inside the append, as before.
  */
 import { randomUUID } from "node:crypto";
 import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
@@ -77,7 +88,8 @@ import {
   type ApiError,
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import type { DeferredEventStore, SnapshotCandidate, SnapshotHost } from "./store.js";
+import type { DeferredEventStore, ReplicaSpec, SnapshotCandidate, SnapshotHost } from "./store.js";
+import { BackgroundSnapshots, type SnapshotSource, type WriterResult } from "./snapshot-writer.js";
 import type { CallRecord } from "./types.js";
 import { encodeEntry, entryHash, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { StoreWriteError } from "./file-store.js";
@@ -117,6 +129,11 @@ export interface JetStreamStoreOptions {
   snapshotEvery?: number;
   /** With `snapshots`: restore from the newest (default true); false replays the whole subject but still writes them. */
   restore?: boolean;
+  /**
+   * With `snapshots`: seal the periodic ones in a worker thread's replica of the simulator (see "Snapshots" in the
+   * module comment), so that the append that finds one due is not held up. Default true; false: inside that append.
+   */
+  snapshotThread?: boolean;
   onWarning?: (message: string) => void;
 }
 
@@ -132,6 +149,9 @@ interface Batch {
   /** Set when its publish settled: the stream sequence it is stored at, or "failed" (a pipelined one, to send again). */
   outcome?: number | "failed";
 }
+
+/** How long close waits for the background writer's markers (a large state's snapshot takes seconds). */
+const WRITER_WAIT_MS = 120_000;
 
 /** What the KV entry that names a simulator's newest snapshot holds besides its chunks (kv-blob.ts, ≤ 512 KiB each). */
 interface SnapshotFields {
@@ -416,6 +436,20 @@ export class JetStreamEventStore implements DeferredEventStore {
   private snapUpload: Promise<void> = Promise.resolve();
   private snapWarned = false;
   private requests!: Requests;
+  /** How to build a replica of the attached simulator, when it gave one (see snapshotDue). */
+  private replica: ReplicaSpec | undefined;
+  private snapshotThread = true;
+  /** The background writer, from half-way to the first snapshot due on. */
+  private writer: BackgroundSnapshots | undefined;
+  /** The last record whose text the writer was handed. */
+  private fedSeq = 0;
+  /** The newest snapshot sealed here (inline): a writer started later starts from it. */
+  private lastSealed: { seq: number; head: string; body: Uint8Array } | undefined;
+  /**
+   * Markers posted and not yet back, by record: the stream sequence of the message that holds the record, once it
+   * is acknowledged (the KV meta entry must name that message: opening replays from it).
+   */
+  private markers = new Map<number, number | undefined>();
 
   private constructor(
     private readonly js: JetStreamClient,
@@ -466,6 +500,7 @@ export class JetStreamEventStore implements DeferredEventStore {
     if (o.maxInflight !== undefined && (!Number.isSafeInteger(o.maxInflight) || o.maxInflight < 1)) {
       throw new RangeError(`"maxInflight" expected an integer >= 1, got ${o.maxInflight}`);
     }
+    store.snapshotThread = o.snapshotThread ?? true;
     if (o.snapshotEvery !== undefined) {
       if (!Number.isSafeInteger(o.snapshotEvery) || o.snapshotEvery < 0) throw new RangeError(`"snapshotEvery" expected an integer >= 0, got ${o.snapshotEvery}`);
       store.snapshotEvery = o.snapshotEvery;
@@ -505,8 +540,9 @@ export class JetStreamEventStore implements DeferredEventStore {
     const restored = this.restored;
     return {
       candidates: () => (restored ? [restored] : []),
-      attach: (capture) => {
+      attach: (capture, replica) => {
         this.capture = capture;
+        this.replica = replica;
         this.snapshotSeq = Math.max(this.snapshotSeq, this.base);
       },
       warn: this.opts.onWarning,
@@ -528,7 +564,78 @@ export class JetStreamEventStore implements DeferredEventStore {
     this.stats.snapshotMs += performance.now() - t0;
     if (!body) return;
     this.snapPending = { seq, head: this.head, body };
+    this.lastSealed = this.snapPending;
     if (seq <= this.durable) this.writeSnapshot(this.fence);
+  }
+
+  /**
+   * A snapshot is due: a marker posted to the background writer with the records' texts since the previous one
+   * (snapshot-writer.ts), or, without a writer (`snapshotThread: false`, no replica, or none could be started),
+   * sealed here.
+   */
+  private snapshotDue(): void {
+    if (this.writer?.dead) {
+      this.opts.onWarning(`hsmsim: the background snapshot writer of ${this.subject} ended: its snapshots are sealed inline from now on`);
+      this.writer.close();
+      this.writer = undefined;
+      this.replica = undefined;
+    }
+    if (!this.writer && (!this.snapshotThread || !this.replica || !this.startWriter())) return this.takeSnapshot();
+    const seq = this.last;
+    this.snapshotSeq = seq;
+    this.writer!.post({ seq, head: this.head, offset: 0, lines: this.records.raw(this.fedSeq + 1, seq) });
+    this.fedSeq = seq;
+    // Every record up to `seq` acknowledged: the message holding it is the fence (seq is the last record).
+    this.markers.set(seq, seq <= this.durable ? this.fence : undefined);
+  }
+
+  /**
+   * Start the background writer, from the newest sealed snapshot this store knows (the one the simulator was
+   * restored from, or one sealed here since) and the records after it, which the store holds as texts. Without one,
+   * only while the log is short (the whole of it is handed over): false, and the caller seals this one here.
+   */
+  private startWriter(): boolean {
+    const replica = this.replica!;
+    let source: SnapshotSource | undefined;
+    if (this.lastSealed) source = { name: `sealed here at seq ${this.lastSealed.seq}`, seq: this.lastSealed.seq, head: this.lastSealed.head, offset: 0, headerBytes: 0, body: this.lastSealed.body };
+    else if (replica.restored > 0 && this.restored?.seq === replica.restored) {
+      source = { name: this.restored.name, seq: this.restored.seq, head: this.restored.head, offset: 0, headerBytes: 0, body: this.restored.body() };
+    } else if (replica.restored > 0 || this.base > 0 || this.last > 2 * Math.max(this.snapshotEvery, 1000)) return false;
+    const from = source?.seq ?? 0;
+    try {
+      this.writer = new BackgroundSnapshots({
+        sync: false,
+        replica,
+        source,
+        kept: 1,
+        from: { seq: this.last, offset: 0 },
+        lines: this.records.raw(from + 1, this.last),
+      });
+    } catch (e) {
+      this.opts.onWarning(`hsmsim: cannot seal snapshots of ${this.subject} in the background (${(e as Error).message}): sealing them inline`);
+      this.replica = undefined;
+      return false;
+    }
+    this.fedSeq = this.last;
+    this.lastSealed = undefined; // the writer has its copy
+    this.writer.listen((r) => this.sealed(r));
+    return true;
+  }
+
+  /** A background writer's result: a sealed body is uploaded once the message holding its record is acknowledged. */
+  private sealed(r: WriterResult): void {
+    if (r.kind === "warning") return this.opts.onWarning(r.message);
+    if (r.kind === "failed") return this.snapWarn(new Error(r.message));
+    if (r.kind !== "sealed") {
+      this.markers.delete(r.seq);
+      return;
+    }
+    this.stats.snapshotMs += r.catchUpMs + r.captureMs;
+    const streamSeq = this.markers.get(r.seq);
+    for (const s of [...this.markers.keys()]) if (s <= r.seq) this.markers.delete(s);
+    if (this.failed) return;
+    this.snapPending = { seq: r.seq, head: r.head, body: r.body };
+    if (streamSeq !== undefined) this.writeSnapshot(streamSeq);
   }
 
   private writeSnapshot(streamSeq: number): void {
@@ -632,7 +739,12 @@ export class JetStreamEventStore implements DeferredEventStore {
     if (this.closed) throw new StoreWriteError(`hsmsim: the JetStream store for ${this.subject} is closed`);
     if (record.seq !== this.last + 1) throw new RangeError(`"record.seq" expected ${this.last + 1}, got ${record.seq}`);
     // A snapshot due is taken before this record: the simulator's state is then that of the last record held.
-    if (this.capture && this.snapshotEvery > 0 && !this.snapPending && this.last - this.snapshotSeq >= this.snapshotEvery) this.takeSnapshot();
+    if (this.capture && this.snapshotEvery > 0 && !this.snapPending) {
+      const since = this.last - this.snapshotSeq;
+      if (since >= this.snapshotEvery) this.snapshotDue();
+      // The writer is started half-way to the first snapshot due, so that its replica is built by then.
+      else if (!this.writer && this.snapshotThread && this.replica && since >= this.snapshotEvery / 2) this.startWriter();
+    }
     const { line, hash, body } = encodeEntry(this.head, record);
     this.records.appendEncoded(body); // the record's canonical text, as the line holds it
     this.last = record.seq;
@@ -748,6 +860,8 @@ export class JetStreamEventStore implements DeferredEventStore {
     this.expectLast = streamSeq;
     this.durable = b.last;
     if (this.snapPending && this.snapPending.seq <= b.last) this.writeSnapshot(streamSeq);
+    // Markers in flight whose record this message holds: this is the message their snapshots name.
+    for (const [s, at] of this.markers) if (at === undefined && s <= b.last) this.markers.set(s, streamSeq);
     let k = 0;
     while (k < this.waiters.length && this.waiters[k]!.seq <= b.last) k++;
     for (const w of this.waiters.splice(0, k)) w.resolve();
@@ -880,6 +994,12 @@ export class JetStreamEventStore implements DeferredEventStore {
 
   /** Wait for what is pending to be stored, then take no more appends. Does not close the connection. */
   async close(): Promise<void> {
+    // The markers in flight first (their bodies come back, to be uploaded below); then a closing snapshot, sealed here.
+    if (this.writer) {
+      await this.writer.drained(WRITER_WAIT_MS);
+      this.writer.close();
+      this.writer = undefined;
+    }
     if (this.capture && !this.failed && !this.closed && this.last > this.snapshotSeq && !this.snapPending) this.takeSnapshot();
     await this.drain();
     this.closed = true;

@@ -105,10 +105,10 @@ export class MemoryEventStore implements EventStore {
     return this.base + this.count;
   }
 
-  /** The encoded log, one record per line: the bytes a file store holds. */
-  raw(): string {
+  /** The encoded log, one record per line: the bytes a file store holds (records `from` to `to`, default all held). */
+  raw(from = this.base + 1, to = this.base + this.count): string {
     const lines: string[] = [];
-    for (let seq = this.base + 1; seq <= this.base + this.count; seq++) lines.push(this.line(seq));
+    for (let seq = Math.max(from, this.base + 1); seq <= Math.min(to, this.base + this.count); seq++) lines.push(this.line(seq));
     return lines.join("\n");
   }
 }

@@ -47,6 +47,17 @@ export interface SnapshotCandidate {
   body(): Uint8Array;
 }
 
+/**
+ * How to build a replica of the attached simulator (a store that writes snapshots from a worker thread rebuilds the
+ * state there from its log, src/events/snapshot-writer.ts): its options other than the shell's (profile, slots; plain
+ * data), its simulator key, and the sequence of the snapshot it was restored from (0: replayed from the first record).
+ */
+export interface ReplicaSpec {
+  options: Record<string, unknown>;
+  simulatorKey: Uint8Array;
+  restored: number;
+}
+
 export interface SnapshotHost {
   /** The snapshots that match the log, newest first (a stale or damaged one is left out with a warning). */
   candidates(): Iterable<SnapshotCandidate>;
@@ -56,7 +67,7 @@ export interface SnapshotHost {
    * when a snapshot is due, at the start of an append and at close: the dispatcher appends a record before it
    * evolves the state, so the state then is that of the last record held.
    */
-  attach(capture: (seq: number, head: string) => Uint8Array | undefined): void;
+  attach(capture: (seq: number, head: string) => Uint8Array | undefined, replica?: ReplicaSpec): void;
   warn(message: string): void;
 }
 

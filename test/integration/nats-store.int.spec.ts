@@ -16,6 +16,7 @@ import { CK } from "../../src/pkcs11/constants.js";
 import { natsPerFile } from "../support/nats-server.js";
 import { record } from "../support/file-store-helpers.js";
 import { caller, snapshot, SO_PIN, testSimulator, USER_PIN } from "../support/sim.js";
+import { stopWriterThread } from "../../src/events/snapshot-writer.js";
 
 const nats = natsPerFile("T");
 const fresh = nats.fresh;
@@ -198,9 +199,10 @@ describe("JetStream event store", () => {
     await expect(JetStreamEventStore.open({ nc: nats.nc, sim: "b", ...o })).rejects.toThrow(/corrupt at record seq 1 .*hash does not match/);
   });
 
-  it("restores a snapshot and replays only the tail after it; the state is the full replay's", async () => {
+  // Periodic snapshots sealed by the background writer's replica (the default) or inside the append (snapshotThread).
+  it.each([true, false])("restores a snapshot and replays only the tail after it; the state is the full replay's (snapshotThread %s)", async (snapshotThread) => {
     const o = fresh();
-    const open = (extra: object = {}) => JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o, snapshots: true, snapshotEvery: 20, ...extra });
+    const open = (extra: object = {}) => JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o, snapshots: true, snapshotEvery: 20, snapshotThread, ...extra });
     const store = await open();
     const sim = testSimulator({ store });
     const app = caller(sim.application());
@@ -233,6 +235,31 @@ describe("JetStream event store", () => {
     const full = testSimulator({ store: await JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o }) });
     expect(full.lastSeq).toBe(restored.lastSeq);
     expect(snapshot(full)).toEqual(snapshot(restored));
+  });
+
+  it("a snapshot sealed in the background names the message that holds its record, not the newest acknowledged", async () => {
+    // A cold writer thread: the first body comes back long after its record's message was acknowledged, while
+    // every call below is a message of its own.
+    await stopWriterThread();
+    const o = fresh();
+    const open = () => JetStreamEventStore.open({ nc: nats.nc, sim: "a", ...o, snapshots: true, snapshotEvery: 25 });
+    const store = await open();
+    const sim = testSimulator({ store });
+    const app = caller(sim.application());
+    app("C_Initialize", {});
+    app("C_InitToken", { slotID: 0, pin: SO_PIN, label: "late" });
+    // A burst without waiting (markers posted while their records are in flight), then one message per call.
+    for (let i = 0; i < 40; i++) app("C_OpenSession", { slotID: 0, flags: CK.CKF_SERIAL_SESSION });
+    for (let i = 0; store.stats.snapshotsWritten < 1; i++) {
+      app(i % 2 ? "C_CloseAllSessions" : "C_OpenSession", { slotID: 0, flags: CK.CKF_SERIAL_SESSION });
+      await store.flush(sim.lastSeq);
+    }
+    const mid = await open();
+    expect(mid.stats.restoredFrom).toBeGreaterThan(0);
+    expect(mid.stats.restoredFrom).toBeLessThan(sim.lastSeq);
+    expect(mid.stats.loadedRecords).toBe(sim.lastSeq - mid.stats.restoredFrom);
+    expect(snapshot(testSimulator({ store: mid }))).toEqual(snapshot(sim));
+    await store.close();
   });
 
   it("rebuilds a simulator from the stream in the state it had", async () => {

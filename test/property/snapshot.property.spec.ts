@@ -3,9 +3,10 @@
  * from a file store's newest snapshot plus the records after it is in exactly the state a full replay of the log
  * rebuilds (model/snapshot.ts `snapshotState`, the read model included, and a field-by-field walk that does not go
  * through the snapshot codec), and then answers further calls alike (both draw from the same seeded source from the
- * reopening on, so generated keys and serials are compared too) and ends in the same state again. Snapshots are taken at random points: every
- * `every` records (1 to 40) and, or not, at close; the test checks the simulator started reading the log right after
- * the snapshot it was expected to restore, so a snapshot that silently failed would fail the test.
+ * reopening on, so generated keys and serials are compared too) and ends in the same state again. Snapshots are
+ * taken at random points: every `every` records (1 to 40), by the background writer or inline, and, or not, at close;
+ * the test checks the simulator started reading the log right after the snapshot it was expected to restore, so a
+ * snapshot that silently failed would fail the test.
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
@@ -20,14 +21,29 @@ import { expectSameState, readsOf } from "../support/snapshot-helpers.js";
 
 const RUNS = 60;
 
-describe.each<ProfileName>(["default", "softhsm2"])("open from snapshot + tail = full replay (profile %s)", (profile) => {
+const CASES: [ProfileName, "thread" | "inline"][] = [
+  ["default", "thread"],
+  ["softhsm2", "thread"],
+  ["default", "inline"],
+  ["softhsm2", "inline"],
+];
+
+// Periodic snapshots written by the background writer's replica (the default) or inline by the append (snapshotThread).
+describe.each(CASES)("open from snapshot + tail = full replay (profile %s, snapshots %s)", (profile, mode) => {
   it("restores the newest snapshot, replays only the tail, and answers further calls alike", () => {
     let restoredMidway = 0;
     fc.assert(
       fc.property(stepsArb(60), stepsArb(15), fc.integer({ min: 1, max: 40 }), fc.boolean(), (steps, more, every, onClose) => {
         const dir = tempDir("hsmsim-snapshot-");
         const warnings: string[] = [];
-        const opts = { durability: "none" as const, checkpointEvery: 0, snapshotEvery: every, snapshotOnClose: onClose, onWarning: (m: string) => warnings.push(m) };
+        const opts = {
+          durability: "none" as const,
+          checkpointEvery: 0,
+          snapshotEvery: every,
+          snapshotOnClose: onClose,
+          snapshotThread: mode === "thread",
+          onWarning: (m: string) => warnings.push(m),
+        };
         const live = testSimulator({ profile, store: new FileEventStore(dir, opts) });
         const apps = [live.application(), live.application()];
         const seen = [new Seen(), new Seen()];

@@ -39,9 +39,10 @@ export interface KilledRun {
 
 /**
  * Run `node childJs ...args`, collect its lines (`warn <message>`, `ready <fields...>`, `<seq> <fn>`), and SIGKILL it
- * `killAfterMs()` after its ready line. Resolves once it is dead; rejects if it ended any other way.
+ * `killAfterMs()` after its ready line (or after the line `startLine`, when given: a child that says when what the
+ * test aims at has begun). Resolves once it is dead; rejects if it ended any other way.
  */
-export function killAfterReady(childJs: string, args: string[], killAfterMs: () => number): Promise<KilledRun> {
+export function killAfterReady(childJs: string, args: string[], killAfterMs: () => number, startLine?: string): Promise<KilledRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [childJs, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     const run: KilledRun = { acked: new Map(), warnings: [], ready: [] };
@@ -55,8 +56,9 @@ export function killAfterReady(childJs: string, args: string[], killAfterMs: () 
         if (line.startsWith("warn ")) run.warnings.push(line.slice(5));
         else if (line.startsWith("ready ")) {
           run.ready = line.slice(6).split(" ");
-          setTimeout(() => child.kill("SIGKILL"), killAfterMs());
-        } else {
+          if (startLine === undefined) setTimeout(() => child.kill("SIGKILL"), killAfterMs());
+        } else if (startLine !== undefined && line === startLine) setTimeout(() => child.kill("SIGKILL"), killAfterMs());
+        else {
           const [seq, fn] = line.split(" ");
           run.acked.set(Number(seq), fn!);
         }

@@ -6,7 +6,7 @@ import { Simulator, type SimulatorOptions } from "../../src/actors/simulator.js"
 import { MemoryEventStore } from "../../src/events/memory-store.js";
 import type { Application } from "../../src/actors/simulator.js";
 import type { Call, CallArgs, CallOut, FnName } from "../../src/events/calls.js";
-import { rvName } from "../../src/pkcs11/constants.js";
+import { CK, rvName } from "../../src/pkcs11/constants.js";
 import { snapshotState } from "../../src/model/snapshot.js";
 
 /** xorshift32 bytes: deterministic, seedable. */
@@ -56,3 +56,23 @@ export const snapshot = (sim: Simulator) => snapshotState(sim.state, sim.read);
 export const SO_PIN = "12345678";
 export const USER_PIN = "1234";
 export const bytes = (s: string) => new TextEncoder().encode(s);
+
+/**
+ * `app` (not yet initialised) with slot 0's token initialised (label `label`, the SO and user PINs set) and an RW
+ * session logged in as the user: that session's handle. Throws on any rv but CKR_OK.
+ */
+export function userSession(app: Application, label: string): number {
+  const call = caller(app);
+  const ok = <F extends FnName>(r: Result<F>): CallOut[F] => {
+    if (r.rv !== "CKR_OK") throw new Error(`setting up the token: ${r.rv}`);
+    return r.out;
+  };
+  ok(call("C_Initialize", {}));
+  ok(call("C_InitToken", { slotID: 0, pin: SO_PIN, label }));
+  const h = ok(call("C_OpenSession", { slotID: 0, flags: CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION })).hSession;
+  ok(call("C_Login", { hSession: h, userType: CK.CKU_SO, pin: SO_PIN }));
+  ok(call("C_InitPIN", { hSession: h, pin: USER_PIN }));
+  ok(call("C_Logout", { hSession: h }));
+  ok(call("C_Login", { hSession: h, userType: CK.CKU_USER, pin: USER_PIN }));
+  return h;
+}

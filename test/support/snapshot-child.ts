@@ -1,6 +1,8 @@
 /**
  * The writer the snapshot kill -9 test kills (test/integration/snapshot-kill9.int.spec.ts): `node snapshot-child.js
- * <dir> <snapshotEvery>`. It opens the store (group durability: every append is written before it returns, so a kill
+ * <dir> <snapshotEvery> [thread|inline]` (how the store writes its periodic snapshots: `snapshotThread`, default
+ * thread). With thread, it prints `writing` once the background writer has written its first snapshot of this run
+ * (it writes them one after another from then on, the kill's target). It opens the store (group durability: every append is written before it returns, so a kill
  * -9 loses no acknowledged call), restores the newest snapshot a previous run left, prints `ready <lastSeq> <from>`
  * (`from`: where it started reading the log), then runs calls until killed, printing `<seq> <fn>` as each returns.
  * Snapshots come every `snapshotEvery` records and the state is kept large (up to 400 token objects of 1 KiB, a
@@ -20,8 +22,13 @@ const USER_PIN = "1234";
 
 const out = writeLine;
 
-const [dir, every] = process.argv.slice(2);
-const store = new FileEventStore(dir!, { durability: "group", snapshotEvery: Number(every), onWarning: (m) => out(`warn ${m.replace(/\n/g, " ")}`) });
+const [dir, every, mode = "thread"] = process.argv.slice(2);
+const store = new FileEventStore(dir!, {
+  durability: "group",
+  snapshotEvery: Number(every),
+  snapshotThread: mode === "thread",
+  onWarning: (m) => out(`warn ${m.replace(/\n/g, " ")}`),
+});
 let from = 0;
 const watched: EventStore = new Proxy(store, {
   get(target, key) {
@@ -62,7 +69,15 @@ const ulong = (n: number) => {
 };
 const value = new Uint8Array(1024).fill(0x5a);
 const made: number[] = [];
+let writing = false;
+const started = performance.now();
 for (let i = 0; ; i++) {
+  if (!writing && mode === "thread" && (store.snapshotStats.written > 0 || performance.now() - started > 10_000)) {
+    // Without one after 10 s the writer is broken: said as a warning, which fails the test.
+    if (store.snapshotStats.written === 0) out("warn no background snapshot written within 10 s");
+    writing = true;
+    out("writing");
+  }
   if (made.length >= 400) call({ fn: "C_DestroyObject", args: { hSession: h, hObject: made.shift()! } });
   const o = call({
     fn: "C_CreateObject",
