@@ -247,6 +247,10 @@ export async function runRemote(opts = {}) {
       for (const a of apps) await a.call({ fn: "C_Finalize", args: {} });
       await r.close();
     }
+    // The replay reads the stream alone: the service (whose background snapshot writer would now be catching up on
+    // the fill) and p11-kit are stopped first, so that the figure is the reader's and not a share of two busy cores.
+    await stop(serve.proc);
+    await stop(p11.proc, "SIGTERM");
     const { connect } = await import("@nats-io/transport-node");
     const { jetstream } = await import("@nats-io/jetstream");
     const { readSubject } = await import(join(DIST, "events", "jetstream-store.js"));
@@ -267,8 +271,6 @@ export async function runRemote(opts = {}) {
     replays.sort((a, b) => a.records / a.sec - b.records / b.sec);
     const replay = replays[1];
 
-    await stop(serve.proc);
-    await stop(p11.proc, "SIGTERM");
     await stop(nats.proc);
 
     // ---- report ----

@@ -795,7 +795,13 @@ export class JetStreamEventStore implements DeferredEventStore {
     if (this.failed) return;
     while (this.pending.length > 0 && (this.window.length === 0 || (!this.recovering && this.window.length < this.opts.maxInflight))) {
       const prev = this.window[this.window.length - 1];
-      const b = this.nextBatch(prev ? prev.expected + 1 : this.expectLast);
+      const run = this.nextRun();
+      // Behind a publish in flight, only a run that cannot grow (the subject changes after it, or it is full) goes
+      // now. One that reaches the end of what is pending waits for the window to drain and takes the records
+      // appended meanwhile: group commit as with one publish in flight, so a load on one token writes as few
+      // messages as before (replay reads a message at a time), and only loads that alternate subjects pipeline.
+      if (prev && run.open) break;
+      const b = this.nextBatch(run, prev ? prev.expected + 1 : this.expectLast);
       this.window.push(b);
       this.stats.publishes++;
       this.stats.records += b.last - b.first + 1;
@@ -805,8 +811,11 @@ export class JetStreamEventStore implements DeferredEventStore {
     if (this.window.length === 0 && this.pending.length === 0) for (const f of this.idle.splice(0)) f();
   }
 
-  /** Cut the next batch off `pending`, to be published expecting the stream's last sequence to be `expected`. */
-  private nextBatch(expected: number): Batch {
+  /**
+   * The next run of pending records: the longest with one subject, up to `maxBatch` records or `maxBatchBytes`; `open`
+   * when it reaches the end of what is pending under both limits (more appends could still join it).
+   */
+  private nextRun(): { n: number; bytes: number; open: boolean } {
     let n = 0;
     let bytes = 0;
     const subject = this.pending[0]!.subject;
@@ -819,6 +828,12 @@ export class JetStreamEventStore implements DeferredEventStore {
       bytes += this.pending[n]!.line.length + 1;
       n++;
     }
+    return { n, bytes, open: n === this.pending.length && n < this.opts.maxBatch && bytes < this.opts.maxBatchBytes };
+  }
+
+  /** Cut a run off `pending` as a batch, to be published expecting the stream's last sequence to be `expected`. */
+  private nextBatch({ n, bytes }: { n: number; bytes: number }, expected: number): Batch {
+    const subject = this.pending[0]!.subject;
     const batch = this.pending.splice(0, n);
     this.pendingBytes -= bytes;
     const first = batch[0]!.seq;
