@@ -251,6 +251,9 @@ export async function runRemote(opts = {}) {
     // the fill) and p11-kit are stopped first, so that the figure is the reader's and not a share of two busy cores.
     await stop(serve.proc);
     await stop(p11.proc, "SIGTERM");
+    // ... and after two quiet seconds: nats-server is still writing out the load's last messages and the stopped
+    // service's closing snapshot for a moment, and 16 client processes have just exited.
+    await new Promise((r) => setTimeout(r, 2000));
     const { connect } = await import("@nats-io/transport-node");
     const { jetstream } = await import("@nats-io/jetstream");
     const { readSubject } = await import(join(DIST, "events", "jetstream-store.js"));
