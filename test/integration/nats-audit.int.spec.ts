@@ -12,16 +12,16 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { connect } from "../../src/remote/client.js";
-import { CK, rvName } from "../../src/pkcs11/constants.js";
+import { CK } from "../../src/pkcs11/constants.js";
 import { AUDIT_BUCKET, DEFAULT_PREFIX, DEFAULT_STREAM, subjects } from "../../src/remote/protocol.js";
 import { ensureStream, readSubject } from "../../src/events/jetstream-store.js";
 import { checkpointKeyBase } from "../../src/events/jetstream-checkpoints.js";
 import { checkpointLine, signCheckpoint } from "../../src/events/checkpoint.js";
-import type { Call, CallArgs, CallOut, FnName } from "../../src/events/calls.js";
 import { natsPerFile } from "../support/nats-server.js";
 import { startServe, type ServeProcess } from "../support/serve-process.js";
 import { cliInProcess } from "../support/cli-in-process.js";
 import { SO_PIN, USER_PIN } from "../support/sim.js";
+import { initToken, remote } from "../support/remote-app.js";
 
 const { cli, tempDir } = cliInProcess();
 const RW = CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION;
@@ -42,17 +42,9 @@ async function servedAndStopped(sim: string): Promise<Served> {
   const svc: ServeProcess & { keyFile: string } = await startServe(nats.server.url, sim, { extra: ["--checkpoint-every", String(EVERY), "--audit-dir", auditDir] });
   try {
     const c = await connect(`${nats.server.url}/${sim}`, { timeoutMs: 5000 });
-    const a = c.application();
-    const call = async <F extends FnName>(fn: F, args: CallArgs[F]) => {
-      const r = await a.call({ fn, args } as Extract<Call, { fn: F }>);
-      return { rv: rvName(r.rv), out: r.out as CallOut[F] };
-    };
-    expect((await call("C_Initialize", {})).rv).toBe("CKR_OK");
-    expect((await call("C_InitToken", { slotID: 0, pin: SO_PIN, label: "audited" })).rv).toBe("CKR_OK");
+    const call = remote(c.application());
+    await initToken(call, "audited");
     const h = (await call("C_OpenSession", { slotID: 0, flags: RW })).out.hSession;
-    expect((await call("C_Login", { hSession: h, userType: CK.CKU_SO, pin: SO_PIN })).rv).toBe("CKR_OK");
-    expect((await call("C_InitPIN", { hSession: h, pin: USER_PIN })).rv).toBe("CKR_OK");
-    expect((await call("C_Logout", { hSession: h })).rv).toBe("CKR_OK");
     expect((await call("C_Login", { hSession: h, userType: CK.CKU_USER, pin: "wrong" })).rv).toBe("CKR_PIN_INCORRECT");
     expect((await call("C_Login", { hSession: h, userType: CK.CKU_USER, pin: USER_PIN })).rv).toBe("CKR_OK");
     const data = new TextEncoder().encode("what the auditor may not read");

@@ -10,17 +10,18 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
 import { SimulatorService } from "../../src/service/service.js";
 import { LeaseHeldError } from "../../src/service/lease.js";
-import { connect, type RemoteApplication, type RemoteSimulator } from "../../src/remote/client.js";
+import { connect, type RemoteSimulator } from "../../src/remote/client.js";
 import { CK, CKR_NAMES, rvName } from "../../src/pkcs11/constants.js";
 import { CALL_SCHEMA } from "../../src/events/call-schema.js";
 import { decodeWire, encodeWire, subjects, type CallReply } from "../../src/remote/protocol.js";
 import fc from "fast-check";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { readSubject } from "../../src/events/jetstream-store.js";
-import type { Call, CallArgs, CallOut, FnName } from "../../src/events/calls.js";
+import type { Call } from "../../src/events/calls.js";
 import { Kvm } from "@nats-io/kv";
 import { HEALTH_BUCKET } from "../../src/remote/protocol.js";
 import { followerCount } from "../support/followers.js";
+import { initToken, remote } from "../support/remote-app.js";
 import { startNatsServer, type NatsServer } from "../support/nats-server.js";
 import { startServe } from "../support/serve-process.js";
 import { spawnSync } from "node:child_process";
@@ -61,24 +62,9 @@ async function client(sim: string): Promise<RemoteSimulator> {
   return c;
 }
 
-/** `(fn, args)` → `{ rv: name, out }` on a remote application. */
-function remote(app: RemoteApplication) {
-  return async <F extends FnName>(fn: F, args: CallArgs[F]): Promise<{ rv: string; out: CallOut[F] }> => {
-    const r = await app.call({ fn, args } as Extract<Call, { fn: F }>);
-    return { rv: rvName(r.rv), out: r.out as CallOut[F] };
-  };
-}
 
 const RW = CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION;
 
-async function initToken(app: ReturnType<typeof remote>): Promise<void> {
-  expect((await app("C_Initialize", {})).rv).toBe("CKR_OK");
-  expect((await app("C_InitToken", { slotID: 0, pin: SO_PIN, label: "remote" })).rv).toBe("CKR_OK");
-  const h = (await app("C_OpenSession", { slotID: 0, flags: RW })).out.hSession;
-  expect((await app("C_Login", { hSession: h, userType: CK.CKU_SO, pin: SO_PIN })).rv).toBe("CKR_OK");
-  expect((await app("C_InitPIN", { hSession: h, pin: USER_PIN })).rv).toBe("CKR_OK");
-  expect((await app("C_CloseSession", { hSession: h })).rv).toBe("CKR_OK");
-}
 
 /** A new simulator served, one client application with the token initialised and an RW session open. */
 async function servedWithSession() {
@@ -87,7 +73,7 @@ async function servedWithSession() {
   const c = await client(sim);
   const a = c.application();
   const app = remote(a);
-  await initToken(app);
+  await initToken(app, "remote");
   const h = (await app("C_OpenSession", { slotID: 0, flags: RW })).out.hSession;
   return { sim, svc, c, a, app, h };
 }
@@ -168,7 +154,7 @@ describe("hsmsim serve and the async remote client", () => {
     const a2 = c2.application();
     const app1 = remote(a1);
     const app2 = remote(a2);
-    await initToken(app1);
+    await initToken(app1, "remote");
     expect((await app2("C_Initialize", {})).rv).toBe("CKR_OK");
     expect(a1.appId).not.toBe(a2.appId);
     const h1 = (await app1("C_OpenSession", { slotID: 0, flags: RW })).out.hSession;
@@ -200,7 +186,7 @@ describe("hsmsim serve and the async remote client", () => {
     const app1 = remote(c1.application());
     const a2 = c2.application();
     const app2 = remote(a2);
-    await initToken(app1);
+    await initToken(app1, "remote");
     await app2("C_Initialize", {});
     const h = (await app2("C_OpenSession", { slotID: 0, flags: RW })).out.hSession;
     await app2("C_OpenSession", { slotID: 0, flags: CK.CKF_SERIAL_SESSION });
