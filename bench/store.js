@@ -450,6 +450,7 @@ function openOnly(dir) {
     get(t, k) {
       if (k === "read") return (f = 1) => ((from = f), t.read(f));
       if (k === "readFacts") return (f = 1) => ((from = f), t.readFacts(f));
+      if (k === "eachFacts") return (f, key, apply) => ((from = f), t.eachFacts(f, key, apply));
       const v = Reflect.get(t, k, t);
       return typeof v === "function" ? v.bind(t) : v;
     },

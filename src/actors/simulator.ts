@@ -15,7 +15,7 @@
 import { pooledRandomSource } from "../crypto/random.js";
 import { generateRsa, generateRsaFrom } from "../crypto/rsa.js";
 import type { Call, CallOut, FnName } from "../events/calls.js";
-import type { Answer, CallRecord } from "../events/types.js";
+import type { Answer, CallRecord, Fact } from "../events/types.js";
 import type { EventStore, ReplayItem } from "../events/store.js";
 import { tokenOfCall } from "../events/token-subjects.js";
 import { MemoryEventStore } from "../events/memory-store.js";
@@ -181,7 +181,7 @@ export class Simulator {
         return plain ? plain.slice() : unseal(keys.seal, sealed);
       },
     };
-    this.replayEnv = { unseal: this.env.unseal, deferDigests: true };
+    this.replayEnv = { unseal: this.env.unseal, deferDigests: true, lazyAttributes: true };
     // A store that already holds records (a file store reopened) is the simulator's past: rebuild the state from it
     // before serving, so that the next call is decided on the state the log describes. A store with snapshots hands
     // over the newest one that opens (src/events/snapshot.ts), and only the records after it are replayed.
@@ -198,6 +198,8 @@ export class Simulator {
     if (this.seq !== this.store.lastSeq) {
       throw new RangeError(`"store" read ${this.seq} records but its lastSeq is ${this.store.lastSeq}`);
     }
+    // From here on the store may keep its facts cache (the file store's), keyed by this simulator's key.
+    this.store.cacheFacts?.(this.keys.factsCache);
     // What a replica of this simulator is built with (a store's background snapshot writer): the options that shape
     // the state (profile, slots: not the shell's clock, random source or wrappers, which replay never uses), the key.
     const { store: _store, clock: _clock, randomBytes: _random, shell: _shell, simulatorKey: _key, ...options } = opts;
@@ -213,7 +215,9 @@ export class Simulator {
    * appends to: the file store's background snapshot writer, src/events/snapshot-writer.ts).
    */
   catchUp(): void {
-    for (const r of this.store.readFacts?.(this.seq + 1) ?? this.store.read(this.seq + 1)) this.apply(r);
+    const store = this.store;
+    if (store.eachFacts) store.eachFacts(this.seq + 1, this.keys.factsCache, (seq, facts) => this.applyFacts(seq, facts));
+    else for (const r of store.readFacts?.(this.seq + 1) ?? store.read(this.seq + 1)) this.apply(r);
   }
 
   /** A new caller: an application once it calls C_Initialize. */
@@ -305,9 +309,15 @@ export class Simulator {
     if (record.seq !== this.seq + 1) throw new RangeError(`"record.seq" expected ${this.seq + 1}, got ${record.seq}`);
     // The log first, as in dispatch: a store that takes a snapshot at the start of an append sees the last record's state.
     if (append) this.store.append(record as CallRecord, tokenOfCall(this.state, (record as CallRecord).app, (record as CallRecord).args));
-    for (const f of record.facts) evolve(this.state, f, this.replayEnv);
-    this.read.apply(record);
-    this.seq = record.seq;
+    this.applyFacts(record.seq, record.facts);
+  }
+
+  /** Fold one record's facts (replay). */
+  private applyFacts(seq: number, facts: readonly Fact[]): void {
+    if (seq !== this.seq + 1) throw new RangeError(`"record.seq" expected ${this.seq + 1}, got ${seq}`);
+    for (let i = 0; i < facts.length; i++) evolve(this.state, facts[i]!, this.replayEnv);
+    this.read.applyFacts(seq, facts);
+    this.seq = seq;
   }
 }
 

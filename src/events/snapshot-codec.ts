@@ -184,11 +184,16 @@ class Encoder {
   }
 
   private fields(v: object, out: unknown[]): void {
-    if (Object.getOwnPropertySymbols(v).length > 0) this.fail("an object with symbol keys");
     for (const k in v) {
       if (!Object.hasOwn(v, k)) continue;
       out.push(k);
       out.push(this.at("field", k, (v as Record<string, unknown>)[k]));
+    }
+    // A member under a symbol that still holds something would be dropped. The one kind allowed is a replayed lazy
+    // value's (model/evolve.ts lazyObject, model/operations.ts startDigest): reading the member it stands for (the
+    // walk above just did) builds that member and empties the symbol's.
+    for (const s of Object.getOwnPropertySymbols(v)) {
+      if ((v as Record<symbol, unknown>)[s] !== undefined) this.fail("an object with symbol keys");
     }
   }
 }

@@ -26,6 +26,16 @@ export interface EventStore {
    * of each line). A store without it is replayed through `read`.
    */
   readFacts?(from?: number): Iterable<ReplayItem>;
+  /**
+   * Optional: the records from `from` as replay needs them, handed to `apply`, with the store's binary copy of the facts
+   * used where it has one keyed by `factsKey` (the file store's facts cache). Preferred to `readFacts` by replay.
+   */
+  eachFacts?(from: number, factsKey: Uint8Array, apply: (seq: number, facts: readonly Fact[]) => void): void;
+  /**
+   * Optional: keep that binary copy, keyed by `factsKey`, from now on. The simulator calls it once it has replayed
+   * the store.
+   */
+  cacheFacts?(factsKey: Uint8Array): void;
   /** The last sequence held (0 when empty). */
   readonly lastSeq: number;
   /**

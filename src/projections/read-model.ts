@@ -101,8 +101,12 @@ export class ReadModel {
   }
 
   apply(record: { readonly seq: number; readonly facts: readonly Fact[] }): void {
-    for (const f of record.facts) this.applyFact(f);
-    this.position = record.seq;
+    this.applyFacts(record.seq, record.facts);
+  }
+
+  applyFacts(seq: number, facts: readonly Fact[]): void {
+    for (let i = 0; i < facts.length; i++) this.applyFact(facts[i]!);
+    this.position = seq;
   }
 
   session(app: number, handle: number): SessionView | undefined {
@@ -192,18 +196,12 @@ export class ReadModel {
           });
         }
         const a = this.apps.get(f.app);
-        if (a && a.logins[f.slotID] !== f.role) {
-          this.apps.set(f.app, Object.freeze({ ...a, logins: Object.freeze({ ...a.logins, [f.slotID]: f.role }) }));
-        }
+        if (a && a.logins[f.slotID] !== f.role) this.apps.set(f.app, Object.freeze({ id: a.id, slots: a.slots, logins: loginsWith(a.logins, f.slotID, f.role) }));
         return;
       }
       case "LoggedOut": {
         const a = this.apps.get(f.app);
-        if (a && f.slotID in a.logins) {
-          const logins = { ...a.logins };
-          delete logins[f.slotID];
-          this.apps.set(f.app, Object.freeze({ ...a, logins: Object.freeze(logins) }));
-        }
+        if (a && f.slotID in a.logins) this.apps.set(f.app, Object.freeze({ id: a.id, slots: a.slots, logins: loginsWith(a.logins, f.slotID, undefined) }));
         return;
       }
       case "SessionOpened": {
@@ -254,6 +252,33 @@ export class ReadModel {
     c.sessions += delta;
     if (v.rw) c.rwSessions += delta;
   }
+}
+
+/**
+ * An application's logins with `slotID`'s set to `role` (undefined: removed). Login records are immutable values, so
+ * equal ones are one shared object, interned by content; each record also keeps its successors, so a login or logout
+ * is two lookups. Building a record per login was most of a replayed C_Login or C_Logout (~1.6 µs: the spread of a
+ * record keyed by numbers, then freeze, which moves its elements to a dictionary). There are as many records as
+ * combinations of (slot, role) in use.
+ */
+type Logins = Readonly<Record<number, Login>>;
+const LOGINS_BY_CONTENT = new Map<string, Logins>();
+const NEXT_LOGINS = new WeakMap<Logins, Map<string, Logins>>();
+function loginsWith(from: Logins, slotID: number, role: Login | undefined): Logins {
+  let next = NEXT_LOGINS.get(from);
+  if (!next) NEXT_LOGINS.set(from, (next = new Map()));
+  const change = role === undefined ? `${slotID}` : `${slotID}:${role}`;
+  let to = next.get(change);
+  if (!to) {
+    const copy: Record<number, Login> = { ...from };
+    if (role === undefined) delete copy[slotID];
+    else copy[slotID] = role;
+    const content = Object.entries(copy).join(";");
+    to = LOGINS_BY_CONTENT.get(content);
+    if (!to) LOGINS_BY_CONTENT.set(content, (to = Object.freeze(copy)));
+    next.set(change, to);
+  }
+  return to;
 }
 
 function emptyToken(id: string): TokenView {

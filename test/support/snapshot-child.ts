@@ -15,6 +15,7 @@ import { FileEventStore } from "../../src/events/file-store.js";
 import { CK } from "../../src/pkcs11/constants.js";
 import { writeLine } from "./ack.js";
 import type { Call, CallOut, FnName } from "../../src/events/calls.js";
+import type { Fact } from "../../src/events/types.js";
 
 const SNAPSHOT_KILL9_KEY = new Uint8Array(32).fill(11);
 const SO_PIN = "12345678";
@@ -34,6 +35,7 @@ const watched: EventStore = new Proxy(store, {
   get(target, key) {
     if (key === "read") return (f = 1) => ((from = f), target.read(f));
     if (key === "readFacts") return (f = 1) => ((from = f), target.readFacts(f));
+    if (key === "eachFacts") return (f: number, k: Uint8Array, apply: (seq: number, facts: readonly Fact[]) => void) => ((from = f), target.eachFacts(f, k, apply));
     const v = Reflect.get(target, key, target) as unknown;
     return typeof v === "function" ? v.bind(target) : v;
   },

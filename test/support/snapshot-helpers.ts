@@ -53,9 +53,13 @@ export function readsOf<S extends EventStore>(store: S): { store: S; froms: numb
   const froms: number[] = [];
   const proxy = new Proxy(store, {
     get(target, key) {
-      // Replay reads through `readFacts` where the store has it, else through `read`: either is where it started.
+      // Replay reads through `eachFacts` or `readFacts` where the store has them, else through `read`: any of them
+      // is where it started.
       if (key === "read") return (from = 1) => (froms.push(from), target.read(from));
       if (key === "readFacts" && target.readFacts) return (from = 1) => (froms.push(from), target.readFacts!(from));
+      if (key === "eachFacts" && target.eachFacts) {
+        return (from: number, factsKey: Uint8Array, apply: Parameters<NonNullable<EventStore["eachFacts"]>>[2]) => (froms.push(from), target.eachFacts!(from, factsKey, apply));
+      }
       const v = Reflect.get(target, key, target) as unknown;
       return typeof v === "function" ? v.bind(target) : v;
     },
