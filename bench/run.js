@@ -420,14 +420,22 @@ function storeSection(opts, get, checks) {
     const b = rp.breakdownUsPerRecord;
     rows.push([
       `replay ${fmtOps(rp.records)} records (session cycle)`,
-      `${fmtOps(rp.replayEventsPerSec)} events/s read + applied, state checked against the writer's; per record ` +
-        `read ${b.read.toFixed(2)} µs, decode ${b.decode.toFixed(2)} µs, apply ${b.apply.toFixed(2)} µs (whole records parsed: ${fmtOps(rp.readWholeRecordsEventsPerSec)}/s)`,
+      `${fmtOps(rp.replayEventsPerSec)} events/s read + applied (median of ${rp.replayRoundsEventsPerSec?.length ?? 1}: ${(rp.replayRoundsEventsPerSec ?? []).map(fmtOps).join(", ")}), state checked against the writer's; ` +
+        `facts from the facts cache (${(rp.cacheBytes / 2 ** 20).toFixed(1)} MiB beside a ${(rp.logBytes / 2 ** 20).toFixed(0)} MiB log); per record ` +
+        `read ${b.read.toFixed(2)} µs, decode ${b.decode.toFixed(2)} µs, apply ${b.apply.toFixed(2)} µs`,
       check,
     ]);
     if (rp.freshProcessReplayEventsPerSec !== undefined) {
       rows.push([
         `replay in a fresh process (as a process opening the store)`,
-        `${fmtOps(rp.freshProcessReplayEventsPerSec)} events/s, state checked against the writer's (the check above holds the in-process figure)`,
+        `${fmtOps(rp.freshProcessReplayEventsPerSec)} events/s (median of 3), state checked against the writer's (the check above holds the in-process figure)`,
+        "",
+      ]);
+    }
+    if (rp.replayFromLinesEventsPerSec !== undefined) {
+      rows.push([
+        `replay with the facts cache off (each line's JSON)`,
+        `${fmtOps(rp.replayFromLinesEventsPerSec)} events/s, state checked against the cached replay's (whole records parsed: ${fmtOps(rp.readWholeRecordsEventsPerSec)}/s)`,
         "",
       ]);
     }

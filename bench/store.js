@@ -5,7 +5,8 @@
 //
 // Workloads (bench/README.md, "The file store"):
 //   append-fsync, append-group, append-none   records/s through the simulator on a file store in that durability
-//   replay     a log of the session-cycle mix: open (verifying it whole), read (parse only), replay (read + apply)
+//   replay     a log of the session-cycle mix: open (verifying it whole), replay (from the facts cache; and from the
+//              log's lines with the cache off), with read / decode / apply timed apart
 //   verify     `hsmsim audit verify` on that log: in-process and as the CLI, events/s
 //   snapshot   what writing one snapshot costs (capture + seal, write + fsync) for a small and a large state, inline,
 //              and the pause the calling append sees with the background writer against that writer's total
@@ -28,6 +29,8 @@ import { gc, measure, now } from "./lib/measure.js";
 const DIST = new URL("../dist/", import.meta.url);
 const { Simulator } = await import(new URL("actors/simulator.js", DIST).href);
 const { FileEventStore } = await import(new URL("events/file-store.js", DIST).href);
+const { cacheBlocks, openBlock, FACTS_CACHE_FILE } = await import(new URL("events/facts-cache.js", DIST).href);
+const { deriveKeys } = await import(new URL("crypto/keys.js", DIST).href);
 const { verifyStore } = await import(new URL("events/verify.js", DIST).href);
 const { snapshotState } = await import(new URL("model/snapshot.js", DIST).href);
 const { canonicalJson } = await import(new URL("events/chain.js", DIST).href);
@@ -37,6 +40,7 @@ const HSMSIM = fileURLToPath(new URL("../bin/hsmsim.js", import.meta.url));
 const SO_PIN = "12345678";
 const USER_PIN = "1234";
 const KEY = new Uint8Array(32).fill(3);
+const FACTS_KEY = deriveKeys(KEY).factsCache;
 const RW = CK.CKF_SERIAL_SESSION | CK.CKF_RW_SESSION;
 
 function parseArgs(argv) {
@@ -167,78 +171,131 @@ function readLines(file) {
   }
 }
 
+/** Every block of a store's facts cache read and checked (MAC, bound to the log), not decoded: its I/O part. */
+function readCacheBlocks(dir) {
+  const fd = openSync(join(dir, FACTS_CACHE_FILE), "r");
+  const log = openSync(join(dir, "events.log"), "r");
+  try {
+    const logReader = (offset, n) => {
+      const b = Buffer.alloc(n);
+      return b.subarray(0, readSync(log, b, 0, n, offset));
+    };
+    let records = 0;
+    for (const b of cacheBlocks(fd, statSync(join(dir, FACTS_CACHE_FILE)).size)) {
+      if (!openBlock(fd, b, FACTS_KEY, logReader)) throw new Error(`cache block at seq ${b.first} does not check`);
+      records += b.count;
+    }
+    return records;
+  } finally {
+    closeSync(fd);
+    closeSync(log);
+  }
+}
+
+/** `rounds` replays of the open `store` into a new simulator each, timed; the last simulator. */
+function timedReplays(store, rounds) {
+  const ms = [];
+  let sim;
+  for (let i = 0; i < rounds; i++) {
+    sim = undefined; // the previous one's state is garbage before the next replay
+    gc();
+    const t = now();
+    sim = new Simulator({ store, simulatorKey: KEY });
+    ms.push(now() - t);
+  }
+  return { sim, ms };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
 /**
- * Replay from the file store: a closed log of the session-cycle mix, reopened (its whole chain verified: no snapshot),
- * then replayed into a real Simulator. The replay is split into its parts, each timed on its own pass over the log:
- * read (the bytes, split into lines), decode (the store's `readFacts`: each line's facts; minus read), apply (the
- * simulator's evolve and read model; the whole replay minus readFacts). The replayed state must equal the writer's
- * (src/model/snapshot.ts's picture of write and read model, chart states included) and the replayed simulator must
- * then serve a session cycle; otherwise the workload fails.
+ * Replay from the file store: a closed log of the session-cycle mix, written with the store's defaults but no
+ * snapshots (so opening replays it all; the facts cache, src/events/facts-cache.ts, is on by default), reopened (its
+ * whole chain verified), then replayed into a real Simulator, five times (each a new simulator on the open store; the
+ * median is the figure). The replay is split into its parts, each timed on its own pass: read (the cache's blocks read
+ * and checked: MAC, bound to the log), decode (the store's `eachFacts` handing every record's facts to a no-op, minus
+ * read), apply (evolve and read model: the replay minus `eachFacts`). Also, for comparison: the replay with the cache
+ * off (`factsCache: false`: each line's facts cut out and parsed as JSON), and whole records parsed (`read()`). The
+ * replayed state must equal the writer's (src/model/snapshot.ts's picture of write and read model, chart states
+ * included), with and without the cache, and the replayed simulator must then serve a session cycle; otherwise the
+ * workload fails. The same replay runs in three fresh processes too (the median reported).
  */
 function replayWorkload(o) {
   const built = cycleStore(o, o.events ?? (o.quick ? 50_000 : 200_000));
   try {
-    // The same replay in a fresh process, as a process that opens the store sees it (below, the writer's work, the
-    // three passes and their garbage share the process with the replay; the store is closed, so the child may open
-    // it). Its state must be the writer's too.
-    const fresh = spawnSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url), "replay-only", built.dir], { encoding: "utf8" });
-    const freshLine = fresh.stdout.split("\n").find((l) => l.startsWith("BENCH_RESULT "));
-    if (!freshLine) throw new Error(`replay-only failed: ${fresh.stderr}`);
-    const freshResult = JSON.parse(freshLine.slice(13)).result;
-    if (freshResult.records !== built.records || freshResult.stateDigest !== stateDigest(built.sim)) {
-      throw new Error("the state replayed in a fresh process differs from the writer's");
+    const writerState = snapshotState(built.sim.state, built.sim.read);
+    // The same replay in fresh processes, as a process that opens the store sees it (below, the writer's work, the
+    // passes and their garbage share the process with the replay; the store is closed, so a child may open it).
+    const fresh = [];
+    for (let i = 0; i < 3; i++) {
+      const child = spawnSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url), "replay-only", built.dir], { encoding: "utf8" });
+      const line = child.stdout.split("\n").find((l) => l.startsWith("BENCH_RESULT "));
+      if (!line) throw new Error(`replay-only failed: ${child.stderr}`);
+      const r = JSON.parse(line.slice(13)).result;
+      if (r.records !== built.records || r.stateDigest !== stateDigest(built.sim)) throw new Error("the state replayed in a fresh process differs from the writer's");
+      fresh.push(r.replayMs);
     }
     gc();
     let t = now();
-    const store = new FileEventStore(built.dir, { durability: "none", snapshotOnClose: false });
+    // No snapshot along the way (the session cycle below would write one, and the replay from the lines then restore it).
+    const store = new FileEventStore(built.dir, { durability: "none", snapshotEvery: 0, snapshotOnClose: false });
     const openMs = now() - t;
     gc();
     t = now();
-    const lines = readLines(join(built.dir, "events.log"));
+    const cached = readCacheBlocks(built.dir);
     const readMs = now() - t;
+    if (cached !== built.records) throw new Error(`the facts cache holds ${cached} of ${built.records} records`);
     gc();
     t = now();
     let n = 0;
-    for (const r of store.readFacts()) n += r.seq > 0 ? 1 : 0;
-    const readFactsMs = now() - t;
+    store.eachFacts(1, FACTS_KEY, (seq) => (n += seq > 0 ? 1 : 0));
+    const eachFactsMs = now() - t;
+    gc();
+    t = now();
+    const lines = readLines(join(built.dir, "events.log"));
+    const readLinesMs = now() - t;
     gc();
     t = now();
     let w = 0;
     for (const r of store.read()) if (r.seq > 0) w++;
     const readWholeMs = now() - t;
-    gc();
-    t = now();
-    const sim = new Simulator({ store, simulatorKey: KEY });
-    const replayMs = now() - t;
+    const { sim, ms: replays } = timedReplays(store, 5);
+    const replayMs = median(replays);
     if (sim.lastSeq !== built.records || n !== built.records || w !== built.records || lines !== built.records) {
       throw new Error("replay did not reach the end of the log");
     }
-    if (!isDeepStrictEqual(snapshotState(sim.state, sim.read), snapshotState(built.sim.state, built.sim.read))) {
-      throw new Error("the replayed state differs from the writer's");
-    }
+    if (!isDeepStrictEqual(snapshotState(sim.state, sim.read), writerState)) throw new Error("the replayed state differs from the writer's");
     // It serves: a whole session cycle (every call must answer CKR_OK) on the replayed simulator.
     sessionCycle(application(sim))();
     store.close();
+    // Without the cache: each line's facts parsed (the store reopened with the cache off; the cycle above added ten).
+    const plainStore = new FileEventStore(built.dir, { durability: "none", snapshotEvery: 0, snapshotOnClose: false, factsCache: false });
+    const { sim: plainSim, ms: plain } = timedReplays(plainStore, 3);
+    if (!isDeepStrictEqual(snapshotState(plainSim.state, plainSim.read), snapshotState(sim.state, sim.read))) throw new Error("the replay from the lines differs from the one from the cache");
+    plainStore.close();
     return {
       mix: "session cycle (10 calls: open, login, info, create, digest init/update/final, destroy, logout, close)",
       records: built.records,
       logBytes: built.bytes,
+      cacheBytes: statSync(join(built.dir, FACTS_CACHE_FILE)).size,
       buildRecordsPerSec: built.buildRecordsPerSec,
       openVerifyEventsPerSec: rate(built.records, openMs),
       replayEventsPerSec: rate(built.records, replayMs),
+      replayRoundsEventsPerSec: replays.map((ms) => rate(built.records, ms)),
       replayStateChecked: true,
-      freshProcessReplayEventsPerSec: rate(built.records, freshResult.replayMs),
-      freshProcessReplayMs: freshResult.replayMs,
+      freshProcessReplayEventsPerSec: rate(built.records, median(fresh)),
+      freshProcessReplayMs: fresh,
       breakdownUsPerRecord: {
         read: (readMs * 1000) / built.records,
-        decode: ((readFactsMs - readMs) * 1000) / built.records,
-        apply: ((replayMs - readFactsMs) * 1000) / built.records,
+        decode: ((eachFactsMs - readMs) * 1000) / built.records,
+        apply: ((replayMs - eachFactsMs) * 1000) / built.records,
       },
-      readFactsEventsPerSec: rate(n, readFactsMs),
+      replayFromLinesEventsPerSec: rate(built.records + 10, median(plain)),
+      readLinesEventsPerSec: rate(lines, readLinesMs),
       readWholeRecordsEventsPerSec: rate(w, readWholeMs),
       openMs,
       readMs,
-      readFactsMs,
+      eachFactsMs,
       replayMs,
     };
   } finally {

@@ -85,7 +85,7 @@ function shapeOf(o: Record<string, unknown>): ShapeNode {
   return node;
 }
 
-/** One object-building function per shape (its sorted keys joined by NUL). */
+/** One object-building function per shape (by its sorted keys as JSON). */
 const BUILDERS = new Map<string, Builder>();
 type Builder = (values: unknown[], at: number) => object;
 
@@ -262,7 +262,7 @@ export class FactsBlockEncoder {
 const NO_FACTS: readonly unknown[] = Object.freeze([]);
 
 function builder(keys: readonly string[]): Builder {
-  const id = keys.join("\u0000");
+  const id = JSON.stringify(keys); // unambiguous: [] and [""] would join alike
   let b = BUILDERS.get(id);
   if (!b) {
     // Keys are JSON string literals in the source (valid JS string literals); values come from the array argument.
@@ -302,6 +302,7 @@ export class FactsBlockDecoder {
   next(): unknown[] {
     const n = this.uint();
     if (n === 0) return NO_FACTS as unknown[];
+    if (n > this.end - this.pos) throw new FactsCodecError("facts block: a record runs past the block");
     const out = new Array<unknown>(n);
     for (let i = 0; i < n; i++) out[i] = this.value();
     return out;
@@ -370,6 +371,8 @@ export class FactsBlockDecoder {
         for (let i = 0; i < n; i++) {
           const k = this.value();
           if (typeof k !== "string") throw new FactsCodecError("facts block: a key that is not a string");
+          // The encoder never writes one (it sends such objects as JSON); a literal would set the prototype.
+          if (k === "__proto__") throw new FactsCodecError("facts block: a key __proto__ in a shape");
           keys.push(k);
         }
         const shape = { keys, build: builder(keys) };
