@@ -88,15 +88,17 @@ import {
   type ApiError,
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import type { DeferredEventStore, ReplicaSpec, SnapshotCandidate, SnapshotHost } from "./store.js";
+import type { DeferredEventStore, ReplayItem, ReplicaSpec, SnapshotCandidate, SnapshotHost } from "./store.js";
 import { BackgroundSnapshots, type SnapshotSource, type WriterResult } from "./snapshot-writer.js";
-import type { CallRecord } from "./types.js";
+import type { CallRecord, Fact } from "./types.js";
+import { decodeRecord } from "./codec.js";
 import { encodeEntry, entryHash, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { StoreWriteError } from "./file-store.js";
 import { MemoryEventStore } from "./memory-store.js";
 import { getBlob, putBlob, type BlobMeta } from "./kv-blob.js";
 import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_MSG_ID, HEADER_SEQ, legacyStreamSubjects, SNAPSHOT_BUCKET, streamSubjects, subjects, type Subjects } from "../remote/protocol.js";
 import { subjectToken } from "./token-subjects.js";
+import { readSubjectFast } from "./jetstream-reader.js";
 import { Requests } from "../remote/requests.js";
 
 /** JetStream's "wrong last sequence": the expectation (our fence) did not hold. */
@@ -256,51 +258,52 @@ export interface ReplayedMessage {
   streamSeq: number;
   /** The message's envelopes, parsed on first use. */
   readonly envelopes: Envelope[];
+  /**
+   * What a replay needs of the message's records, decoded on first use (`parseItems`): each one's seq, prev and hash
+   * (for the chain's links) and its facts, the rest of the record not parsed. Nothing is verified.
+   */
+  readonly items: EntryFacts[];
   /** The message's bytes: one envelope per line. */
   data: Uint8Array;
 }
 
+/** A log entry as a replay needs it: its envelope's seq, prev and hash, and its record's facts. */
+export interface EntryFacts {
+  seq: number;
+  prev: string;
+  hash: string;
+  facts: Fact[];
+}
+
 function replayed(streamSeq: number, data: Uint8Array): ReplayedMessage {
   let parsed: Envelope[] | undefined;
+  let items: EntryFacts[] | undefined;
   return {
     streamSeq,
     data,
     get envelopes() {
       return (parsed ??= parseMessage(data));
     },
+    get items() {
+      return (items ??= parseItems(data));
+    },
   };
 }
 
 /**
  * Read the subject's messages from `startStreamSeq` (default: the start) to its current end, in order. Resolves with
- * the stream sequence of the last message read (0 if none). An ordered consumer, `max_messages` 1000 (the fast
- * setting measured in the design note).
+ * the stream sequence of the last message read (0 if none). A push consumer read by a core subscription
+ * (jetstream-reader.ts: order and lost deliveries checked, a lost server a `ReplayInterruptedError`, never a hang).
  */
 export async function readSubject(
-  js: JetStreamClient,
+  js: JetStreamClient | NatsConnection,
   stream: string,
   subject: string,
   onMessage: (m: ReplayedMessage) => void,
   startStreamSeq = 1,
 ): Promise<number> {
-  const c = await js.consumers.get(stream, {
-    filter_subjects: subject,
-    ...(startStreamSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startStreamSeq } : {}),
-  });
-  let last = 0;
-  try {
-    const info = await c.info(true);
-    if (info.num_pending === 0) return 0;
-    const it: ConsumerMessages = await c.consume({ max_messages: 1000 });
-    for await (const m of it) {
-      onMessage(replayed(m.seq, m.data));
-      last = m.seq;
-      if (m.info.pending === 0) break;
-    }
-  } finally {
-    await c.delete().catch(() => undefined);
-  }
-  return last;
+  const r = await readSubjectFast(js, stream, subject, (m) => onMessage(replayed(m.streamSeq, m.data)), { startStreamSeq });
+  return r.lastStreamSeq;
 }
 
 const utf8d = new TextDecoder();
@@ -320,41 +323,143 @@ function fastLine(line: string): { seq: number; prev: string; hash: string; raw:
 }
 const utf8 = new TextEncoder();
 
-/** The envelopes of one event message (one per line). */
-export function parseMessage(data: Uint8Array): Envelope[] {
-  const text = utf8d.decode(data);
-  const out: Envelope[] = [];
-  let i = 0;
-  while (i < text.length) {
-    let j = text.indexOf("\n", i);
-    if (j < 0) j = text.length;
-    if (j > i) out.push(JSON.parse(text.slice(i, j)) as Envelope);
-    i = j + 1;
+/**
+ * The facts of a record's canonical text (`{"app":N,"args":{…},"facts":[…],"fn":"…",…}`: keys sorted), cut out and
+ * parsed alone, or undefined when the text is not laid out so (the caller parses it whole). As file-store.ts
+ * `factsOfLine` for a log line: the args object is skipped by bracket counting (strings skipped whole), and the facts
+ * array ends at the first `],"fn":"` after it, since no JSON string can hold `,"` and an inner `]` followed by a key
+ * "fn" would leave the cut unbalanced (JSON.parse throws, and the text is parsed whole).
+ */
+export function factsOfRecordText(t: string): Fact[] | undefined {
+  if (!t.startsWith('{"app":')) return undefined;
+  let i = 7;
+  while (i < t.length && t.charCodeAt(i) >= 48 && t.charCodeAt(i) <= 57) i++;
+  if (i === 7 || !t.startsWith(',"args":{', i)) return undefined;
+  // Skip the args object.
+  let depth = 0;
+  for (i += 8; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c === 34 /* " */) {
+      for (i++; i < t.length && t.charCodeAt(i) !== 34; i++) if (t.charCodeAt(i) === 92 /* \ */) i++;
+    } else if (c === 123 /* { */ || c === 91 /* [ */) depth++;
+    else if ((c === 125 /* } */ || c === 93) /* ] */ && --depth === 0) break;
+  }
+  if (i >= t.length || !t.startsWith(',"facts":[', i + 1)) return undefined;
+  i += 10; // at the facts' "["
+  if (t.charCodeAt(i + 1) === 93 /* ] */) return [];
+  const close = t.indexOf('],"fn":"', i);
+  if (close < 0) return undefined;
+  try {
+    const facts: unknown = JSON.parse(t.slice(i, close + 1));
+    return Array.isArray(facts) ? (facts as Fact[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The entries of one event message as a replay needs them (EntryFacts): a line in the writer's layout (`fastLine`)
+ * has its envelope cut by hand and its facts cut out of the record's text (`factsOfRecordText`); a line in another
+ * layout, or whose facts cannot be cut, is parsed whole. Nothing is verified here.
+ */
+export function parseItems(data: Uint8Array): EntryFacts[] {
+  return decodeLines(
+    data,
+    (f) => {
+      const facts = factsOfRecordText(f.raw);
+      return facts && { seq: f.seq, prev: f.prev, hash: f.hash, facts };
+    },
+    (e) => ({ seq: e.seq, prev: e.prev, hash: e.hash, facts: e.record.facts }),
+  );
+}
+
+/** Each line of a message: `fast` on the parts of one in the writer's layout, else (or if it answers undefined) `whole` on it parsed. */
+function decodeLines<T>(data: Uint8Array, fast: (f: NonNullable<ReturnType<typeof fastLine>>) => T | undefined, whole: (e: Envelope) => T): T[] {
+  const out: T[] = [];
+  for (const line of utf8d.decode(data).split("\n")) {
+    if (line.length === 0) continue;
+    const f = fastLine(line);
+    const x = f && fast(f);
+    out.push(x ?? whole(JSON.parse(line) as Envelope));
   }
   return out;
 }
 
-/** Follow a subject live from `startStreamSeq`: every message's envelopes to `onMessage`, until `stop()`. */
+/**
+ * The envelopes of one event message (one per line). A line in the writer's layout (`fastLine`) has its envelope cut
+ * by hand and only its record parsed; any other line is parsed whole. Nothing is verified here (messageEntries,
+ * the store's load and a projection's fold check the chain).
+ */
+export function parseMessage(data: Uint8Array): Envelope[] {
+  return decodeLines(
+    data,
+    (f) => ({ seq: f.seq, prev: f.prev, hash: f.hash, record: JSON.parse(f.raw) as CallRecord }),
+    (e) => e,
+  );
+}
+
+/**
+ * Follow a subject live from `startStreamSeq`: every message's envelopes to `onMessage`, until `stop()`. It catches
+ * up first with the fast reader (readSubjectFast: a push consumer on a core subscription), then follows live from
+ * there with an ordered consumer (`consume()`, which rides out reconnects and leader changes). A catch-up cut short
+ * by anything but `onMessage` (the connection lost, the server quiet, a lost delivery, a consumer not made) is not a
+ * failure: the ordered consumer takes over after the last message read. An error thrown by `onMessage` ends `done`
+ * with it, as before. Rejects at once, as before, when the stream cannot be reached (its info, as the ordered
+ * consumer asks it).
+ */
 export async function followSubject(
   js: JetStreamClient,
   stream: string,
   subject: string,
   startStreamSeq: number,
-  onMessage: (m: ReplayedMessage, msg: JsMsg) => void,
+  onMessage: (m: ReplayedMessage, msg?: JsMsg) => void,
 ): Promise<{ stop(): Promise<void>; done: Promise<void> }> {
-  const c = await js.consumers.get(stream, {
-    filter_subjects: subject,
-    ...(startStreamSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startStreamSeq } : {}),
-  });
-  const it = await c.consume({ max_messages: 1000 });
+  const jsm = await js.jetstreamManager(false);
+  await jsm.streams.info(stream);
+  const abort = new AbortController();
+  let stopped = false;
+  let it: ConsumerMessages | undefined;
+  let consumer: { delete(): Promise<boolean> } | undefined;
   const done = (async () => {
+    let from = startStreamSeq;
+    let threw: { e: unknown } | undefined;
+    try {
+      await readSubjectFast(
+        js,
+        stream,
+        subject,
+        (m) => {
+          try {
+            onMessage(replayed(m.streamSeq, m.data));
+          } catch (e) {
+            threw = { e };
+            throw e;
+          }
+          from = m.streamSeq + 1;
+        },
+        { startStreamSeq: from, signal: abort.signal, jsm },
+      );
+    } catch (e) {
+      if (threw) throw threw.e;
+    }
+    if (stopped) return;
+    const c = await js.consumers.get(stream, {
+      filter_subjects: subject,
+      ...(from > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from } : {}),
+    });
+    consumer = c;
+    if (stopped) return void (await c.delete().catch(() => undefined));
+    it = await c.consume({ max_messages: 1000 });
+    if (stopped) await it.close().catch(() => undefined);
     for await (const m of it) onMessage(replayed(m.seq, m.data), m);
   })();
   return {
     done,
     async stop() {
-      await it.close().catch(() => undefined);
-      await c.delete().catch(() => undefined);
+      stopped = true;
+      abort.abort();
+      await it?.close().catch(() => undefined);
+      await consumer?.delete().catch(() => undefined);
     },
   };
 }
@@ -365,14 +470,8 @@ export async function followSubject(
  * (`verified`: its own hash holds; seq and prev are left to the caller), without re-encoding the parsed record: a
  * third of the replay's cost. Any other line is parsed whole and checked by `entryProblem`.
  */
-export function* messageEntries(subject: string, m: ReplayedMessage): Iterable<Envelope & { verified?: boolean }> {
-  const text = utf8d.decode(m.data);
-  let i = 0;
-  while (i < text.length) {
-    let j = text.indexOf("\n", i);
-    if (j < 0) j = text.length;
-    const line = text.slice(i, j);
-    i = j + 1;
+export function* messageEntries(subject: string, m: ReplayedMessage): Iterable<Envelope & { verified?: boolean; raw?: string }> {
+  for (const line of utf8d.decode(m.data).split("\n")) {
     if (line.length === 0) continue;
     const fast = fastLine(line);
     if (fast) {
@@ -380,7 +479,7 @@ export function* messageEntries(subject: string, m: ReplayedMessage): Iterable<E
       if (entryHash(seq, prev, raw) !== hash) throw new StreamCorruptError(subject, seq, m.streamSeq, "hash does not match the entry's contents");
       const record = JSON.parse(raw) as CallRecord;
       if (record.seq !== seq) throw new StreamCorruptError(subject, seq, m.streamSeq, `record.seq is ${record.seq}, expected ${seq}`);
-      yield { seq, prev, hash, record, verified: true };
+      yield { seq, prev, hash, record, verified: true, raw };
     } else {
       yield JSON.parse(line) as Envelope;
     }
@@ -692,7 +791,10 @@ export class JetStreamEventStore implements DeferredEventStore {
           const seq = this.last + 1;
           const problem = e.verified ? (e.seq !== seq ? `envelope seq is ${e.seq}, expected ${seq}` : e.prev !== this.head ? `prev does not match the hash of entry ${seq - 1}` : undefined) : entryProblem(e, seq, this.head);
           if (problem) throw new StreamCorruptError(this.subject, seq, m.streamSeq, problem);
-          this.records.append(e.record);
+          // The record's text as the line holds it (the canonical text its hash was just checked over), not encoded
+          // again from the parsed record: what `append` keeps too (encodeEntry's body).
+          if (e.raw !== undefined) this.records.appendEncoded(e.raw);
+          else this.records.append(e.record);
           this.last = seq;
           this.head = e.hash;
         }
@@ -762,6 +864,19 @@ export class JetStreamEventStore implements DeferredEventStore {
   *read(from = 1): Iterable<CallRecord> {
     const start = Math.max(from, this.base + 1);
     yield* this.records.read(start);
+  }
+
+  /**
+   * The records from `from` as a replay needs them (store.ts ReplayItem): each record's facts cut out of its held
+   * text (`factsOfRecordText`), the rest of it not parsed; a text in another layout is parsed whole. The texts were
+   * verified when the store loaded them (hash, seq, link, record seq) or were encoded here by `append`.
+   */
+  *readFacts(from = 1): Iterable<ReplayItem> {
+    let seq = Math.max(from, this.base + 1);
+    for (const text of this.records.texts(seq)) {
+      yield { seq, facts: factsOfRecordText(text) ?? decodeRecord(text).facts };
+      seq++;
+    }
   }
 
   flush(seq: number): Promise<void> {

@@ -27,7 +27,7 @@ import { randomUUID } from "node:crypto";
 import { connect as natsConnect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import type { Call, CallOut, FnName } from "../events/calls.js";
-import type { Answer, CallRecord } from "../events/types.js";
+import type { Answer } from "../events/types.js";
 import { followSubject } from "../events/jetstream-store.js";
 import { invalidArgument } from "../events/call-schema.js";
 import { CK } from "../pkcs11/constants.js";
@@ -215,10 +215,11 @@ export class RemoteSimulator {
   private followFrom(streamSeq: number, gen: number): Promise<{ stop(): Promise<void> }> {
     return followSubject(jetstream(this.nc), this.info.stream, this.subjects.events, streamSeq, (m) => {
       if (gen !== this.gen) return;
-      for (const e of m.envelopes) {
+      // Each record's seq and facts (all the read model folds), the rest of it not parsed.
+      for (const e of m.items) {
         // Records the read model already holds (the message that holds its record) are skipped.
         if (e.seq !== this.projected + 1) continue;
-        this.read.apply(e.record as CallRecord);
+        this.read.apply(e);
         this.projected = e.seq;
       }
       if (this.waiters.length > 0) {
