@@ -19,13 +19,14 @@
  * it (the store's `StreamCorruptError`).
  *
  * Failure, never a hang: the connection lost or closed, or nothing at all (no message, no heartbeat) for `stallMs`,
- * rejects with `ReplayInterruptedError`; an error thrown by `onMessage` rejects with that error. Either way the
+ * rejects with `ReplayInterruptedError`; a consumer JetStream cannot make is asked for again for `retryForMs`
+ * (a cluster electing a stream leader), then its last error; an error thrown by `onMessage` rejects with that error. Either way the
  * subscription is dropped and the consumer deleted (or left to its inactivity threshold when the server is gone).
  * Flow-control requests are answered as they come (the callback runs synchronously in the parser, so everything
  * before one is processed), and a stalled-consumer heartbeat is answered too.
  */
-import { createInbox, type Msg, type NatsConnection, type Status } from "@nats-io/transport-node";
-import { AckPolicy, DeliverPolicy, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { createInbox, type Msg, type NatsConnection, type Status, type Subscription } from "@nats-io/transport-node";
+import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 
 /** One message read: its stream sequence and its payload (the bytes as stored; headers are not read). */
 export interface ReadMessage {
@@ -42,6 +43,11 @@ export interface ReadSubjectOptions {
   stallMs?: number;
   /** The JetStream manager to make the consumer with (default: one of `nc`'s, API not checked). */
   jsm?: JetStreamManager;
+  /**
+   * How long the consumer is asked for again while JetStream cannot make it yet (no stream leader: a timeout, no
+   * responders, 10008). Default 15000 ms; the last error then ends the read.
+   */
+  retryForMs?: number;
   /** Aborting ends the read early, without an error (what was read so far is the result). */
   signal?: AbortSignal;
 }
@@ -135,8 +141,15 @@ export class DeliveryOrder {
   }
 }
 
+/** Errors that say JetStream cannot make a consumer yet (no stream leader, an election), as opposed to never. */
+export function transient(e: unknown): boolean {
+  if (e instanceof JetStreamApiError) return e.code === 10008 || e.status === 503;
+  const err = e as { name?: string; isNoResponders?: () => boolean } | undefined;
+  return err?.name === "TimeoutError" || err?.name === "NoResponders" || err?.name === "JetStreamNotEnabled" || (err?.name === "RequestError" && err.isNoResponders?.() === true);
+}
+
 /** The connection under a JetStream client (@nats-io/jetstream's client keeps it as `nc`). */
-function connectionOf(js: JetStreamClient | NatsConnection): NatsConnection {
+export function connectionOf(js: JetStreamClient | NatsConnection): NatsConnection {
   const nc = "consumers" in js ? (js as unknown as { nc?: NatsConnection }).nc : js;
   if (!nc || typeof (nc as NatsConnection).subscribe !== "function") throw new TypeError(`"js" expected a JetStream client of @nats-io/jetstream or a NatsConnection`);
   return nc as NatsConnection;
@@ -182,25 +195,24 @@ export async function readSubjectFast(
   let lastHeard = Date.now();
   const interrupted = (reason: string, cause?: unknown) => new ReplayInterruptedError(stream, subject, order.streamSeq, reason, { cause });
 
-  const inbox = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
-  const sub = nc.subscribe(inbox, {
-    callback: (err: Error | null, m: Msg) => {
-      if (settled) return;
-      lastHeard = Date.now();
-      if (err) return finish(interrupted(`the subscription failed: ${err.message}`, err));
-      try {
-        const reply = m.reply;
-        const info = reply ? ackInfo(reply) : undefined;
-        if (!info) return status(m);
-        order.next(info.consumerSeq, info.streamSeq, info.delivered);
-        messages++;
-        onMessage({ streamSeq: info.streamSeq, data: m.data });
-        if (info.pending === 0 || info.consumerSeq >= owed) finish();
-      } catch (e) {
-        finish(e as Error);
-      }
-    },
-  });
+  const prefix = (nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
+  const onDelivery = (err: Error | null, m: Msg): void => {
+    if (settled) return;
+    lastHeard = Date.now();
+    making = false;
+    if (err) return finish(interrupted(`the subscription failed: ${err.message}`, err));
+    try {
+      const reply = m.reply;
+      const info = reply ? ackInfo(reply) : undefined;
+      if (!info) return status(m);
+      order.next(info.consumerSeq, info.streamSeq, info.delivered);
+      messages++;
+      onMessage({ streamSeq: info.streamSeq, data: m.data });
+      if (info.pending === 0 || info.consumerSeq >= owed) finish();
+    } catch (e) {
+      finish(e as Error);
+    }
+  };
   /** A status message: a flow-control request (answered), an idle heartbeat (checked; a stalled consumer answered). */
   const status = (m: Msg): void => {
     const h = m.headers;
@@ -226,34 +238,61 @@ export async function readSubjectFast(
   const onAbort = () => finish();
   opts.signal?.addEventListener("abort", onAbort);
   if (opts.signal?.aborted) finish();
+  // Counted from the consumer's creation (or its first delivery): before, the creation's own timeout and retries hold.
+  let making = true;
   const watchdog = setInterval(() => {
-    if (Date.now() - lastHeard > stallMs) finish(interrupted(`nothing from the server for ${stallMs} ms (no message, no heartbeat)`));
+    if (!making && Date.now() - lastHeard > stallMs) finish(interrupted(`nothing from the server for ${stallMs} ms (no message, no heartbeat)`));
   }, Math.max(10, Math.min(heartbeatMs, stallMs / 4)));
 
-  // Not awaited before the read: the server starts delivering as it makes the consumer, often before its reply, and
-  // a read that fails (the connection lost) must not wait for that reply's timeout.
-  let consumer: string | undefined;
-  const made = jsm.consumers
-    .add(stream, {
-      deliver_subject: inbox,
-      ack_policy: AckPolicy.None,
-      filter_subject: subject,
-      ...(start > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start } : { deliver_policy: DeliverPolicy.All }),
-      flow_control: true,
-      idle_heartbeat: heartbeatMs * NANOS,
-      mem_storage: true,
-      num_replicas: 1,
-      inactive_threshold: Math.max(stallMs, 5000) * NANOS,
-    })
-    .then(
-      (ci) => {
-        consumer = ci.name;
-        lastHeard = Date.now();
-        owed = ci.num_pending + ci.delivered.consumer_seq;
-        if (owed === 0 || order.consumerSeq >= owed) finish();
-      },
-      (e: unknown) => finish(e as Error),
+  // The consumer, made on a fresh inbox per attempt. Its creation is not awaited before the read: the server starts
+  // delivering as it makes it, often before its reply, and a read that fails (the connection lost) must not wait for
+  // that reply's timeout. While JetStream cannot make it (no stream leader yet, a cluster electing one: a timeout, no
+  // responders, 10008 "temporarily unavailable"), it is asked again on a new inbox (an attempt that did land late
+  // delivers to a dropped inbox, and its consumer is deleted or expires), until `retryForMs` has passed.
+  const retryForMs = opts.retryForMs ?? 15_000;
+  const deadline = Date.now() + retryForMs;
+  let sub: Subscription | undefined;
+  const made: Promise<void>[] = [];
+  const names: string[] = [];
+  const attempt = (n: number): void => {
+    if (settled) return;
+    sub?.unsubscribe();
+    const mine = nc.subscribe(createInbox(prefix), { callback: onDelivery });
+    sub = mine;
+    lastHeard = Date.now();
+    made.push(
+      jsm.consumers
+        .add(stream, {
+          deliver_subject: mine.getSubject(),
+          ack_policy: AckPolicy.None,
+          filter_subject: subject,
+          ...(start > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start } : { deliver_policy: DeliverPolicy.All }),
+          flow_control: true,
+          idle_heartbeat: heartbeatMs * NANOS,
+          mem_storage: true,
+          num_replicas: 1,
+          inactive_threshold: Math.max(stallMs, 5000) * NANOS,
+        })
+        .then(
+          (ci) => {
+            names.push(ci.name);
+            if (sub !== mine) return;
+            lastHeard = Date.now();
+            making = false;
+            owed = ci.num_pending + ci.delivered.consumer_seq;
+            if (owed === 0 || order.consumerSeq >= owed) finish();
+          },
+          (e: unknown) => {
+            if (settled || sub !== mine || messages > 0) return; // delivering: it was made after all
+            if (transient(e) && Date.now() < deadline) {
+              const wait = Math.min(250 * 2 ** n, 2000);
+              setTimeout(() => attempt(n + 1), wait);
+            } else finish(e as Error);
+          },
+        ),
     );
+  };
+  attempt(0);
   let failed = true;
   try {
     await done;
@@ -263,14 +302,15 @@ export async function readSubjectFast(
     clearInterval(watchdog);
     opts.signal?.removeEventListener("abort", onAbort);
     statuses.stop?.();
-    sub.unsubscribe();
-    // Deleted (after a read that went well: once the server named it); after a failure it is deleted if the server
-    // still answers, else its inactivity threshold removes it.
+    sub?.unsubscribe();
+    // Deleted (after a read that went well: once the server named them); after a failure they are deleted if the
+    // server still answers, else their inactivity threshold removes them.
     const remove = async () => {
-      if (consumer !== undefined && !nc.isClosed()) await jsm.consumers.delete(stream, consumer);
+      await Promise.all(made);
+      if (!nc.isClosed()) await Promise.all(names.map((c) => jsm.consumers.delete(stream, c).catch(() => false)));
     };
-    if (failed) void made.then(remove).catch(() => undefined);
-    else await made.then(remove).catch(() => undefined);
+    if (failed) void remove().catch(() => undefined);
+    else await remove().catch(() => undefined);
   }
   return { lastStreamSeq: messages > 0 ? order.streamSeq : 0, messages };
 }

@@ -98,7 +98,7 @@ import { MemoryEventStore } from "./memory-store.js";
 import { getBlob, putBlob, type BlobMeta } from "./kv-blob.js";
 import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_MSG_ID, HEADER_SEQ, legacyStreamSubjects, SNAPSHOT_BUCKET, streamSubjects, subjects, type Subjects } from "../remote/protocol.js";
 import { subjectToken } from "./token-subjects.js";
-import { readSubjectFast } from "./jetstream-reader.js";
+import { connectionOf, readSubjectFast, transient as transientJs } from "./jetstream-reader.js";
 import { Requests } from "../remote/requests.js";
 
 /** JetStream's "wrong last sequence": the expectation (our fence) did not hold. */
@@ -442,11 +442,23 @@ export async function followSubject(
     } catch (e) {
       if (threw) throw threw.e;
     }
-    if (stopped) return;
-    const c = await js.consumers.get(stream, {
-      filter_subjects: subject,
-      ...(from > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from } : {}),
-    });
+    // The ordered consumer (its `get` asks the stream's info): asked again while JetStream cannot answer yet, as the
+    // reader does, for 15 s; a closed connection or a stop ends the follower quietly.
+    const deadline = Date.now() + 15_000;
+    let c: Awaited<ReturnType<JetStreamClient["consumers"]["get"]>> | undefined;
+    for (let n = 0; !c; n++) {
+      if (stopped || connectionOf(js).isClosed()) return;
+      try {
+        c = await js.consumers.get(stream, {
+          filter_subjects: subject,
+          ...(from > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from } : {}),
+        });
+      } catch (e) {
+        if (stopped || connectionOf(js).isClosed()) return;
+        if (!transientJs(e) || Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** n, 2000)));
+      }
+    }
     consumer = c;
     if (stopped) return void (await c.delete().catch(() => undefined));
     it = await c.consume({ max_messages: 1000 });

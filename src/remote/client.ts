@@ -212,8 +212,8 @@ export class RemoteSimulator {
     }
   }
 
-  private followFrom(streamSeq: number, gen: number): Promise<{ stop(): Promise<void> }> {
-    return followSubject(jetstream(this.nc), this.info.stream, this.subjects.events, streamSeq, (m) => {
+  private async followFrom(streamSeq: number, gen: number): Promise<{ stop(): Promise<void> }> {
+    const f = await followSubject(jetstream(this.nc), this.info.stream, this.subjects.events, streamSeq, (m) => {
       if (gen !== this.gen) return;
       // Each record's seq and facts (all the read model folds), the rest of it not parsed.
       for (const e of m.items) {
@@ -228,6 +228,14 @@ export class RemoteSimulator {
         for (const w of this.waiters.splice(0, k)) w.resolve();
       }
     });
+    // A follower that ends on an error (its catch-up or live part could not go on) is dropped, so that the next read
+    // follows again (a fresh read model, then the stream after it) instead of waiting on a dead one.
+    f.done.catch(() => {
+      if (gen !== this.gen) return;
+      this.gen++;
+      this.follower = undefined;
+    });
+    return f;
   }
 
   /** The sequence the projection has reached. */
