@@ -93,7 +93,7 @@ import { BackgroundSnapshots, type SnapshotSource, type WriterResult } from "./s
 import type { CallRecord, Fact } from "./types.js";
 import { decodeRecord } from "./codec.js";
 import { encodeEntry, entryHash, entryProblem, GENESIS, type Envelope } from "./chain.js";
-import { StoreWriteError } from "./file-store.js";
+import { factsOfLine, StoreWriteError } from "./file-store.js";
 import { MemoryEventStore } from "./memory-store.js";
 import { getBlob, putBlob, type BlobMeta } from "./kv-blob.js";
 import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_MSG_ID, HEADER_SEQ, legacyStreamSubjects, SNAPSHOT_BUCKET, streamSubjects, subjects, type Subjects } from "../remote/protocol.js";
@@ -272,23 +272,28 @@ export interface EntryFacts {
   seq: number;
   prev: string;
   hash: string;
-  facts: Fact[];
+  facts: readonly Fact[];
 }
 
-function replayed(streamSeq: number, data: Uint8Array): ReplayedMessage {
-  let parsed: Envelope[] | undefined;
-  let items: EntryFacts[] | undefined;
-  return {
-    streamSeq,
-    data,
-    get envelopes() {
-      return (parsed ??= parseMessage(data));
-    },
-    get items() {
-      return (items ??= parseItems(data));
-    },
-  };
+/** A message read, its decodings made on first use (a class: cheaper per message than an object with closures). */
+class Replayed implements ReplayedMessage {
+  private parsed: Envelope[] | undefined;
+  private decoded: EntryFacts[] | undefined;
+  constructor(
+    readonly streamSeq: number,
+    readonly data: Uint8Array,
+  ) {}
+
+  get envelopes(): Envelope[] {
+    return (this.parsed ??= parseMessage(this.data));
+  }
+
+  get items(): EntryFacts[] {
+    return (this.decoded ??= parseItems(this.data));
+  }
 }
+
+const replayed = (streamSeq: number, data: Uint8Array): ReplayedMessage => new Replayed(streamSeq, data);
 
 /**
  * Read the subject's messages from `startStreamSeq` (default: the start) to its current end, in order. Resolves with
@@ -358,32 +363,45 @@ export function factsOfRecordText(t: string): Fact[] | undefined {
 }
 
 /**
- * The entries of one event message as a replay needs them (EntryFacts): a line in the writer's layout (`fastLine`)
- * has its envelope cut by hand and its facts cut out of the record's text (`factsOfRecordText`); a line in another
- * layout, or whose facts cannot be cut, is parsed whole. Nothing is verified here.
+ * The entries of one event message as a replay needs them (EntryFacts), decoded from the bytes: a line in the
+ * writer's layout has its seq, prev and hash cut out and only its facts parsed (file-store.ts `factsOfLine`, the file
+ * store's replay cut); a line in another layout, or whose facts cannot be cut, is parsed whole. No string of the whole
+ * message or line is made. Nothing is verified here.
  */
 export function parseItems(data: Uint8Array): EntryFacts[] {
-  return decodeLines(
-    data,
-    (f) => {
-      const facts = factsOfRecordText(f.raw);
-      return facts && { seq: f.seq, prev: f.prev, hash: f.hash, facts };
-    },
-    (e) => ({ seq: e.seq, prev: e.prev, hash: e.hash, facts: e.record.facts }),
-  );
-}
-
-/** Each line of a message: `fast` on the parts of one in the writer's layout, else (or if it answers undefined) `whole` on it parsed. */
-function decodeLines<T>(data: Uint8Array, fast: (f: NonNullable<ReturnType<typeof fastLine>>) => T | undefined, whole: (e: Envelope) => T): T[] {
-  const out: T[] = [];
-  for (const line of utf8d.decode(data).split("\n")) {
-    if (line.length === 0) continue;
-    const f = fastLine(line);
-    const x = f && fast(f);
-    out.push(x ?? whole(JSON.parse(line) as Envelope));
+  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const out: EntryFacts[] = [];
+  let s = 0;
+  while (s < b.length) {
+    let e = b.indexOf(10, s);
+    if (e < 0) e = b.length;
+    if (e > s) out.push(itemOfLine(b, s, e));
+    s = e + 1;
   }
   return out;
 }
+
+const PREV_AT = Buffer.from(`,"prev":"`, "latin1");
+const HASH_AT = Buffer.from(`","hash":"`, "latin1");
+
+function bytesAt(b: Buffer, i: number, t: Buffer): boolean {
+  for (let k = 0; k < t.length; k++) if (b[i + k] !== t[k]) return false;
+  return true;
+}
+
+/** The line b[s, e) as an EntryFacts (see parseItems). */
+function itemOfLine(b: Buffer, s: number, e: number): EntryFacts {
+  // `{"seq":` is checked by factsOfLine, which also wants the seq: read the digits after it here.
+  let i = s + 7;
+  let seq = 0;
+  while (i < e && b[i]! >= 48 && b[i]! <= 57) seq = seq * 10 + b[i++]! - 48;
+  const p = i + PREV_AT.length;
+  const facts = i > s + 7 && i < s + 23 && bytesAt(b, i, PREV_AT) && bytesAt(b, p + 64, HASH_AT) ? factsOfLine(b, s, e, seq) : undefined;
+  if (facts) return { seq, prev: b.toString("latin1", p, p + 64), hash: b.toString("latin1", p + 74, p + 138), facts };
+  const env = JSON.parse(b.toString("utf8", s, e)) as Envelope;
+  return { seq: env.seq, prev: env.prev, hash: env.hash, facts: env.record.facts };
+}
+
 
 /**
  * The envelopes of one event message (one per line). A line in the writer's layout (`fastLine`) has its envelope cut
@@ -391,11 +409,13 @@ function decodeLines<T>(data: Uint8Array, fast: (f: NonNullable<ReturnType<typeo
  * the store's load and a projection's fold check the chain).
  */
 export function parseMessage(data: Uint8Array): Envelope[] {
-  return decodeLines(
-    data,
-    (f) => ({ seq: f.seq, prev: f.prev, hash: f.hash, record: JSON.parse(f.raw) as CallRecord }),
-    (e) => e,
-  );
+  const out: Envelope[] = [];
+  for (const line of utf8d.decode(data).split("\n")) {
+    if (line.length === 0) continue;
+    const f = fastLine(line);
+    out.push(f ? { seq: f.seq, prev: f.prev, hash: f.hash, record: JSON.parse(f.raw) as CallRecord } : (JSON.parse(line) as Envelope));
+  }
+  return out;
 }
 
 /**
