@@ -13,6 +13,10 @@ import { followSubject, JetStreamEventStore, readSubject, StreamCorruptError } f
 import { streamSubjects, subjects } from "../../src/remote/protocol.js";
 import { natsPerFile, startNatsServer, type NatsServer } from "../support/nats-server.js";
 import { record } from "../support/file-store-helpers.js";
+import fc from "fast-check";
+import { Simulator } from "../../src/actors/simulator.js";
+import { runSteps, stepsArb } from "../support/arbitraries.js";
+import { seededRandom, snapshot, TEST_KEY } from "../support/sim.js";
 
 const nats = natsPerFile("R");
 const utf8 = new TextEncoder();
@@ -112,6 +116,23 @@ describe("the fast JetStream reader", () => {
     expect(err).toBeInstanceOf(StreamCorruptError);
     expect((err as StreamCorruptError).seq).toBe(4);
     expect((err as StreamCorruptError).streamSeq).toBe(streamSeqs[4]);
+  });
+
+  it("a reopened store's readFacts hands over read()'s facts, and a simulator rebuilt on it holds the live state", async () => {
+    const o = nats.fresh();
+    const opts = { profile: "softhsm2", simulatorKey: TEST_KEY, clock: () => 1_800_000_000_000 } as const;
+    const s = await JetStreamEventStore.open({ nc: nats.nc, sim: "rf", ...o });
+    const live = new Simulator({ ...opts, store: s, randomBytes: seededRandom(3) });
+    runSteps([live.application(), live.application()], fc.sample(stepsArb(120), { numRuns: 1, seed: 42 })[0]!);
+    await s.flush(s.lastSeq);
+    await s.close();
+    const r = await JetStreamEventStore.open({ nc: nats.nc, sim: "rf", ...o });
+    expect(r.lastSeq).toBe(s.lastSeq);
+    const whole = [...r.read()].map((x) => ({ seq: x.seq, facts: x.facts }));
+    expect(JSON.parse(JSON.stringify([...r.readFacts()]))).toEqual(JSON.parse(JSON.stringify(whole)));
+    expect(JSON.parse(JSON.stringify([...r.readFacts(10)]))).toEqual(JSON.parse(JSON.stringify(whole.slice(9))));
+    expect(snapshot(new Simulator({ ...opts, store: r }))).toEqual(snapshot(live));
+    await r.close();
   });
 
   it("a follower catches up with the reader, then follows live (the ordered consumer), until stopped", async () => {
