@@ -57,29 +57,23 @@ describe("decoding JetStream event messages", () => {
     );
   });
 
-  const tricky = ['],"fn":"', '"],"fn":"x', "\\", '\\"', "]}", "[{", '{"a":[1]},"facts":[]', "é€😀", "\u0000\n", ',"facts":[', '","hash":"', "\n"];
-  const record = (seq: number, label: string, facts: Fact[]): CallRecord => ({
-    seq,
-    time: 1,
-    app: 1,
-    fn: "C_InitToken",
-    args: { slotID: 0, label, pin: { len: 4 }, nested: { a: [label, [label]], b: { [label]: label }, facts: [label], fn: label } },
-    rv: 0,
-    out: { label, list: [[label], { fn: label }] },
-    facts,
-  });
+  // Texts a cut looks for, or that end strings and containers early, put inside strings and used as keys.
+  const misleading = ['],"fn":"', '"],"fn":"x', "\\", '\\"', "]}", "[{", '{"a":[1]},"facts":[]', "é€😀", "\u0000\n", ',"facts":[', '","hash":"', "\n"];
+  /** A record holding `t` everywhere it can: in args, out and facts, as values and as keys, nested in arrays. */
+  const crafted = (seq: number, t: string, facts: Fact[]): CallRecord => {
+    const deep: Record<string, unknown> = { [t]: [t, { fn: t, facts: [t] }] };
+    return { seq, time: 1, app: 3, fn: "C_SetAttributeValue", args: { hSession: 1, t, deep }, rv: 0, out: [deep, t], facts };
+  };
 
   it("records crafted to mislead a cut, and lines in another layout, decode as parsed whole", () => {
     fc.assert(
-      fc.property(fc.constantFrom(...tricky), fc.string(), fc.boolean(), (t, s, fnKey) => {
+      fc.property(fc.constantFrom(...misleading), fc.string(), fc.boolean(), (t, s, fnKey) => {
         const label = t + s;
-        const facts: Fact[] = [
-          { type: "TokenLooked", app: 1, token: label },
-          // A key "fn" after an inner array inside the facts: a cut must not stop there.
-          { type: "CryptoStarted", app: 1, session: 2, kind: "encrypt", mechanism: 1, object: label, key: "00", params: fnKey ? { a: [1, [label]], fn: label } : { iv: label } },
-        ] as unknown as Fact[];
-        const r1 = record(7, label, facts);
-        const r2 = record(8, label, []);
+        // A key "fn" after an inner array inside the facts (when `fnKey`): a cut must not stop there.
+        const params = fnKey ? { list: [label, [label]], fn: label } : { iv: label };
+        const facts = [{ type: "TokenLooked", app: 3, token: label }, { type: "CryptoStarted", app: 3, object: label, params }] as unknown as Fact[];
+        const r1 = crafted(7, label, facts);
+        const r2 = crafted(8, label, []);
         const cut = factsOfRecordText(canonicalJson(r1));
         if (cut !== undefined) expect(plain(cut)).toEqual(plain(facts));
         if (!fnKey) expect(cut).toBeDefined();
