@@ -152,6 +152,9 @@ interface Batch {
   outcome?: number | "failed";
 }
 
+/** The most records whose parsed facts `load` keeps for the rebuild (see `loadedFacts`). */
+const LOADED_FACTS_MAX = 65_536;
+
 /** How long close waits for the background writer's markers (a large state's snapshot takes seconds). */
 const WRITER_WAIT_MS = 120_000;
 
@@ -536,6 +539,13 @@ export class JetStreamEventStore implements DeferredEventStore {
    * make every garbage collection's work grow with the log). Records before `base` were not loaded.
    */
   private records = new MemoryEventStore();
+  /**
+   * The facts of the records `load` parsed (their seq = base + 1 + index), kept for the first `readFacts` (the
+   * simulator's rebuild right after open), which takes them: the rebuild then parses no record twice. Only while the
+   * load holds at most LOADED_FACTS_MAX records (beyond, a log without a snapshot, keeping objects for every record
+   * would cost more in garbage collection than the cut saves, memory-store.ts): then none are kept.
+   */
+  private loadedFacts: (readonly Fact[])[] | undefined = [];
   private base: number;
   private last: number;
   private durable: number;
@@ -827,6 +837,10 @@ export class JetStreamEventStore implements DeferredEventStore {
           // again from the parsed record: what `append` keeps too (encodeEntry's body).
           if (e.raw !== undefined) this.records.appendEncoded(e.raw);
           else this.records.append(e.record);
+          if (this.loadedFacts) {
+            if (this.loadedFacts.length < LOADED_FACTS_MAX) this.loadedFacts.push(e.record.facts);
+            else this.loadedFacts = undefined;
+          }
           this.last = seq;
           this.head = e.hash;
         }
@@ -869,6 +883,7 @@ export class JetStreamEventStore implements DeferredEventStore {
   }
 
   append(record: CallRecord, hint?: string): void {
+    this.loadedFacts = undefined; // the rebuild is over
     if (this.failed) throw new StoreWriteError(`hsmsim: the JetStream store for ${this.subject} failed earlier and takes no more appends`, { cause: this.failed });
     if (this.closed) throw new StoreWriteError(`hsmsim: the JetStream store for ${this.subject} is closed`);
     if (record.seq !== this.last + 1) throw new RangeError(`"record.seq" expected ${this.last + 1}, got ${record.seq}`);
@@ -905,6 +920,10 @@ export class JetStreamEventStore implements DeferredEventStore {
    */
   *readFacts(from = 1): Iterable<ReplayItem> {
     let seq = Math.max(from, this.base + 1);
+    // The loaded records' facts, parsed by `load` (taken: a second reader cuts them from the texts again).
+    const kept = this.loadedFacts;
+    this.loadedFacts = undefined;
+    if (kept) for (; seq - this.base - 1 < kept.length; seq++) yield { seq, facts: kept[seq - this.base - 1]! };
     for (const text of this.records.texts(seq)) {
       yield { seq, facts: factsOfRecordText(text) ?? decodeRecord(text).facts };
       seq++;
