@@ -10,8 +10,8 @@
  * - State-changing calls go to the service (request/reply on `<prefix>.<sim>.call`); the reply comes once the call's
  *   record is stored in JetStream and carries its sequence.
  * - Read calls (C_GetSessionInfo, C_GetTokenInfo, C_GetSlotList, C_GetSlotInfo) are answered from a projection the
- *   client keeps: a read model (projections/read-model.ts) fed by an ordered consumer on the simulator's event
- *   subject (started at the first read, or at connect with `projection: "eager"`, from the service's current read
+ *   client keeps: a read model (projections/read-model.ts) fed by the simulator's event subject (followSubject: caught
+ *   up by the fast reader, then an ordered consumer; each record's seq and facts only) (started at the first read, or at connect with `projection: "eager"`, from the service's current read
  *   model so that it does not replay the whole log), decided by the same pure deciders the service runs. It stops
  *   following after `projectionIdleMs` (250) without a read, and the next read starts again from the service's read
  *   model: a client that only writes for a while is not sent every other application's records. A read first waits until the projection has reached
