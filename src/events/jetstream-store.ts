@@ -350,7 +350,7 @@ export function factsOfRecordText(t: string): Fact[] | undefined {
     if (c === 34 /* " */) {
       for (i++; i < t.length && t.charCodeAt(i) !== 34; i++) if (t.charCodeAt(i) === 92 /* \ */) i++;
     } else if (c === 123 /* { */ || c === 91 /* [ */) depth++;
-    else if ((c === 125 /* } */ || c === 93) /* ] */ && --depth === 0) break;
+    else if ((c === 125 /* } */ || c === 93 /* ] */) && --depth === 0) break;
   }
   if (i >= t.length || !t.startsWith(',"facts":[', i + 1)) return undefined;
   i += 10; // at the facts' "["
@@ -404,7 +404,6 @@ function itemOfLine(b: Buffer, s: number, e: number): EntryFacts {
   const env = JSON.parse(b.toString("utf8", s, e)) as Envelope;
   return { seq: env.seq, prev: env.prev, hash: env.hash, facts: env.record.facts };
 }
-
 
 /**
  * The envelopes of one event message (one per line). A line in the writer's layout (`fastLine`) has its envelope cut
