@@ -7,8 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { ackInfo, DeliveryOrder, readSubjectFast, ReplayGapError, ReplayInterruptedError } from "../../src/events/jetstream-reader.js";
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { ackInfo, ackInfoBytes, DeliveryOrder, readSubjectFast, ReplayGapError, ReplayInterruptedError } from "../../src/events/jetstream-reader.js";
 import { followSubject, JetStreamEventStore, readSubject, StreamCorruptError } from "../../src/events/jetstream-store.js";
 import { streamSubjects, subjects } from "../../src/remote/protocol.js";
 import { natsPerFile, startNatsServer, type NatsServer } from "../support/nats-server.js";
@@ -171,6 +171,30 @@ describe("lost deliveries (the consumer sequence of each delivery)", () => {
     expect(ackInfo("$JS.FC.HSMSIM.x.y")).toBeUndefined();
     expect(ackInfo("$JS.ACK.HSMSIM.c.1.2")).toBeUndefined();
     expect(ackInfo("$JS.ACK.HSMSIM.c.1.x.3.4.5")).toBeUndefined();
+  });
+
+  it("reads the same sequences from the reply subject's bytes, as nats-core holds them for a real delivery", async () => {
+    const forms = ["$JS.ACK.HSMSIM.XZbrJ2dB.1.42.7.1795751251096959088.11252", "$JS.ACK.hub.ACCHASH.HSMSIM.XZbrJ2dB.1.42.7.1795751251096959088.0.r4nd0m", "$JS.FC.HSMSIM.x.y", "$JS.ACK.HSMSIM.c.1.2", "$JS.ACK.HSMSIM.c.1.x.3.4.5", "$JS.ACK.HSMSIM.c.1..3.4.5", "$JS.ACK."];
+    for (const r of forms) expect(ackInfoBytes(utf8.encode(r))).toEqual(ackInfo(r));
+    // The reader takes the bytes from nats-core's message (MsgImpl._msg.reply, nats-core 3.3.1); if a version held
+    // them otherwise it would fall back to the string, slower: this says when that happens.
+    const o = nats.fresh();
+    await interleaved(nats.nc, 3, o);
+    const jsm = await jetstreamManager(nats.nc);
+    const got = await new Promise<{ bytes: unknown; reply: string }>((resolve) => {
+      const inbox = `_INBOX.bytes.${o.stream}`;
+      const sub = nats.nc.subscribe(inbox, {
+        callback: (_e, m) => {
+          if (!m.reply?.startsWith("$JS.ACK.")) return;
+          sub.unsubscribe();
+          resolve({ bytes: (m as unknown as { _msg?: { reply?: unknown } })._msg?.reply, reply: m.reply });
+        },
+      });
+      void jsm.consumers.add(o.stream, { deliver_subject: inbox, ack_policy: AckPolicy.None, filter_subject: `${o.prefix}.>` });
+    });
+    expect(got.bytes).toBeInstanceOf(Uint8Array);
+    expect(ackInfoBytes(got.bytes as Uint8Array)).toEqual(ackInfo(got.reply));
+    expect(ackInfo(got.reply)).toMatchObject({ delivered: 1, streamSeq: 1, consumerSeq: 1, pending: 2 });
   });
 
   it("a skipped, repeated or redelivered delivery, a stream sequence that does not rise, or a heartbeat past the last delivery: ReplayGapError", () => {
