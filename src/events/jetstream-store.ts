@@ -484,7 +484,12 @@ export async function followSubject(
     consumer = c;
     if (stopped) return void (await c.delete().catch(() => undefined));
     it = await c.consume({ max_messages: 1000 });
-    if (stopped) await it.close().catch(() => undefined);
+    if (stopped) {
+      // Stopped while the consumer was being made: stop() found no iterator to close, or deleted it too early.
+      await it.close().catch(() => undefined);
+      await c.delete().catch(() => undefined);
+      return;
+    }
     for await (const m of it) onMessage(replayed(m.seq, m.data), m);
   })();
   return {
