@@ -88,15 +88,17 @@ import {
   type ApiError,
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import type { DeferredEventStore, ReplicaSpec, SnapshotCandidate, SnapshotHost } from "./store.js";
+import type { DeferredEventStore, ReplayItem, ReplicaSpec, SnapshotCandidate, SnapshotHost } from "./store.js";
 import { BackgroundSnapshots, type SnapshotSource, type WriterResult } from "./snapshot-writer.js";
-import type { CallRecord } from "./types.js";
+import type { CallRecord, Fact } from "./types.js";
+import { decodeRecord } from "./codec.js";
 import { encodeEntry, entryHash, entryProblem, GENESIS, type Envelope } from "./chain.js";
-import { StoreWriteError } from "./file-store.js";
+import { factsOfLine, StoreWriteError } from "./file-store.js";
 import { MemoryEventStore } from "./memory-store.js";
 import { getBlob, putBlob, type BlobMeta } from "./kv-blob.js";
 import { DEFAULT_PREFIX, DEFAULT_STREAM, HEADER_MSG_ID, HEADER_SEQ, legacyStreamSubjects, SNAPSHOT_BUCKET, streamSubjects, subjects, type Subjects } from "../remote/protocol.js";
 import { subjectToken } from "./token-subjects.js";
+import { connectionOf, readSubjectFast, transient as transientJs } from "./jetstream-reader.js";
 import { Requests } from "../remote/requests.js";
 
 /** JetStream's "wrong last sequence": the expectation (our fence) did not hold. */
@@ -149,6 +151,9 @@ interface Batch {
   /** Set when its publish settled: the stream sequence it is stored at, or "failed" (a pipelined one, to send again). */
   outcome?: number | "failed";
 }
+
+/** The most records whose parsed facts `load` keeps for the rebuild (see `loadedFacts`). */
+const LOADED_FACTS_MAX = 65_536;
 
 /** How long close waits for the background writer's markers (a large state's snapshot takes seconds). */
 const WRITER_WAIT_MS = 120_000;
@@ -256,51 +261,57 @@ export interface ReplayedMessage {
   streamSeq: number;
   /** The message's envelopes, parsed on first use. */
   readonly envelopes: Envelope[];
+  /**
+   * What a replay needs of the message's records, decoded on first use (`parseItems`): each one's seq, prev and hash
+   * (for the chain's links) and its facts, the rest of the record not parsed. Nothing is verified.
+   */
+  readonly items: EntryFacts[];
   /** The message's bytes: one envelope per line. */
   data: Uint8Array;
 }
 
-function replayed(streamSeq: number, data: Uint8Array): ReplayedMessage {
-  let parsed: Envelope[] | undefined;
-  return {
-    streamSeq,
-    data,
-    get envelopes() {
-      return (parsed ??= parseMessage(data));
-    },
-  };
+/** A log entry as a replay needs it: its envelope's seq, prev and hash, and its record's facts. */
+export interface EntryFacts {
+  seq: number;
+  prev: string;
+  hash: string;
+  facts: readonly Fact[];
 }
+
+/** A message read, its decodings made on first use (a class: cheaper per message than an object with closures). */
+class Replayed implements ReplayedMessage {
+  private parsed: Envelope[] | undefined;
+  private decoded: EntryFacts[] | undefined;
+  constructor(
+    readonly streamSeq: number,
+    readonly data: Uint8Array,
+  ) {}
+
+  get envelopes(): Envelope[] {
+    return (this.parsed ??= parseMessage(this.data));
+  }
+
+  get items(): EntryFacts[] {
+    return (this.decoded ??= parseItems(this.data));
+  }
+}
+
+const replayed = (streamSeq: number, data: Uint8Array): ReplayedMessage => new Replayed(streamSeq, data);
 
 /**
  * Read the subject's messages from `startStreamSeq` (default: the start) to its current end, in order. Resolves with
- * the stream sequence of the last message read (0 if none). An ordered consumer, `max_messages` 1000 (the fast
- * setting measured in the design note).
+ * the stream sequence of the last message read (0 if none). A push consumer read by a core subscription
+ * (jetstream-reader.ts: order and lost deliveries checked, a lost server a `ReplayInterruptedError`, never a hang).
  */
 export async function readSubject(
-  js: JetStreamClient,
+  js: JetStreamClient | NatsConnection,
   stream: string,
   subject: string,
   onMessage: (m: ReplayedMessage) => void,
   startStreamSeq = 1,
 ): Promise<number> {
-  const c = await js.consumers.get(stream, {
-    filter_subjects: subject,
-    ...(startStreamSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startStreamSeq } : {}),
-  });
-  let last = 0;
-  try {
-    const info = await c.info(true);
-    if (info.num_pending === 0) return 0;
-    const it: ConsumerMessages = await c.consume({ max_messages: 1000 });
-    for await (const m of it) {
-      onMessage(replayed(m.seq, m.data));
-      last = m.seq;
-      if (m.info.pending === 0) break;
-    }
-  } finally {
-    await c.delete().catch(() => undefined);
-  }
-  return last;
+  const r = await readSubjectFast(js, stream, subject, (m) => onMessage(replayed(m.streamSeq, m.data)), { startStreamSeq });
+  return r.lastStreamSeq;
 }
 
 const utf8d = new TextDecoder();
@@ -320,41 +331,174 @@ function fastLine(line: string): { seq: number; prev: string; hash: string; raw:
 }
 const utf8 = new TextEncoder();
 
-/** The envelopes of one event message (one per line). */
-export function parseMessage(data: Uint8Array): Envelope[] {
-  const text = utf8d.decode(data);
-  const out: Envelope[] = [];
-  let i = 0;
-  while (i < text.length) {
-    let j = text.indexOf("\n", i);
-    if (j < 0) j = text.length;
-    if (j > i) out.push(JSON.parse(text.slice(i, j)) as Envelope);
-    i = j + 1;
+/**
+ * The facts of a record's canonical text (`{"app":N,"args":{…},"facts":[…],"fn":"…",…}`: keys sorted), cut out and
+ * parsed alone, or undefined when the text is not laid out so (the caller parses it whole). As file-store.ts
+ * `factsOfLine` for a log line: the args object is skipped by bracket counting (strings skipped whole), and the facts
+ * array ends at the first `],"fn":"` after it, since no JSON string can hold `,"` and an inner `]` followed by a key
+ * "fn" would leave the cut unbalanced (JSON.parse throws, and the text is parsed whole).
+ */
+export function factsOfRecordText(t: string): Fact[] | undefined {
+  if (!t.startsWith('{"app":')) return undefined;
+  let i = 7;
+  while (i < t.length && t.charCodeAt(i) >= 48 && t.charCodeAt(i) <= 57) i++;
+  if (i === 7 || !t.startsWith(',"args":{', i)) return undefined;
+  // Skip the args object.
+  let depth = 0;
+  for (i += 8; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c === 34 /* " */) {
+      for (i++; i < t.length && t.charCodeAt(i) !== 34; i++) if (t.charCodeAt(i) === 92 /* \ */) i++;
+    } else if (c === 123 /* { */ || c === 91 /* [ */) depth++;
+    else if ((c === 125 /* } */ || c === 93 /* ] */) && --depth === 0) break;
+  }
+  if (i >= t.length || !t.startsWith(',"facts":[', i + 1)) return undefined;
+  i += 10; // at the facts' "["
+  if (t.charCodeAt(i + 1) === 93 /* ] */) return [];
+  const close = t.indexOf('],"fn":"', i);
+  if (close < 0) return undefined;
+  try {
+    const facts: unknown = JSON.parse(t.slice(i, close + 1));
+    return Array.isArray(facts) ? (facts as Fact[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The entries of one event message as a replay needs them (EntryFacts), decoded from the bytes: a line in the
+ * writer's layout has its seq, prev and hash cut out and only its facts parsed (file-store.ts `factsOfLine`, the file
+ * store's replay cut); a line in another layout, or whose facts cannot be cut, is parsed whole. No string of the whole
+ * message or line is made. Nothing is verified here.
+ */
+export function parseItems(data: Uint8Array): EntryFacts[] {
+  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const out: EntryFacts[] = [];
+  let s = 0;
+  while (s < b.length) {
+    let e = b.indexOf(10, s);
+    if (e < 0) e = b.length;
+    if (e > s) out.push(itemOfLine(b, s, e));
+    s = e + 1;
   }
   return out;
 }
 
-/** Follow a subject live from `startStreamSeq`: every message's envelopes to `onMessage`, until `stop()`. */
+const PREV_AT = Buffer.from(`,"prev":"`, "latin1");
+const HASH_AT = Buffer.from(`","hash":"`, "latin1");
+
+function bytesAt(b: Buffer, i: number, t: Buffer): boolean {
+  for (let k = 0; k < t.length; k++) if (b[i + k] !== t[k]) return false;
+  return true;
+}
+
+/** The line b[s, e) as an EntryFacts (see parseItems). */
+function itemOfLine(b: Buffer, s: number, e: number): EntryFacts {
+  // `{"seq":` is checked by factsOfLine, which also wants the seq: read the digits after it here.
+  let i = s + 7;
+  let seq = 0;
+  while (i < e && b[i]! >= 48 && b[i]! <= 57) seq = seq * 10 + b[i++]! - 48;
+  const p = i + PREV_AT.length;
+  const facts = i > s + 7 && i < s + 23 && bytesAt(b, i, PREV_AT) && bytesAt(b, p + 64, HASH_AT) ? factsOfLine(b, s, e, seq) : undefined;
+  if (facts) return { seq, prev: b.toString("latin1", p, p + 64), hash: b.toString("latin1", p + 74, p + 138), facts };
+  const env = JSON.parse(b.toString("utf8", s, e)) as Envelope;
+  return { seq: env.seq, prev: env.prev, hash: env.hash, facts: env.record.facts };
+}
+
+/**
+ * The envelopes of one event message (one per line). A line in the writer's layout (`fastLine`) has its envelope cut
+ * by hand and only its record parsed; any other line is parsed whole. Nothing is verified here (messageEntries,
+ * the store's load and a projection's fold check the chain).
+ */
+export function parseMessage(data: Uint8Array): Envelope[] {
+  const out: Envelope[] = [];
+  for (const line of utf8d.decode(data).split("\n")) {
+    if (line.length === 0) continue;
+    const f = fastLine(line);
+    out.push(f ? { seq: f.seq, prev: f.prev, hash: f.hash, record: JSON.parse(f.raw) as CallRecord } : (JSON.parse(line) as Envelope));
+  }
+  return out;
+}
+
+/**
+ * Follow a subject live from `startStreamSeq`: every message's envelopes to `onMessage`, until `stop()`. It catches
+ * up first with the fast reader (readSubjectFast: a push consumer on a core subscription), then follows live from
+ * there with an ordered consumer (`consume()`, which rides out reconnects and leader changes). A catch-up cut short
+ * by anything but `onMessage` (the connection lost, the server quiet, a lost delivery, a consumer not made) is not a
+ * failure: the ordered consumer takes over after the last message read. An error thrown by `onMessage` ends `done`
+ * with it, as before. Rejects at once, as before, when the stream cannot be reached (its info, as the ordered
+ * consumer asks it).
+ */
 export async function followSubject(
   js: JetStreamClient,
   stream: string,
   subject: string,
   startStreamSeq: number,
-  onMessage: (m: ReplayedMessage, msg: JsMsg) => void,
+  onMessage: (m: ReplayedMessage, msg?: JsMsg) => void,
 ): Promise<{ stop(): Promise<void>; done: Promise<void> }> {
-  const c = await js.consumers.get(stream, {
-    filter_subjects: subject,
-    ...(startStreamSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startStreamSeq } : {}),
-  });
-  const it = await c.consume({ max_messages: 1000 });
+  const jsm = await js.jetstreamManager(false);
+  await jsm.streams.info(stream);
+  const abort = new AbortController();
+  let stopped = false;
+  let it: ConsumerMessages | undefined;
+  let consumer: { delete(): Promise<boolean> } | undefined;
   const done = (async () => {
+    let from = startStreamSeq;
+    let threw: { e: unknown } | undefined;
+    try {
+      await readSubjectFast(
+        js,
+        stream,
+        subject,
+        (m) => {
+          try {
+            onMessage(replayed(m.streamSeq, m.data));
+          } catch (e) {
+            threw = { e };
+            throw e;
+          }
+          from = m.streamSeq + 1;
+        },
+        { startStreamSeq: from, signal: abort.signal, jsm },
+      );
+    } catch (e) {
+      if (threw) throw threw.e;
+    }
+    // The ordered consumer (its `get` asks the stream's info): asked again while JetStream cannot answer yet, as the
+    // reader does, for 15 s; a closed connection or a stop ends the follower quietly.
+    const deadline = Date.now() + 15_000;
+    let c: Awaited<ReturnType<JetStreamClient["consumers"]["get"]>> | undefined;
+    for (let n = 0; !c; n++) {
+      if (stopped || connectionOf(js).isClosed()) return;
+      try {
+        c = await js.consumers.get(stream, {
+          filter_subjects: subject,
+          ...(from > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from } : {}),
+        });
+      } catch (e) {
+        if (stopped || connectionOf(js).isClosed()) return;
+        if (!transientJs(e) || Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** n, 2000)));
+      }
+    }
+    consumer = c;
+    if (stopped) return void (await c.delete().catch(() => undefined));
+    it = await c.consume({ max_messages: 1000 });
+    if (stopped) {
+      // Stopped while the consumer was being made: stop() found no iterator to close, or deleted it too early.
+      await it.close().catch(() => undefined);
+      await c.delete().catch(() => undefined);
+      return;
+    }
     for await (const m of it) onMessage(replayed(m.seq, m.data), m);
   })();
   return {
     done,
     async stop() {
-      await it.close().catch(() => undefined);
-      await c.delete().catch(() => undefined);
+      stopped = true;
+      abort.abort();
+      await it?.close().catch(() => undefined);
+      await consumer?.delete().catch(() => undefined);
     },
   };
 }
@@ -365,14 +509,8 @@ export async function followSubject(
  * (`verified`: its own hash holds; seq and prev are left to the caller), without re-encoding the parsed record: a
  * third of the replay's cost. Any other line is parsed whole and checked by `entryProblem`.
  */
-export function* messageEntries(subject: string, m: ReplayedMessage): Iterable<Envelope & { verified?: boolean }> {
-  const text = utf8d.decode(m.data);
-  let i = 0;
-  while (i < text.length) {
-    let j = text.indexOf("\n", i);
-    if (j < 0) j = text.length;
-    const line = text.slice(i, j);
-    i = j + 1;
+export function* messageEntries(subject: string, m: ReplayedMessage): Iterable<Envelope & { verified?: boolean; raw?: string }> {
+  for (const line of utf8d.decode(m.data).split("\n")) {
     if (line.length === 0) continue;
     const fast = fastLine(line);
     if (fast) {
@@ -380,7 +518,7 @@ export function* messageEntries(subject: string, m: ReplayedMessage): Iterable<E
       if (entryHash(seq, prev, raw) !== hash) throw new StreamCorruptError(subject, seq, m.streamSeq, "hash does not match the entry's contents");
       const record = JSON.parse(raw) as CallRecord;
       if (record.seq !== seq) throw new StreamCorruptError(subject, seq, m.streamSeq, `record.seq is ${record.seq}, expected ${seq}`);
-      yield { seq, prev, hash, record, verified: true };
+      yield { seq, prev, hash, record, verified: true, raw };
     } else {
       yield JSON.parse(line) as Envelope;
     }
@@ -405,6 +543,13 @@ export class JetStreamEventStore implements DeferredEventStore {
    * make every garbage collection's work grow with the log). Records before `base` were not loaded.
    */
   private records = new MemoryEventStore();
+  /**
+   * The facts of the records `load` parsed (their seq = base + 1 + index), kept for the first `readFacts` (the
+   * simulator's rebuild right after open), which takes them: the rebuild then parses no record twice. Only while the
+   * load holds at most LOADED_FACTS_MAX records (beyond, a log without a snapshot, keeping objects for every record
+   * would cost more in garbage collection than the cut saves, memory-store.ts): then none are kept.
+   */
+  private loadedFacts: (readonly Fact[])[] | undefined = [];
   private base: number;
   private last: number;
   private durable: number;
@@ -692,7 +837,14 @@ export class JetStreamEventStore implements DeferredEventStore {
           const seq = this.last + 1;
           const problem = e.verified ? (e.seq !== seq ? `envelope seq is ${e.seq}, expected ${seq}` : e.prev !== this.head ? `prev does not match the hash of entry ${seq - 1}` : undefined) : entryProblem(e, seq, this.head);
           if (problem) throw new StreamCorruptError(this.subject, seq, m.streamSeq, problem);
-          this.records.append(e.record);
+          // The record's text as the line holds it (the canonical text its hash was just checked over), not encoded
+          // again from the parsed record: what `append` keeps too (encodeEntry's body).
+          if (e.raw !== undefined) this.records.appendEncoded(e.raw);
+          else this.records.append(e.record);
+          if (this.loadedFacts) {
+            if (this.loadedFacts.length < LOADED_FACTS_MAX) this.loadedFacts.push(e.record.facts);
+            else this.loadedFacts = undefined;
+          }
           this.last = seq;
           this.head = e.hash;
         }
@@ -735,6 +887,7 @@ export class JetStreamEventStore implements DeferredEventStore {
   }
 
   append(record: CallRecord, hint?: string): void {
+    this.loadedFacts = undefined; // the rebuild is over
     if (this.failed) throw new StoreWriteError(`hsmsim: the JetStream store for ${this.subject} failed earlier and takes no more appends`, { cause: this.failed });
     if (this.closed) throw new StoreWriteError(`hsmsim: the JetStream store for ${this.subject} is closed`);
     if (record.seq !== this.last + 1) throw new RangeError(`"record.seq" expected ${this.last + 1}, got ${record.seq}`);
@@ -762,6 +915,23 @@ export class JetStreamEventStore implements DeferredEventStore {
   *read(from = 1): Iterable<CallRecord> {
     const start = Math.max(from, this.base + 1);
     yield* this.records.read(start);
+  }
+
+  /**
+   * The records from `from` as a replay needs them (store.ts ReplayItem): each record's facts cut out of its held
+   * text (`factsOfRecordText`), the rest of it not parsed; a text in another layout is parsed whole. The texts were
+   * verified when the store loaded them (hash, seq, link, record seq) or were encoded here by `append`.
+   */
+  *readFacts(from = 1): Iterable<ReplayItem> {
+    let seq = Math.max(from, this.base + 1);
+    // The loaded records' facts, parsed by `load` (taken: a second reader cuts them from the texts again).
+    const kept = this.loadedFacts;
+    this.loadedFacts = undefined;
+    if (kept) for (; seq - this.base - 1 < kept.length; seq++) yield { seq, facts: kept[seq - this.base - 1]! };
+    for (const text of this.records.texts(seq)) {
+      yield { seq, facts: factsOfRecordText(text) ?? decodeRecord(text).facts };
+      seq++;
+    }
   }
 
   flush(seq: number): Promise<void> {

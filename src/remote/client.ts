@@ -10,8 +10,8 @@
  * - State-changing calls go to the service (request/reply on `<prefix>.<sim>.call`); the reply comes once the call's
  *   record is stored in JetStream and carries its sequence.
  * - Read calls (C_GetSessionInfo, C_GetTokenInfo, C_GetSlotList, C_GetSlotInfo) are answered from a projection the
- *   client keeps: a read model (projections/read-model.ts) fed by an ordered consumer on the simulator's event
- *   subject (started at the first read, or at connect with `projection: "eager"`, from the service's current read
+ *   client keeps: a read model (projections/read-model.ts) fed by the simulator's event subject (followSubject: caught
+ *   up by the fast reader, then an ordered consumer; each record's seq and facts only) (started at the first read, or at connect with `projection: "eager"`, from the service's current read
  *   model so that it does not replay the whole log), decided by the same pure deciders the service runs. It stops
  *   following after `projectionIdleMs` (250) without a read, and the next read starts again from the service's read
  *   model: a client that only writes for a while is not sent every other application's records. A read first waits until the projection has reached
@@ -27,7 +27,7 @@ import { randomUUID } from "node:crypto";
 import { connect as natsConnect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import type { Call, CallOut, FnName } from "../events/calls.js";
-import type { Answer, CallRecord } from "../events/types.js";
+import type { Answer } from "../events/types.js";
 import { followSubject } from "../events/jetstream-store.js";
 import { invalidArgument } from "../events/call-schema.js";
 import { CK } from "../pkcs11/constants.js";
@@ -212,13 +212,14 @@ export class RemoteSimulator {
     }
   }
 
-  private followFrom(streamSeq: number, gen: number): Promise<{ stop(): Promise<void> }> {
-    return followSubject(jetstream(this.nc), this.info.stream, this.subjects.events, streamSeq, (m) => {
+  private async followFrom(streamSeq: number, gen: number): Promise<{ stop(): Promise<void> }> {
+    const f = await followSubject(jetstream(this.nc), this.info.stream, this.subjects.events, streamSeq, (m) => {
       if (gen !== this.gen) return;
-      for (const e of m.envelopes) {
+      // Each record's seq and facts (all the read model folds), the rest of it not parsed.
+      for (const e of m.items) {
         // Records the read model already holds (the message that holds its record) are skipped.
         if (e.seq !== this.projected + 1) continue;
-        this.read.apply(e.record as CallRecord);
+        this.read.apply(e);
         this.projected = e.seq;
       }
       if (this.waiters.length > 0) {
@@ -227,6 +228,14 @@ export class RemoteSimulator {
         for (const w of this.waiters.splice(0, k)) w.resolve();
       }
     });
+    // A follower that ends on an error (its catch-up or live part could not go on) is dropped, so that the next read
+    // follows again (a fresh read model, then the stream after it) instead of waiting on a dead one.
+    f.done.catch(() => {
+      if (gen !== this.gen) return;
+      this.gen++;
+      this.follower = undefined;
+    });
+    return f;
   }
 
   /** The sequence the projection has reached. */

@@ -24,7 +24,8 @@
 import { receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import { invalidArgument } from "../events/call-schema.js";
 import type { Call } from "../events/calls.js";
-import type { Answer, CallRecord } from "../events/types.js";
+import type { Answer } from "../events/types.js";
+import type { ReplayItem } from "../events/store.js";
 import type { DecideContext } from "../functions/context.js";
 import { newSimState, type SimState } from "../model/state.js";
 import { CK } from "../pkcs11/constants.js";
@@ -44,7 +45,7 @@ export { PROJECTION_IDLE_MS };
  * One message on the feed port. A generation starts with `start` (the service's read model at its seq, or null: the
  * records from 1 follow), then `records` in order.
  */
-export type FeedMessage = { gen: number; start: ReadModelImage | null } | { gen: number; records: CallRecord[] };
+export type FeedMessage = { gen: number; start: ReadModelImage | null } | { gen: number; records: ReplayItem[] };
 
 export class CallingThreadProjection {
   private readonly state: SimState;

@@ -82,8 +82,9 @@ async function startFollowing(gen: number): Promise<void> {
   while (!g.stopped && !closing) {
     try {
       const f = await followSubject(jetstream(remote.nc), remote.info.stream, remote.subjects.events, from, (m) => {
-        if (g.stopped || m.envelopes.length === 0) return;
-        post({ gen, records: m.envelopes.map((e) => e.record) });
+        if (g.stopped || m.items.length === 0) return;
+        // What the projection folds: each record's seq and facts (the rest is neither parsed nor copied across).
+        post({ gen, records: m.items.map((e) => ({ seq: e.seq, facts: e.facts })) });
       });
       if (g.stopped) {
         await f.stop();
