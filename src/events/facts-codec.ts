@@ -11,8 +11,10 @@
  *   fact types, token ids and short values repeat in every record);
  * - a longer string that is lowercase hex of whole bytes (sealed values, MACs, attribute values) is written as the
  *   bytes it spells; any other longer string as UTF-8;
- * - an object's shape (its sorted keys) is written once per block, then referred to; objects of a shape are built by
- *   one function per shape (a literal with the keys in order), so they share V8's hidden classes as JSON.parse's do;
+ * - an object's shape (its sorted keys and the kind of each value: null, false, true, integer, float, string, other)
+ *   is written once per block, then referred to; an object of a shape is read and built by one function per shape
+ *   (a literal with the keys in order, each member read as its kind says, constants not written at all), so decoded
+ *   objects share V8's hidden classes as JSON.parse's do;
  * - anything the above cannot carry exactly (a string with a lone surrogate, a key "__proto__") is written as its
  *   canonical JSON text.
  *
@@ -36,7 +38,7 @@ const T_HEX = 8;
 /** A long string that is not hex: varint byte length, UTF-8. */
 const T_STR = 9;
 const T_ARR = 10;
-/** An object of a new shape: varint key count, the keys (as strings), then the values. */
+/** An object of a new shape: varint key count, each key (a string) and its value's kind, then the values. */
 const T_OBJ_DEF = 11;
 const T_OBJ_REF = 12;
 /** Canonical JSON text: varint byte length, UTF-8. */
@@ -45,17 +47,59 @@ const T_JSON = 13;
 const MAX_INTERNED = 64;
 
 /**
- * Shapes by an object's own keys in their order: a trie walked key by key (each step a Map lookup by an interned key
- * string), whose node holds the shape's sorted keys. Building a key string per object instead was most of encoding.
- * Members whose value is undefined take the `undef` branch (they are left out of the shape).
+ * What a member's value is, as a shape records it. A shape is an object's sorted keys with the kind of each value,
+ * so constants (null, false, true) take no bytes, and the rest are read without a tag: by a function made for the
+ * shape (`typedBuilder`), which reads each member the way its kind says. The tag and the switch per member were a
+ * third of decoding.
+ */
+const K_UNDEF = 0;
+const K_NULL = 1;
+const K_FALSE = 2;
+const K_TRUE = 3;
+/** A safe integer >= 0: varint. */
+const K_UINT = 4;
+/** A safe integer < 0: varint of its magnitude. */
+const K_NEG = 5;
+const K_F64 = 6;
+/** A string: a tagged string value (defined, referred to, hex, long, or JSON). */
+const K_STR = 7;
+/** Anything else (arrays, objects): a tagged value. */
+const K_ANY = 8;
+const KINDS = 9;
+
+function kindOf(v: unknown): number {
+  switch (typeof v) {
+    case "undefined":
+      return K_UNDEF;
+    case "boolean":
+      return v ? K_TRUE : K_FALSE;
+    case "number":
+      // -0 is a safe integer >= 0 here, and written as 0, as JSON writes it. NaN and the infinities are refused when
+      // written.
+      return Number.isSafeInteger(v) ? (v >= 0 ? K_UINT : K_NEG) : K_F64;
+    case "string":
+      return K_STR;
+    default:
+      return v === null ? K_NULL : K_ANY;
+  }
+}
+
+interface Shape {
+  keys: string[];
+  kinds: number[];
+}
+
+/**
+ * Shapes by an object's own keys in their order and their values' kinds: a trie walked member by member (a Map lookup
+ * by the interned key, then the kind), whose node holds the shape. Building a key string per object instead was most
+ * of encoding.
  */
 interface ShapeNode {
-  def: Map<string, ShapeNode>;
-  undef: Map<string, ShapeNode>;
-  /** The sorted keys with values; null: an object of these keys goes as JSON (a key "__proto__"). */
-  keys?: string[] | null;
+  next: Map<string, (ShapeNode | undefined)[]>;
+  /** null: an object of these keys goes as JSON (a key "__proto__", which a literal cannot build). */
+  shape?: Shape | null;
 }
-const newNode = (): ShapeNode => ({ def: new Map(), undef: new Map() });
+const newNode = (): ShapeNode => ({ next: new Map() });
 const ROOT = newNode();
 /** Bounds the trie (facts have a small vocabulary of keys; past this, shapes are computed per object). */
 let nodes = 0;
@@ -65,29 +109,48 @@ function shapeOf(o: Record<string, unknown>): ShapeNode {
   let node = ROOT;
   for (const k in o) {
     if (!Object.hasOwn(o, k)) continue;
-    const branch = o[k] === undefined ? node.undef : node.def;
-    let next = branch.get(k);
+    const kind = kindOf(o[k]);
+    let byKind = node.next.get(k);
+    if (!byKind) {
+      byKind = new Array<ShapeNode | undefined>(KINDS).fill(undefined);
+      if (nodes < MAX_NODES) node.next.set(k, byKind);
+    }
+    let next = byKind[kind];
     if (!next) {
       next = newNode();
       if (nodes < MAX_NODES) {
         nodes++;
-        branch.set(k, next);
+        byKind[kind] = next;
       }
     }
     node = next;
   }
-  if (node.keys === undefined) {
+  if (node.shape === undefined) {
     const keys = Object.keys(o).filter((k) => o[k] !== undefined);
     keys.sort();
-    // A literal cannot build an own "__proto__" member (it sets the prototype): such an object goes as JSON.
-    node.keys = keys.includes("__proto__") ? null : keys;
+    node.shape = keys.includes("__proto__") ? null : { keys, kinds: keys.map((k) => kindOf(o[k])) };
   }
   return node;
 }
 
-/** One object-building function per shape (by its sorted keys as JSON). */
+/** How a shape's builder reads each kind (`r` is the decoder). */
+const READ: readonly string[] = ["", "null", "false", "true", "r.u()", "-r.u()", "r.f()", "r.s()", "r.v()"];
+/** One object-building function per shape (by its keys and kinds as JSON). */
 const BUILDERS = new Map<string, Builder>();
-type Builder = (values: unknown[], at: number) => object;
+type Builder = (r: FactsBlockDecoder) => object;
+
+function typedBuilder(shape: Shape): Builder {
+  const id = JSON.stringify(shape);
+  let b = BUILDERS.get(id);
+  if (!b) {
+    // Keys are JSON string literals in the source (valid JS string literals); a literal's values are evaluated in
+    // order, which is the order the members were written in.
+    const members = shape.keys.map((k, i) => `${JSON.stringify(k)}:${READ[shape.kinds[i]!]}`);
+    b = new Function("r", `return {${members.join(",")}};`) as Builder;
+    if (BUILDERS.size < 4096) BUILDERS.set(id, b);
+  }
+  return b;
+}
 
 /** Whether `s` has no lone surrogate (String.prototype.isWellFormed, Node 20; not in this project's TS lib). */
 const wellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
@@ -243,34 +306,49 @@ export class FactsBlockEncoder {
 
   private object(o: Record<string, unknown>): void {
     const node = shapeOf(o);
-    const keys = node.keys;
-    if (!keys) return this.utf8(T_JSON, canonicalJson(o));
-    const shape = this.shapes.get(node);
-    if (shape !== undefined) {
+    const shape = node.shape;
+    if (!shape) return this.utf8(T_JSON, canonicalJson(o));
+    const { keys, kinds } = shape;
+    const known = this.shapes.get(node);
+    if (known !== undefined) {
       this.byte(T_OBJ_REF);
-      this.uint(shape);
+      this.uint(known);
     } else {
       this.shapes.set(node, this.shapes.size);
       this.byte(T_OBJ_DEF);
       this.uint(keys.length);
-      for (const k of keys) this.string(k);
+      for (let i = 0; i < keys.length; i++) {
+        this.string(keys[i]!);
+        this.byte(kinds[i]!);
+      }
     }
-    for (let i = 0; i < keys.length; i++) this.value(o[keys[i]!]);
+    for (let i = 0; i < keys.length; i++) {
+      const v = o[keys[i]!];
+      switch (kinds[i]) {
+        case K_UINT:
+          this.uint(v as number);
+          break;
+        case K_NEG:
+          this.uint(-(v as number));
+          break;
+        case K_F64:
+          if (!Number.isFinite(v)) throw new TypeError(`facts codec: ${String(v)} is not a JSON number`);
+          this.room(8);
+          this.pos = this.buf.writeDoubleLE(v as number, this.pos);
+          break;
+        case K_STR:
+          this.string(v as string);
+          break;
+        case K_ANY:
+          this.value(v);
+          break;
+        // null, false, true: the shape says it all.
+      }
+    }
   }
 }
 
 const NO_FACTS: readonly unknown[] = Object.freeze([]);
-
-function builder(keys: readonly string[]): Builder {
-  const id = JSON.stringify(keys); // unambiguous: [] and [""] would join alike
-  let b = BUILDERS.get(id);
-  if (!b) {
-    // Keys are JSON string literals in the source (valid JS string literals); values come from the array argument.
-    b = new Function("v", "i", `return {${keys.map((k, j) => `${JSON.stringify(k)}:v[i+${j}]`).join(",")}};`) as Builder;
-    if (BUILDERS.size < 4096) BUILDERS.set(id, b);
-  }
-  return b;
-}
 
 /** Malformed block bytes: the caller (the facts cache) then reads the log instead. */
 export class FactsCodecError extends Error {
@@ -281,9 +359,7 @@ export class FactsCodecError extends Error {
 export class FactsBlockDecoder {
   private pos: number;
   private readonly strings: string[] = [];
-  private readonly shapes: { keys: string[]; build: Builder }[] = [];
-  private readonly stack: unknown[] = new Array(64).fill(undefined);
-  private top = 0;
+  private readonly shapes: Builder[] = [];
 
   constructor(
     private readonly b: Buffer,
@@ -306,6 +382,30 @@ export class FactsBlockDecoder {
     const out = new Array<unknown>(n);
     for (let i = 0; i < n; i++) out[i] = this.value();
     return out;
+  }
+
+  // u, f, s, v: what a shape's builder calls to read its members (typedBuilder), in order.
+
+  /** A varint. */
+  u(): number {
+    return this.uint();
+  }
+
+  /** A float64. */
+  f(): number {
+    return this.b.readDoubleLE(this.span(8));
+  }
+
+  /** A tagged value that must be a string. */
+  s(): string {
+    const v = this.value();
+    if (typeof v !== "string") throw new FactsCodecError("facts block: a string member that is not a string");
+    return v;
+  }
+
+  /** A tagged value. */
+  v(): unknown {
+    return this.value();
   }
 
   private uint(): number {
@@ -348,9 +448,9 @@ export class FactsBlockDecoder {
       case T_UINT:
         return this.uint();
       case T_OBJ_REF: {
-        const shape = this.shapes[this.uint()];
-        if (!shape) throw new FactsCodecError("facts block: a shape reference to nothing");
-        return this.members(shape.keys.length, shape.build);
+        const build = this.shapes[this.uint()];
+        if (!build) throw new FactsCodecError("facts block: a shape reference to nothing");
+        return build(this);
       }
       case T_TRUE:
         return true;
@@ -367,17 +467,22 @@ export class FactsBlockDecoder {
       }
       case T_OBJ_DEF: {
         const n = this.uint();
+        if (n > this.end - this.pos) throw new FactsCodecError("facts block: a shape runs past the block");
         const keys: string[] = [];
+        const kinds: number[] = [];
         for (let i = 0; i < n; i++) {
           const k = this.value();
           if (typeof k !== "string") throw new FactsCodecError("facts block: a key that is not a string");
           // The encoder never writes one (it sends such objects as JSON); a literal would set the prototype.
           if (k === "__proto__") throw new FactsCodecError("facts block: a key __proto__ in a shape");
           keys.push(k);
+          const kind = this.pos < this.end ? this.b[this.pos++]! : K_UNDEF;
+          if (kind === K_UNDEF || kind >= KINDS) throw new FactsCodecError(`facts block: a member of kind ${kind}`);
+          kinds.push(kind);
         }
-        const shape = { keys, build: builder(keys) };
-        this.shapes.push(shape);
-        return this.members(n, shape.build);
+        const build = typedBuilder({ keys, kinds });
+        this.shapes.push(build);
+        return build(this);
       }
       case T_NEG:
         return -this.uint();
@@ -405,19 +510,5 @@ export class FactsBlockDecoder {
       default:
         throw new FactsCodecError(`facts block: unknown tag ${tag}`);
     }
-  }
-
-  /** An object's values onto the stack (a preallocated array and its top: no push, no length change), then built. */
-  private members(n: number, build: Builder): object {
-    const at = this.top;
-    if (at + n > this.stack.length) this.stack.length = Math.max(2 * this.stack.length, at + n);
-    for (let i = 0; i < n; i++) {
-      // Each value is read before the top moves past it: a nested object stacks its values above this one's.
-      this.top = at + i;
-      const v = this.value();
-      this.stack[at + i] = v;
-    }
-    this.top = at;
-    return build(this.stack, at);
   }
 }
