@@ -236,6 +236,10 @@ function replayWorkload(o) {
   const built = cycleStore(o, o.events ?? (o.quick ? 50_000 : 200_000));
   try {
     const writerState = snapshotState(built.sim.state, built.sim.read);
+    const writerDigest = stateDigest(built.sim);
+    // The writer's simulator is done: its live state would otherwise share the heap (and the collector's work) with
+    // every replay below, which a process opening the store does not have.
+    built.sim = undefined;
     // The same replay in fresh processes, as a process that opens the store sees it (below, the writer's work, the
     // passes and their garbage share the process with the replay; the store is closed, so a child may open it).
     const fresh = [];
@@ -244,7 +248,7 @@ function replayWorkload(o) {
       const line = child.stdout.split("\n").find((l) => l.startsWith("BENCH_RESULT "));
       if (!line) throw new Error(`replay-only failed: ${child.stderr}`);
       const r = JSON.parse(line.slice(13)).result;
-      if (r.records !== built.records || r.stateDigest !== stateDigest(built.sim)) throw new Error("the state replayed in a fresh process differs from the writer's");
+      if (r.records !== built.records || r.stateDigest !== writerDigest) throw new Error("the state replayed in a fresh process differs from the writer's");
       fresh.push(r.replayMs);
     }
     gc();
