@@ -34,6 +34,8 @@ import { hchacha } from "@noble/ciphers/chacha.js";
 import { SlotActor, type SlotActorImage } from "../actors/slot-actor.js";
 import { ReadModel } from "../projections/read-model.js";
 import type { SimState } from "../model/state.js";
+import { RecordedObject } from "../model/evolve.js";
+import { DeferredDigest } from "../model/operations.js";
 import type { SnapshotHost } from "./store.js";
 import { SnapshotFormatError, ValueCodec, type ClassCodec } from "./snapshot-codec.js";
 
@@ -60,9 +62,28 @@ const slotActorCodec: ClassCodec<SlotActor> = {
   },
 };
 
+/**
+ * A replay's lazy values (model/evolve.ts RecordedObject, model/operations.ts DeferredDigest) go as the plain objects
+ * an eager replay builds, and come back as those: reading them for the snapshot builds what they had put off.
+ */
+const recordedObjectCodec: ClassCodec<RecordedObject> = {
+  name: "RecordedObject",
+  type: RecordedObject,
+  encode: (v) => v.plain(),
+  decode: (data) => data as object,
+};
+const deferredDigestCodec: ClassCodec<DeferredDigest> = {
+  name: "DeferredDigest",
+  type: DeferredDigest,
+  encode: (v) => v.plain(),
+  decode: (data) => data as object,
+};
+
 /** The codec of the simulator's state: the generic walk and the classes above. */
 export const STATE_CODEC = new ValueCodec()
   .register(slotActorCodec)
+  .register(recordedObjectCodec)
+  .register(deferredDigestCodec)
   .registerFields("ReadModel", ReadModel);
 
 const aad = (seq: number, head: string) => utf8.encode(`hsmsim-snapshot 1 ${seq} ${head}`);

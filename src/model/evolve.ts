@@ -33,7 +33,7 @@ export interface EvolveEnv {
   deferDigests?: boolean;
   /**
    * Recorded facts (a replay): an object's attribute map is built from its recorded values when it is first read
-   * (`lazyObject`), so an object created and destroyed within the log never has it built.
+   * (`RecordedObject`), so an object created and destroyed within the log never has it built.
    */
   lazyAttributes?: boolean;
 }
@@ -159,39 +159,57 @@ const isPlainValue = (x: StoredAttribute): x is { type: number; value: string } 
  * something first reads `attrs`: the next live call on it, a snapshot, `replay --until`. Building the map (a
  * Uint8Array per attribute from its hex) was most of a replayed C_CreateObject (~4.5 µs of ~16 µs for the bench's
  * session cycle), and an object that a later record destroys is never read. The map built is the one `setStored`
- * builds eagerly, in the same order. `attrs` is an own enumerable accessor in the data property's place (same keys,
- * same order as the eager object), shared by every lazy object and put in place with defineProperty (one written in
- * a literal makes closures per object and leaves it in V8's dictionary mode); the recorded values wait under a
- * symbol, not enumerable. So the snapshot codec, JSON, structuredClone and isDeepStrictEqual read the map; once built
- * it is a plain data property. A value that is not hex throws when the map is built, not at the record: the log's
- * chain is verified when the store opens, and its values were written by the simulator.
+ * builds eagerly, in the same order; once built it is an own data property, and the recorded values are let go.
+ *
+ * A class, with `attrs` an accessor on its prototype: an own accessor (defineProperty on a plain object) cost ~400 ns
+ * an object here, a third of a replayed session cycle's ObjectCreated, where this costs ~25 ns. So `attrs` is not an
+ * own member until it is built: the snapshot codec carries an instance as the plain object an eager replay builds
+ * (`plain`, registered in events/snapshot.ts), and JSON does too (`toJSON`). A value that is not hex throws when the
+ * map is built, not at the record: the log's chain is verified when the store opens, and its values were written by
+ * the simulator.
  */
-const RECORDED = Symbol("recorded attributes");
-type LazyObject = ObjectState & { [RECORDED]?: { type: number; value: string }[] };
-const LAZY_ATTRS: PropertyDescriptor = {
-  get(this: LazyObject): Map<number, Uint8Array> {
+export class RecordedObject implements ObjectState {
+  declare app?: number;
+  declare creator?: number;
+  declare privateEpoch?: number;
+  declare clearStorage?: true;
+  declare sealed?: Map<number, string>;
+  id: string;
+  token: boolean;
+  private: boolean;
+  slotID: number;
+  #recorded: { type: number; value: string }[] | undefined;
+
+  constructor(id: string, token: boolean, priv: boolean, slotID: number, recorded: { type: number; value: string }[]) {
+    this.id = id;
+    this.token = token;
+    this.private = priv;
+    this.slotID = slotID;
+    this.#recorded = recorded;
+  }
+
+  get attrs(): Map<number, Uint8Array> {
     const m = new Map<number, Uint8Array>();
-    for (const x of this[RECORDED]!) m.set(x.type, hexToBytes(x.value));
-    settleAttrs(this, m);
+    for (const x of this.#recorded!) m.set(x.type, hexToBytes(x.value));
+    this.attrs = m;
     return m;
-  },
-  set(this: LazyObject, m: Map<number, Uint8Array>) {
-    settleAttrs(this, m);
-  },
-  enumerable: true,
-  configurable: true,
-};
+  }
 
-function lazyObject(snap: { id: string; token: boolean; private: boolean; slotID: number; attrs: StoredAttribute[] }): ObjectState {
-  const o = { id: snap.id, token: snap.token, private: snap.private, slotID: snap.slotID } as LazyObject;
-  Object.defineProperty(o, "attrs", LAZY_ATTRS);
-  Object.defineProperty(o, RECORDED, { value: snap.attrs, writable: true });
-  return o;
-}
+  /** The built map, as an own data property in the accessor's place (found before the prototype's from then on). */
+  set attrs(m: Map<number, Uint8Array>) {
+    Object.defineProperty(this, "attrs", { value: m, writable: true, enumerable: true, configurable: true });
+    this.#recorded = undefined;
+  }
 
-function settleAttrs(o: LazyObject, m: Map<number, Uint8Array>): void {
-  Object.defineProperty(o, "attrs", { value: m, writable: true, enumerable: true, configurable: true });
-  o[RECORDED] = undefined;
+  /** The plain object an eager replay builds for this one: the same members, in the same order. */
+  plain(): ObjectState {
+    const { id, token, private: priv, slotID, attrs, ...rest } = { ...this, attrs: this.attrs };
+    return { id, token, private: priv, slotID, attrs, ...rest };
+  }
+
+  toJSON(): ObjectState {
+    return this.plain();
+  }
 }
 
 /**
@@ -428,7 +446,7 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
       const a = app(state, fact.app);
       const snap = fact.object;
       let o: ObjectState;
-      if (env.lazyAttributes === true && snap.attrs.every(isPlainValue)) o = lazyObject(snap);
+      if (env.lazyAttributes === true && snap.attrs.every(isPlainValue)) o = new RecordedObject(snap.id, snap.token, snap.private, snap.slotID, snap.attrs);
       else {
         o = { id: snap.id, token: snap.token, private: snap.private, slotID: snap.slotID, attrs: new Map() };
         for (const x of snap.attrs) setStored(o, x, env);

@@ -101,77 +101,76 @@ export function updateCrypto(op: CryptoOp, data: Uint8Array, env: Env): void {
  *
  * The fold is the eager steps in order, so the state read is the one eager evolution gives: init, then for each input
  * `state = opened ? update(state, opened) : null` (an input that does not open, in a log replayed without its key,
- * leaves the digest without a state for good; later inputs are not opened). `state` is an own enumerable accessor,
- * in the data property's place, so JSON, structuredClone and the snapshot codec read the folded value; after the fold
- * it is a plain data property again.
+ * leaves the digest without a state for good; later inputs are not opened).
+ *
+ * A class, with `state` an accessor on its prototype: an own accessor (defineProperty on a plain object) cost ~400 ns
+ * a digest here, where this costs ~25 ns. So `state` is not an own member until it is folded: the snapshot codec
+ * carries an instance as the plain object an eager replay builds (`plain`, registered in events/snapshot.ts), and
+ * JSON does too (`toJSON`). Once folded, `state` is an own data property, and the inputs are let go.
  */
-interface Deferred {
-  inputs: string[];
-  env: Env;
-}
-/**
- * Where a lazy digest keeps its inputs: an own property under a symbol, not enumerable, so JSON, Object.keys, the
- * snapshot codec, structuredClone and isDeepStrictEqual see exactly the eager object's members.
- */
-const DEFERRED = Symbol("deferred digest inputs");
-type Lazy = DigestOp & { [DEFERRED]?: Deferred };
+export class DeferredDigest implements DigestOp {
+  readonly kind = "digest";
+  #inputs: string[] | undefined = [];
+  readonly #env: Env;
 
-/**
- * The lazy `state`: one accessor shared by every lazy digest, put in place with defineProperty. An accessor written
- * in an object literal makes new getter and setter closures per object, and V8 then keeps the object in dictionary
- * mode (~2 µs and ~700 bytes a digest here, and slow property reads for as long as it lives).
- */
-const LAZY_STATE: PropertyDescriptor = {
-  get(this: Lazy): unknown {
-    return fold(this);
-  },
-  set(this: Lazy, v: unknown) {
-    settle(this, v);
-  },
-  enumerable: true,
-  configurable: true,
-};
-
-function fold(op: Lazy): unknown {
-  const d = op[DEFERRED]!;
-  const stream = digestStream(op.mechanism);
-  let state: unknown = stream.init();
-  for (const sealed of d.inputs) {
-    let data: Uint8Array | undefined;
-    if (state !== null) {
-      try {
-        data = d.env.unseal(sealed);
-      } catch {
-        data = undefined;
-      }
-    }
-    state = data ? stream.update(state as DigestState, data) : null;
+  constructor(
+    public mechanism: number,
+    public updated: boolean,
+    env: Env,
+  ) {
+    this.#env = env;
   }
-  settle(op, state);
-  return state;
-}
 
-function settle(op: Lazy, state: unknown): void {
-  Object.defineProperty(op, "state", { value: state, writable: true, enumerable: true, configurable: true });
-  op[DEFERRED] = undefined;
+  get state(): unknown {
+    const stream = digestStream(this.mechanism);
+    let state: unknown = stream.init();
+    for (const sealed of this.#inputs!) {
+      let data: Uint8Array | undefined;
+      if (state !== null) {
+        try {
+          data = this.#env.unseal(sealed);
+        } catch {
+          data = undefined;
+        }
+      }
+      state = data ? stream.update(state as DigestState, data) : null;
+    }
+    this.state = state;
+    return state;
+  }
+
+  /** The folded state, as an own data property in the accessor's place (found before the prototype's from then on). */
+  set state(v: unknown) {
+    Object.defineProperty(this, "state", { value: v, writable: true, enumerable: true, configurable: true });
+    this.#inputs = undefined;
+  }
+
+  /** Note a recorded input; false once the state is folded (it is then fed like an eager digest's). */
+  defer(sealed: string): boolean {
+    if (!this.#inputs) return false;
+    this.#inputs.push(sealed);
+    return true;
+  }
+
+  /** The plain object an eager replay builds for this one: kind, mechanism, state, updated. */
+  plain(): DigestOp {
+    return { kind: "digest", mechanism: this.mechanism, state: this.state, updated: this.updated };
+  }
+
+  toJSON(): DigestOp {
+    return this.plain();
+  }
 }
 
 /** A digest started by a recorded DigestStarted; `defer`: its state is computed when first read (see above). */
 export function startDigest(mechanism: number, defer: boolean, env: Env): DigestOp {
   if (!defer) return { kind: "digest", mechanism, state: digestStream(mechanism).init(), updated: false };
-  // Same keys in the same order as the eager object: kind, mechanism, state (the accessor), updated.
-  const op = { kind: "digest", mechanism } as Lazy;
-  Object.defineProperty(op, "state", LAZY_STATE);
-  op.updated = false;
-  Object.defineProperty(op, DEFERRED, { value: { inputs: [], env }, writable: true });
-  return op;
+  return new DeferredDigest(mechanism, false, env);
 }
 
 /** Feed a recorded DigestUpdated's sealed input to a digest: noted when the digest is deferred, else applied now. */
 export function feedDigest(op: DigestOp, sealed: string, env: Env): void {
-  const d = (op as Lazy)[DEFERRED];
-  if (d) d.inputs.push(sealed);
-  else {
+  if (!(op instanceof DeferredDigest && op.defer(sealed))) {
     let data: Uint8Array | undefined;
     if (op.state !== null) {
       try {

@@ -7,19 +7,27 @@ import { expect } from "vitest";
 import { SlotActor } from "../../src/actors/slot-actor.js";
 import type { Simulator } from "../../src/actors/simulator.js";
 import type { EventStore } from "../../src/events/store.js";
+import { RecordedObject } from "../../src/model/evolve.js";
+import { DeferredDigest } from "../../src/model/operations.js";
 
 /**
  * Every own field of the write model and the read model, compared by walking both: Maps and Sets in insertion order,
  * Uint8Arrays byte by byte, class instances by prototype and own fields, frozenness too; slot actors by XState's
- * persisted snapshots of their charts. Fails naming the first path that differs.
+ * persisted snapshots of their charts; a replay's lazy values (RecordedObject, DeferredDigest) as the plain objects
+ * they stand for (`plain()`: what a snapshot holds and an eager replay builds). Fails naming the first path that
+ * differs.
  */
 export function expectSameState(a: Simulator, b: Simulator): void {
   const diff = firstDifference({ state: a.state, read: a.read }, { state: b.state, read: b.read }, "sim", new Set());
   expect(diff).toBeUndefined();
 }
 
+const eager = (v: unknown): unknown => (v instanceof RecordedObject || v instanceof DeferredDigest ? v.plain() : v);
+
 export function firstDifference(a: unknown, b: unknown, path: string, seen: Set<unknown>): string | undefined {
   if (Object.is(a, b)) return undefined;
+  a = eager(a);
+  b = eager(b);
   if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return `${path}: ${String(a)} vs ${String(b)}`;
   if (seen.has(a)) return undefined;
   seen.add(a);
