@@ -104,7 +104,7 @@ import { join, resolve } from "node:path";
 import type { EventStore, ReplayItem, ReplicaSpec, SnapshotCandidate, SnapshotHost } from "./store.js";
 import { BackgroundSnapshots, type WriterResult } from "./snapshot-writer.js";
 import { cacheBlocks, FACTS_CACHE_FILE, FactsCacheWriter, openBlock, type LogReader } from "./facts-cache.js";
-import { FactsCodecError } from "./facts-codec.js";
+import { FactsCodecError, type FactsBlockDecoder } from "./facts-codec.js";
 import type { CallRecord, Fact } from "./types.js";
 import { encodeEntry, entryProblem, GENESIS, type Envelope } from "./chain.js";
 import { bytesToHex, hexToBytes } from "../crypto/encoding.js";
@@ -490,19 +490,9 @@ export class FileEventStore implements EventStore {
         const d = openBlock(cacheFd, b, factsKey, log);
         let problem = d ? undefined : "does not match the log";
         if (d) {
-          try {
-            for (let seq = b.first; seq < end; seq++) {
-              const facts = d.next() as Fact[];
-              if (seq < next) continue;
-              done?.(seq);
-              apply(seq, facts);
-              next = seq + 1;
-            }
-            if (!d.done) problem = "has bytes past its records";
-          } catch (e) {
-            if (!(e instanceof FactsCodecError)) throw e;
-            problem = `does not decode (${e.message})`;
-          }
+          const r = applyBlock(d, b.first, end, next, done, apply);
+          next = r.next;
+          problem = r.problem;
         }
         if (problem !== undefined && !warned) {
           warned = true;
@@ -1465,4 +1455,33 @@ function registerExitHook(): void {
   process.on("exit", () => {
     for (const s of [...OPEN]) s.exitNow();
   });
+}
+
+/**
+ * One cache block's records from `next` on, each handed to `apply`: the next record not applied, and what is wrong
+ * with the block if it does not decode whole. A function of its own, apart from eachFacts' walk over blocks, so that
+ * the JIT compiles this loop small and early: the first tens of thousands of records of a replay run before the
+ * optimizing compiler has caught up (docs/notes/replay-speed.md, "Warm-up").
+ */
+function applyBlock(
+  d: FactsBlockDecoder,
+  first: number,
+  end: number,
+  next: number,
+  done: ((seq: number) => void) | undefined,
+  apply: (seq: number, facts: readonly Fact[]) => void,
+): { next: number; problem: string | undefined } {
+  try {
+    for (let seq = first; seq < end; seq++) {
+      const facts = d.next() as Fact[];
+      if (seq < next) continue;
+      done?.(seq);
+      apply(seq, facts);
+      next = seq + 1;
+    }
+    return { next, problem: d.done ? undefined : "has bytes past its records" };
+  } catch (e) {
+    if (!(e instanceof FactsCodecError)) throw e;
+    return { next, problem: `does not decode (${e.message})` };
+  }
 }
