@@ -432,6 +432,16 @@ function storeSection(opts, get, checks) {
         "",
       ]);
     }
+    const sl = rp.shortLog;
+    if (sl) {
+      const w = sl.warmupUsPerRecordPer20k;
+      rows.push([
+        `replay of the first ${fmtOps(sl.records)} records alone (mostly JIT warm-up)`,
+        `${fmtOps(sl.replayEventsPerSec)} events/s in-process (median of ${sl.replayRoundsEventsPerSec.length}: ${sl.replayRoundsEventsPerSec.map(fmtOps).join(", ")}), ` +
+          `${fmtOps(sl.freshProcessReplayEventsPerSec)} in a fresh process; one replay's µs a record per 20k records: ${w.map((x) => x.toFixed(2)).join(" ")}`,
+        "",
+      ]);
+    }
     if (rp.replayFromLinesEventsPerSec !== undefined) {
       rows.push([
         `replay with the facts cache off (each line's JSON)`,
