@@ -117,12 +117,13 @@ function closeSession(state: SimState, a: AppState, handle: number): void {
     }
   }
   // The session objects it created go with it (SoftHSM §10 step 3); those of other sessions stay.
-  if (s.created) {
-    for (const id of s.created) {
-      a.sessionObjects.delete(id);
-      a.handleOf.delete(id);
-    }
-  }
+  if (s.created) for (const id of s.created) dropSessionObject(a, id);
+}
+
+/** A session object gone with the session that created it. */
+function dropSessionObject(a: AppState, id: string): void {
+  a.sessionObjects.delete(id);
+  a.handleOf.delete(id);
 }
 
 function insertObject(state: SimState, a: AppState, o: ObjectState): void {
@@ -402,24 +403,23 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
       // (this is the one call whose work is proportional to the sessions it closes).
       const a = app(state, fact.app);
       const sl = slot(a, fact.slotID);
-      let rw = 0;
-      const gone = (s: SessionState): void => {
-        if (s.rw) rw++;
-        if (s.created) {
-          for (const id of s.created) {
-            a.sessionObjects.delete(id);
-            a.handleOf.delete(id);
-          }
-        }
-      };
+      // The slot's RW sessions: its sessions less the read-only ones it counts.
+      const rw = sl.sessions.size - sl.roSessions;
+      // The session objects of the sessions that go, with them. A loop with no call in it: it runs once per
+      // C_CloseAllSessions, mostly before the JIT has optimized it.
       if (sl.sessions.size === a.sessions.size) {
         // Every session of the application is on this slot (the usual case): the map goes whole. Deleting 100k
         // entries one by one cost more than all the rest of the call (the hash table shrinks and rehashes as it goes).
-        for (const s of a.sessions.values()) gone(s);
+        if (a.sessionObjects.size > 0) {
+          for (const s of a.sessions.values()) {
+            if (s.created) for (const id of s.created) dropSessionObject(a, id);
+          }
+        }
         a.sessions = new Map();
       } else {
         for (const h of sl.sessions) {
-          gone(a.sessions.get(h)!);
+          const s = a.sessions.get(h)!;
+          if (s.created) for (const id of s.created) dropSessionObject(a, id);
           a.sessions.delete(h);
         }
       }
