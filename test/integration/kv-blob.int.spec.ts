@@ -1,7 +1,8 @@
 /**
  * Values larger than a KV entry (events/kv-blob.ts), on a real nats-server whose max_payload is the default 1 MiB:
  * a 1.3 MiB value is written in chunks and read back whole; a new generation replaces it and the old chunks go; a
- * reader never sees half a value; a missing chunk is an error, not a short value.
+ * reader never sees half a value; a missing chunk is an error, not a short value; a reader that a writer overtakes
+ * (the chunks it was reading purged under it) reads the new value.
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { Kvm, type KV } from "@nats-io/kv";
@@ -39,5 +40,30 @@ describe("KV blobs", () => {
     await putBlob(kv, "broken", 5, bytes(KV_CHUNK + 10, 3), {});
     await kv.purge("broken.5.1");
     await expect(getBlob(kv, "broken")).rejects.toThrow(/chunk 1 of broken \(generation 5\) is missing/);
+  });
+
+  it("a reader overtaken by a writer (its generation's chunks purged while it reads them) reads the new value", async () => {
+    const first = bytes(KV_CHUNK + 10, 4);
+    const second = bytes(KV_CHUNK * 2 + 5, 5);
+    await putBlob(kv, "race", 1, first, { note: "first" });
+    // The reader has the meta entry of generation 1; the writer puts generation 2 (and purges 1) before the reader
+    // asks for its second chunk.
+    let raced = false;
+    const racing = new Proxy(kv, {
+      get(target, name) {
+        if (name !== "get") return Reflect.get(target, name, target);
+        return async (k: string) => {
+          if (k === "race.1.1" && !raced) {
+            raced = true;
+            await putBlob(target, "race", 2, second, { note: "second" });
+          }
+          return target.get(k);
+        };
+      },
+    });
+    const got = await getBlob<{ note: string }>(racing, "race");
+    expect(raced).toBe(true);
+    expect(got!.meta).toMatchObject({ gen: 2, note: "second", size: second.length });
+    expect(Buffer.from(got!.body).equals(Buffer.from(second))).toBe(true);
   });
 });
