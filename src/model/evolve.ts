@@ -405,8 +405,10 @@ export function evolve(state: SimState, fact: Fact, env: EvolveEnv): void {
       const sl = slot(a, fact.slotID);
       // The slot's RW sessions: its sessions less the read-only ones it counts.
       const rw = sl.sessions.size - sl.roSessions;
-      // The session objects of the sessions that go, with them. A loop with no call in it: it runs once per
-      // C_CloseAllSessions, mostly before the JIT has optimized it.
+      // The session objects of the sessions that go, with them. The sessions are walked for them only when the
+      // application has any: this runs once per C_CloseAllSessions, mostly before the JIT has optimized it, and with
+      // none every delete would find nothing (a session's `created` ids are session objects', which leave
+      // `sessionObjects` and `handleOf` together).
       if (sl.sessions.size === a.sessions.size) {
         // Every session of the application is on this slot (the usual case): the map goes whole. Deleting 100k
         // entries one by one cost more than all the rest of the call (the hash table shrinks and rehashes as it goes).
